@@ -1,0 +1,512 @@
+package io.olmoppl.checkpoint;
+
+import com.google.gson.JsonElement;
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
+import io.olmoppl.checkpoint.OlmoConfig.Layout;
+import io.olmoppl.checkpoint.SafetensorsFile.TensorInfo;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.util.ArrayList;
+import java.util.HexFormat;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.stream.Stream;
+
+/**
+ * A validated Hugging Face checkpoint directory: config, tensor index (single or sharded safetensors), tokenizer, the
+ * weight-tying decision and a fingerprint. Opening it reads headers only (plus the two matrices when an output copy
+ * has to be compared with the embedding); {@link io.olmoppl.model.OlmoWeights} loads the data.
+ *
+ * <p>Loading is strict: a missing, unexpected or misshaped tensor is an error naming it, the expected shape and the
+ * file.
+ */
+public final class Checkpoint implements WeightSource {
+  /** Where a tensor lies: the file and its header entry. */
+  public record Located(SafetensorsFile file, TensorInfo info) {}
+
+  private final Path dir;
+  private final OlmoConfig config;
+  private final Map<String, Located> tensors;
+  private final Map<String, long[]> expected;
+  private final Path tokenizerJson;
+  private final Tying tying;
+  private final String fingerprint;
+  private final int tokenizerSize;
+
+  private Checkpoint(Path dir, OlmoConfig config, Map<String, Located> tensors, Map<String, long[]> expected,
+      Path tokenizerJson, Tying tying, String fingerprint, int tokenizerSize) {
+    this.dir = dir;
+    this.config = config;
+    this.tensors = tensors;
+    this.expected = expected;
+    this.tokenizerJson = tokenizerJson;
+    this.tying = tying;
+    this.fingerprint = fingerprint;
+    this.tokenizerSize = tokenizerSize;
+  }
+
+  /**
+   * Opens and validates a checkpoint directory.
+   *
+   * @param dir the directory holding config.json, model.safetensors (or an index) and tokenizer.json
+   * @param rule what to do with a stored output matrix that differs from a tied embedding
+   * @throws CheckpointException naming what is wrong, why and how to fix it
+   */
+  public static Checkpoint open(Path dir, TyingRule rule) {
+    if (!Files.isDirectory(dir)) {
+      throw new CheckpointException("--model " + dir + " is not a directory. Pass the Hugging Face checkpoint"
+          + " directory (config.json, model.safetensors, tokenizer.json).");
+    }
+    Path configPath = dir.resolve("config.json");
+    if (!Files.isRegularFile(configPath)) {
+      throw new CheckpointException(dir + " has no config.json, so it is not a Hugging Face checkpoint directory."
+          + " Point --model at the directory that holds config.json, model.safetensors and tokenizer.json.");
+    }
+    byte[] configBytes = read(configPath);
+    JsonObject json;
+    try {
+      json = JsonParser.parseString(new String(configBytes, StandardCharsets.UTF_8)).getAsJsonObject();
+    } catch (RuntimeException e) {
+      throw new CheckpointException(configPath + " is not a JSON object (" + e.getMessage() + "). Restore the"
+          + " checkpoint's config.json.");
+    }
+    OlmoConfig config = OlmoConfig.fromJson(json, configPath.toString());
+
+    Map<String, Located> tensors = index(dir);
+    Path tokPath = dir.resolve("tokenizer.json");
+    if (!Files.isRegularFile(tokPath)) {
+      throw new CheckpointException(dir + " has no tokenizer.json. olmo-ppl tokenizes with the checkpoint's own"
+          + " Hugging Face tokenizer; copy the model's tokenizer.json into the directory.");
+    }
+    byte[] tokBytes = read(tokPath);
+    JsonObject tok = JsonParser.parseString(new String(tokBytes, StandardCharsets.UTF_8)).getAsJsonObject();
+    int tokSize = tokenizerSize(tok);
+    if (tokSize > config.vocabRows()) {
+      throw new CheckpointException(tokPath + " has token ids up to " + (tokSize - 1) + " but the model has only "
+          + config.vocabRows() + " embedding rows, so some tokens have no embedding. Use the tokenizer.json that"
+          + " belongs to this model.");
+    }
+    config = fixEos(config, tok);
+
+    Map<String, long[]> expected = expectedTensors(config);
+    Tying tying = resolveTying(config, tensors, rule);
+    validate(dir, config, tensors, expected, tying);
+    String fingerprint = fingerprint(configBytes, tokBytes, tensors);
+    return new Checkpoint(dir, config, tensors, expected, tokPath, tying, fingerprint, tokSize);
+  }
+
+  private static byte[] read(Path p) {
+    try {
+      return Files.readAllBytes(p);
+    } catch (IOException e) {
+      throw new CheckpointException("cannot read " + p + ": " + e.getMessage(), e);
+    }
+  }
+
+  /** Builds the name -> file index from model.safetensors or model.safetensors.index.json; refuses pickles. */
+  private static Map<String, Located> index(Path dir) {
+    Path single = dir.resolve("model.safetensors");
+    Path idx = dir.resolve("model.safetensors.index.json");
+    Map<String, Located> out = new TreeMap<>();
+    if (Files.isRegularFile(single)) {
+      SafetensorsFile f = SafetensorsFile.open(single);
+      f.tensors().values().forEach(t -> out.put(t.name(), new Located(f, t)));
+      return out;
+    }
+    if (Files.isRegularFile(idx)) {
+      JsonObject map = JsonParser.parseString(new String(read(idx), StandardCharsets.UTF_8)).getAsJsonObject()
+          .getAsJsonObject("weight_map");
+      if (map == null) {
+        throw new CheckpointException(idx + " has no weight_map object. Re-save the sharded checkpoint.");
+      }
+      Map<String, SafetensorsFile> files = new LinkedHashMap<>();
+      for (Map.Entry<String, JsonElement> e : map.entrySet()) {
+        String shard = e.getValue().getAsString();
+        Path shardPath = dir.resolve(shard).normalize();
+        if (!shardPath.startsWith(dir.normalize()) || !Files.isRegularFile(shardPath)) {
+          throw new CheckpointException(idx + " maps tensor " + e.getKey() + " to " + shard + ", which is not a file"
+              + " in " + dir + ". Download every shard listed in the index.");
+        }
+        SafetensorsFile f = files.computeIfAbsent(shard, s -> SafetensorsFile.open(shardPath));
+        TensorInfo info = f.tensors().get(e.getKey());
+        if (info == null) {
+          throw new CheckpointException(idx + " says tensor " + e.getKey() + " is in " + shard + ", but that file does"
+              + " not hold it. The shards and the index do not belong together; re-download the checkpoint.");
+        }
+        out.put(e.getKey(), new Located(f, info));
+      }
+      return out;
+    }
+    try (Stream<Path> s = Files.list(dir)) {
+      List<String> pickles = s.map(p -> p.getFileName().toString())
+          .filter(n -> n.endsWith(".bin") || n.endsWith(".pt") || n.endsWith(".pth") || n.endsWith(".ckpt")
+              || n.equals("pytorch_model.bin.index.json"))
+          .sorted().toList();
+      if (!pickles.isEmpty()) {
+        throw new CheckpointException(dir + " holds only pickle weights " + pickles + ". olmo-ppl never loads pickle"
+            + " files (loading one runs arbitrary code). Convert the checkpoint to safetensors first, e.g. in Python:"
+            + " AutoModelForCausalLM.from_pretrained(DIR).save_pretrained(OUT, safe_serialization=True), and copy"
+            + " tokenizer.json next to it.");
+      }
+    } catch (IOException e) {
+      throw new CheckpointException("cannot list " + dir + ": " + e.getMessage(), e);
+    }
+    throw new CheckpointException(dir + " has no model.safetensors and no model.safetensors.index.json. Download"
+        + " the safetensors weights of the checkpoint into this directory.");
+  }
+
+  /** @return 1 + the largest token id the tokenizer can produce */
+  private static int tokenizerSize(JsonObject tok) {
+    int max = -1;
+    JsonObject model = tok.getAsJsonObject("model");
+    if (model != null && model.has("vocab") && model.get("vocab").isJsonObject()) {
+      for (Map.Entry<String, JsonElement> e : model.getAsJsonObject("vocab").entrySet()) {
+        max = Math.max(max, e.getValue().getAsInt());
+      }
+    }
+    if (tok.has("added_tokens")) {
+      for (JsonElement e : tok.getAsJsonArray("added_tokens")) {
+        max = Math.max(max, e.getAsJsonObject().get("id").getAsInt());
+      }
+    }
+    return max + 1;
+  }
+
+  /**
+   * OLMo-1 configs in the wild say {@code eos_token_id: 0}, the id the training tokenizer calls {@code
+   * |||IP_ADDRESS|||}; the documents were terminated with {@code <|endoftext|>} (50279). OLMO.md section 3.1.
+   */
+  private static OlmoConfig fixEos(OlmoConfig config, JsonObject tok) {
+    if (config.eosTokenId() != 0 || !tok.has("added_tokens")) {
+      return config;
+    }
+    String id0 = null;
+    Integer eot = null;
+    for (JsonElement e : tok.getAsJsonArray("added_tokens")) {
+      JsonObject o = e.getAsJsonObject();
+      int id = o.get("id").getAsInt();
+      String content = o.get("content").getAsString();
+      if (id == 0) {
+        id0 = content;
+      }
+      if (content.equals("<|endoftext|>")) {
+        eot = id;
+      }
+    }
+    if (eot != null && eot != 0 && !"<|endoftext|>".equals(id0)) {
+      return config.withEos(eot, "config.json says eos_token_id 0, which this tokenizer calls " + id0 + "; using "
+          + eot + " (<|endoftext|>) as OLMo's converters do (the known OLMo eos bug)");
+    }
+    return config;
+  }
+
+  /** Names of the embedding and of the stored output matrix in this layout. */
+  public static String embeddingName(Layout layout) {
+    return layout == Layout.HF_OLMO ? "model.transformer.wte.weight" : "model.embed_tokens.weight";
+  }
+
+  public static String outputName(Layout layout) {
+    return layout == Layout.HF_OLMO ? "model.transformer.ff_out.weight" : "lm_head.weight";
+  }
+
+  /** Every tensor the layout requires, with its shape, except the output matrix (decided by tying). */
+  static Map<String, long[]> expectedTensors(OlmoConfig c) {
+    Map<String, long[]> m = new LinkedHashMap<>();
+    long h = c.hiddenSize();
+    long kvd = c.kvDim();
+    long inter = c.intermediateSize();
+    m.put(embeddingName(c.layout()), new long[] {c.vocabRows(), h});
+    for (int i = 0; i < c.numHiddenLayers(); i++) {
+      if (c.layout() == Layout.HF_OLMO) {
+        String p = "model.transformer.blocks." + i + ".";
+        m.put(p + "att_proj.weight", new long[] {h + 2 * kvd, h});
+        m.put(p + "attn_out.weight", new long[] {h, h});
+        m.put(p + "ff_proj.weight", new long[] {2 * inter, h});
+        m.put(p + "ff_out.weight", new long[] {h, inter});
+        if (c.attentionBias()) {
+          m.put(p + "att_proj.bias", new long[] {h + 2 * kvd});
+          m.put(p + "attn_out.bias", new long[] {h});
+          m.put(p + "ff_proj.bias", new long[] {2 * inter});
+          m.put(p + "ff_out.bias", new long[] {h});
+        }
+        for (String norm : List.of("attn_norm", "ff_norm")) {
+          if (c.normAffine()) {
+            m.put(p + norm + ".weight", new long[] {h});
+          }
+          if (c.normBias()) {
+            m.put(p + norm + ".bias", new long[] {h});
+          }
+        }
+      } else {
+        String p = "model.layers." + i + ".";
+        m.put(p + "self_attn.q_proj.weight", new long[] {h, h});
+        m.put(p + "self_attn.k_proj.weight", new long[] {kvd, h});
+        m.put(p + "self_attn.v_proj.weight", new long[] {kvd, h});
+        m.put(p + "self_attn.o_proj.weight", new long[] {h, h});
+        if (c.attentionBias()) {
+          m.put(p + "self_attn.q_proj.bias", new long[] {h});
+          m.put(p + "self_attn.k_proj.bias", new long[] {kvd});
+          m.put(p + "self_attn.v_proj.bias", new long[] {kvd});
+          m.put(p + "self_attn.o_proj.bias", new long[] {h});
+        }
+        m.put(p + "mlp.gate_proj.weight", new long[] {inter, h});
+        m.put(p + "mlp.up_proj.weight", new long[] {inter, h});
+        m.put(p + "mlp.down_proj.weight", new long[] {h, inter});
+        if (c.layout() == Layout.OLMO2) {
+          m.put(p + "self_attn.q_norm.weight", new long[] {h});
+          m.put(p + "self_attn.k_norm.weight", new long[] {kvd});
+          m.put(p + "post_attention_layernorm.weight", new long[] {h});
+          m.put(p + "post_feedforward_layernorm.weight", new long[] {h});
+        }
+      }
+    }
+    if (c.layout() == Layout.HF_OLMO) {
+      if (c.normAffine()) {
+        m.put("model.transformer.ln_f.weight", new long[] {h});
+      }
+      if (c.normBias()) {
+        m.put("model.transformer.ln_f.bias", new long[] {h});
+      }
+    } else if (c.layout() == Layout.OLMO2) {
+      m.put("model.norm.weight", new long[] {h});
+    }
+    return m;
+  }
+
+  private static Tying resolveTying(OlmoConfig c, Map<String, Located> tensors, TyingRule rule) {
+    String emb = embeddingName(c.layout());
+    String out = outputName(c.layout());
+    Located e = tensors.get(emb);
+    Located o = tensors.get(out);
+    String key = c.tyingKey() + (c.tyingKeyPresent() ? "" : " (absent: " + c.layout().id() + " default)");
+    if (e == null) {
+      throw new CheckpointException("the checkpoint has no embedding tensor " + emb + " (expected shape ["
+          + c.vocabRows() + ", " + c.hiddenSize() + "]). The weights are incomplete or not an OLMo "
+          + c.layout().id() + " checkpoint.");
+    }
+    if (!c.tied()) {
+      if (o == null) {
+        throw new CheckpointException("the config says the model is untied (" + key + " = false), but the"
+            + " checkpoint has no output matrix " + out + " (expected shape [" + c.vocabRows() + ", "
+            + c.hiddenSize() + "]) in " + e.file().path() + ". If the model ties its output to the embedding, set "
+            + c.tyingKey() + ": true in config.json; otherwise the weights are incomplete.");
+      }
+      return new Tying(false, List.of(), emb, out, null, List.of());
+    }
+    if (o == null) {
+      return new Tying(true, List.of(emb), emb, emb, null, List.of());
+    }
+    checkShape(out, o, new long[] {c.vocabRows(), c.hiddenSize()});
+    double diff = maxAbsDiff(e, o);
+    if (diff == 0.0 && sameBits(e, o)) {
+      return new Tying(true, List.of(emb, out), emb, emb, null, List.of());
+    }
+    String both = "the config says tied (" + key + " = true), but the checkpoint stores an output matrix " + out
+        + " that differs from the embedding " + emb + " (max abs difference " + diff + ")";
+    switch (rule) {
+      case CONFIG:
+        return new Tying(true, List.of(emb), emb, emb, out, List.of(both + "; --tying config: logits use " + emb
+            + " (OLMo's rule) and " + out + " is ignored"));
+      case CHECKPOINT:
+        return new Tying(false, List.of(), emb, out, null, List.of(both + "; --tying checkpoint: " + out
+            + " is used as an untied output projection"));
+      default:
+        throw new CheckpointException(both + ". olmo-ppl will not pick one silently. Choose: --tying config"
+            + " (OLMo's rule: logits from " + emb + ", ignore " + out + ") or --tying checkpoint (use " + out
+            + " as an untied output matrix), or fix the checkpoint.");
+    }
+  }
+
+  private static boolean sameBits(Located a, Located b) {
+    if (a.info().dtype() != b.info().dtype()) {
+      return true; // values already compared equal after exact widening; different storage of one matrix
+    }
+    List<ByteBuffer> x = a.file().map(a.info());
+    List<ByteBuffer> y = b.file().map(b.info());
+    for (int i = 0; i < x.size(); i++) {
+      if (!x.get(i).equals(y.get(i))) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /** Max |a - b| over all elements after exact widening to float ({@code +inf} for NaN mismatches). */
+  private static double maxAbsDiff(Located a, Located b) {
+    List<ByteBuffer> x = a.file().map(a.info());
+    List<ByteBuffer> y = b.file().map(b.info());
+    DType dx = a.info().dtype();
+    DType dy = b.info().dtype();
+    long n = a.info().numel();
+    double max = 0;
+    int cx = 0;
+    int cy = 0;
+    int px = 0;
+    int py = 0;
+    for (long i = 0; i < n; i++) {
+      if (px >= x.get(cx).capacity()) {
+        cx++;
+        px = 0;
+      }
+      if (py >= y.get(cy).capacity()) {
+        cy++;
+        py = 0;
+      }
+      float fx = DType.widen(dx, x.get(cx), px);
+      float fy = DType.widen(dy, y.get(cy), py);
+      px += dx.bytes();
+      py += dy.bytes();
+      double d = Math.abs((double) fx - fy);
+      if (Double.isNaN(d)) {
+        d = Float.isNaN(fx) && Float.isNaN(fy) ? 0 : Double.POSITIVE_INFINITY;
+      }
+      max = Math.max(max, d);
+    }
+    return max;
+  }
+
+  private static void checkShape(String name, Located t, long[] shape) {
+    if (!java.util.Arrays.equals(t.info().shape(), shape)) {
+      throw new CheckpointException("tensor " + name + " in " + t.file().path() + " has shape "
+          + t.info().shapeString() + " but the config implies " + java.util.Arrays.toString(shape)
+          + ". The weights do not match config.json; use the config that belongs to these weights.");
+    }
+  }
+
+  private static void validate(Path dir, OlmoConfig c, Map<String, Located> tensors, Map<String, long[]> expected,
+      Tying tying) {
+    List<String> missing = new ArrayList<>();
+    for (Map.Entry<String, long[]> e : expected.entrySet()) {
+      Located t = tensors.get(e.getKey());
+      if (t == null) {
+        missing.add(e.getKey() + " " + java.util.Arrays.toString(e.getValue()));
+      } else {
+        checkShape(e.getKey(), t, e.getValue());
+      }
+    }
+    String out = outputName(c.layout());
+    boolean outBias = c.layout() == Layout.HF_OLMO && c.mlpBias() && !tying.tied();
+    if (!tying.tied()) {
+      checkShape(out, tensors.get(out), new long[] {c.vocabRows(), c.hiddenSize()});
+      if (outBias && !tensors.containsKey("model.transformer.ff_out.bias")) {
+        missing.add("model.transformer.ff_out.bias [" + c.vocabRows() + "]");
+      }
+    }
+    if (!missing.isEmpty()) {
+      throw new CheckpointException("the checkpoint in " + dir + " lacks " + missing.size() + " tensor(s) that its "
+          + c.layout().id() + " config requires: " + abbreviate(missing) + ". The weights are incomplete or belong to"
+          + " a different config; re-download the checkpoint or use its own config.json.");
+    }
+    List<String> unexpected = new ArrayList<>();
+    for (Map.Entry<String, Located> e : tensors.entrySet()) {
+      String n = e.getKey();
+      if (expected.containsKey(n) || n.equals(out) || (outBias && n.equals("model.transformer.ff_out.bias"))
+          || n.endsWith("rotary_emb.inv_freq")) {
+        continue;
+      }
+      unexpected.add(n + " " + e.getValue().info().shapeString() + " in " + e.getValue().file().path().getFileName());
+    }
+    if (!unexpected.isEmpty()) {
+      throw new CheckpointException("the checkpoint in " + dir + " has " + unexpected.size() + " tensor(s) that its "
+          + c.layout().id() + " config does not use: " + abbreviate(unexpected) + ". olmo-ppl loads strictly so that"
+          + " a mismatched config cannot go unnoticed; check that config.json belongs to these weights.");
+    }
+  }
+
+  private static String abbreviate(List<String> names) {
+    return names.size() <= 8 ? names.toString() : names.subList(0, 8) + " and " + (names.size() - 8) + " more";
+  }
+
+  private static String fingerprint(byte[] config, byte[] tokenizer, Map<String, Located> tensors) {
+    try {
+      MessageDigest md = MessageDigest.getInstance("SHA-256");
+      md.update(config);
+      md.update((byte) 0);
+      md.update(tokenizer);
+      for (Located t : tensors.values()) { // TreeMap: sorted by name
+        TensorInfo i = t.info();
+        md.update((i.name() + "|" + i.dtype() + "|" + i.shapeString() + "|" + i.byteLength() + "\n")
+            .getBytes(StandardCharsets.UTF_8));
+      }
+      return HexFormat.of().formatHex(md.digest()).substring(0, 16);
+    } catch (java.security.NoSuchAlgorithmException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  @Override
+  public TensorInfo info(String name) {
+    return tensors.get(name).info();
+  }
+
+  @Override
+  public List<ByteBuffer> chunks(String name) {
+    Located t = tensors.get(name);
+    return t.file().map(t.info());
+  }
+
+  public Path dir() {
+    return dir;
+  }
+
+  public OlmoConfig config() {
+    return config;
+  }
+
+  /** @return every stored tensor by name (sorted) */
+  public Map<String, Located> tensors() {
+    return tensors;
+  }
+
+  /** @return the tensors the forward pass uses besides the output matrix, with shapes */
+  public Map<String, long[]> expected() {
+    return expected;
+  }
+
+  public Path tokenizerJson() {
+    return tokenizerJson;
+  }
+
+  public Tying tying() {
+    return tying;
+  }
+
+  /** @return a stable hash of config.json, tokenizer.json and the tensor headers */
+  public String fingerprint() {
+    return fingerprint;
+  }
+
+  public int tokenizerSize() {
+    return tokenizerSize;
+  }
+
+  /** @return the distinct tensors the model loads, in load order (the tied matrix once) */
+  public List<String> loadedTensors() {
+    List<String> names = new ArrayList<>(expected.keySet());
+    if (!tying.tied()) {
+      names.add(tying.outputTensor());
+      if (tensors.containsKey("model.transformer.ff_out.bias") && config.layout() == Layout.HF_OLMO
+          && config.mlpBias()) {
+        names.add("model.transformer.ff_out.bias");
+      }
+    }
+    return names;
+  }
+
+  /** @return number of parameters of the distinct loaded tensors */
+  public long parameterCount() {
+    return loadedTensors().stream().mapToLong(n -> tensors.get(n).info().numel()).sum();
+  }
+
+  /** @return stored bytes of the distinct loaded tensors (the tied matrix counted once) */
+  public long uniqueWeightBytes() {
+    return loadedTensors().stream().mapToLong(n -> tensors.get(n).info().byteLength()).sum();
+  }
+}

@@ -1,0 +1,526 @@
+package io.olmoppl.model;
+
+import ai.djl.Device;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.ndarray.types.SparseFormat;
+import ai.djl.nn.Activation;
+import io.olmoppl.checkpoint.Checkpoint;
+import io.olmoppl.checkpoint.DType;
+import io.olmoppl.checkpoint.OlmoConfig;
+import io.olmoppl.checkpoint.OlmoConfig.Layout;
+import io.olmoppl.checkpoint.OlmoConfig.NormType;
+import io.olmoppl.checkpoint.SafetensorsFile.TensorInfo;
+import io.olmoppl.checkpoint.WeightSource;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The OLMo forward pass on DJL's PyTorch engine, for OLMo-1 (both checkpoint layouts) and OLMo-2.
+ *
+ * <p>Mirrors allenai {@code olmo/model.py} ({@code OLMoSequentialBlock}) and transformers {@code modeling_olmo.py} /
+ * {@code modeling_olmo2.py}. Dimension letters: B batch, T tokens, C hidden, H heads, K kv heads, G = H/K query heads
+ * per kv head, D head dim, I gated MLP width, V logit width (embedding rows), N scored positions.
+ *
+ * <p>Memory: the weights live in one manager that is {@link NDManager#cap() capped} after loading. Every op is called
+ * on an activation (DJL puts a result in its receiver's manager), projections go through {@code linear(x, W)} and the
+ * embedding through {@code embedding(ids, W)}, so no weight is ever a receiver and nothing attaches to the weights.
+ * The tied embedding/output matrix is one tensor referenced by both roles.
+ */
+public final class OlmoModel implements AutoCloseable {
+  /** Bytes of fp32 logits one log-softmax chunk may hold: the full [N, V] logits are never materialised. */
+  static final long LOGIT_CHUNK_BYTES = 64L << 20;
+
+  private final OlmoConfig config;
+  private final Precision precision;
+  private final Device device;
+  private final NDManager weights;
+  private final NDArray embedding; // (V, C)
+  private final NDArray output; // (V, C); the same object as embedding when tied
+  private final NDArray outputBias; // (V) or null
+  private final NDArray finalNormWeight; // (C) or null
+  private final NDArray finalNormBias; // (C) or null
+  private final Layer[] layers;
+  private final double[][] ropeCos; // (maxPos, D)
+  private final double[][] ropeSin;
+  private final boolean tied;
+
+  /** One block's weights. Fused: qkv = [Q | K | V] rows, upGate = [up | gate] rows (hf_olmo's own layout). */
+  record Layer(NDArray qkv, NDArray qkvBias, NDArray out, NDArray outBias, NDArray upGate, NDArray upGateBias,
+      NDArray down, NDArray downBias, NDArray attnNormW, NDArray attnNormB, NDArray ffNormW, NDArray ffNormB,
+      NDArray qNormW, NDArray kNormW) {}
+
+  /** One forward row: input tokens plus the token after the last one, and the first position whose next token counts. */
+  public record Window(long[] tokens, int firstScored) {
+    public Window {
+      if (tokens.length < 2 || firstScored < 0 || firstScored > tokens.length - 2) {
+        throw new IllegalArgumentException("a window needs at least one scored target");
+      }
+    }
+
+    /** @return input length (tokens fed to the model) */
+    public int inputLength() {
+      return tokens.length - 1;
+    }
+
+    /** @return number of scored targets */
+    public int scored() {
+      return tokens.length - 1 - firstScored;
+    }
+  }
+
+  /**
+   * Loads a model from a checkpoint (or a broadcast copy of it).
+   *
+   * @param ckpt the validated checkpoint (config and tying decision)
+   * @param source where the tensor bytes come from (usually {@code ckpt} itself)
+   * @param device the engine device
+   * @param precision matmul precision
+   */
+  public static OlmoModel load(Checkpoint ckpt, WeightSource source, Device device, Precision precision) {
+    return new OlmoModel(ckpt.config(), ckpt.tying().tied(), ckpt.tying().embeddingTensor(),
+        ckpt.tying().outputTensor(), source, device, precision);
+  }
+
+  OlmoModel(OlmoConfig c, boolean tied, String embName, String outName, WeightSource src, Device device,
+      Precision precision) {
+    this.config = c;
+    this.precision = precision;
+    this.device = device;
+    this.tied = tied;
+    this.weights = engine().newBaseManager(device);
+    weights.setName("olmo-weights");
+    try {
+      Loader l = new Loader(src, weights, precision);
+      embedding = l.matrix(embName);
+      output = tied ? embedding : l.matrix(outName);
+      outputBias = !tied && c.layout() == Layout.HF_OLMO && c.mlpBias() ? l.vector("model.transformer.ff_out.bias")
+          : null;
+      layers = new Layer[c.numHiddenLayers()];
+      for (int i = 0; i < layers.length; i++) {
+        layers[i] = c.layout() == Layout.HF_OLMO ? hfOlmoLayer(l, c, i) : transformersLayer(l, c, i);
+      }
+      if (c.layout() == Layout.HF_OLMO) {
+        finalNormWeight = c.normAffine() ? l.vector("model.transformer.ln_f.weight") : null;
+        finalNormBias = c.normBias() ? l.vector("model.transformer.ln_f.bias") : null;
+      } else {
+        finalNormWeight = c.layout() == Layout.OLMO2 ? l.vector("model.norm.weight") : null;
+        finalNormBias = null;
+      }
+      weights.cap(); // any op that would attach a result to the weights now throws
+    } catch (RuntimeException e) {
+      weights.close();
+      throw e;
+    }
+    double[][][] tables = Rope.tables(c.maxPositionEmbeddings(), c.headDim(), c.ropeTheta());
+    ropeCos = tables[0];
+    ropeSin = tables[1];
+  }
+
+  private static Layer hfOlmoLayer(Loader l, OlmoConfig c, int i) {
+    String p = "model.transformer.blocks." + i + ".";
+    boolean b = c.attentionBias();
+    return new Layer(l.matrix(p + "att_proj.weight"), b ? l.vector(p + "att_proj.bias") : null,
+        l.matrix(p + "attn_out.weight"), b ? l.vector(p + "attn_out.bias") : null,
+        l.matrix(p + "ff_proj.weight"), b ? l.vector(p + "ff_proj.bias") : null,
+        l.matrix(p + "ff_out.weight"), b ? l.vector(p + "ff_out.bias") : null,
+        c.normAffine() ? l.vector(p + "attn_norm.weight") : null,
+        c.normBias() ? l.vector(p + "attn_norm.bias") : null,
+        c.normAffine() ? l.vector(p + "ff_norm.weight") : null,
+        c.normBias() ? l.vector(p + "ff_norm.bias") : null, null, null);
+  }
+
+  private static Layer transformersLayer(Loader l, OlmoConfig c, int i) {
+    String p = "model.layers." + i + ".";
+    String a = p + "self_attn.";
+    boolean olmo2 = c.layout() == Layout.OLMO2;
+    boolean b = c.attentionBias();
+    return new Layer(
+        l.fusedMatrix(a + "q_proj.weight", a + "k_proj.weight", a + "v_proj.weight"),
+        b ? l.fusedVector(a + "q_proj.bias", a + "k_proj.bias", a + "v_proj.bias") : null,
+        l.matrix(a + "o_proj.weight"), b ? l.vector(a + "o_proj.bias") : null,
+        l.fusedMatrix(p + "mlp.up_proj.weight", p + "mlp.gate_proj.weight"), null,
+        l.matrix(p + "mlp.down_proj.weight"), null,
+        olmo2 ? l.vector(p + "post_attention_layernorm.weight") : null, null,
+        olmo2 ? l.vector(p + "post_feedforward_layernorm.weight") : null, null,
+        olmo2 ? l.vector(a + "q_norm.weight") : null, olmo2 ? l.vector(a + "k_norm.weight") : null);
+  }
+
+  /** Turns stored tensors into engine arrays in the weights' manager (before it is capped). */
+  private static final class Loader {
+    private static final int BF16_BLOCK = 1 << 24; // elements widened per direct-buffer round trip
+    private final WeightSource src;
+    private final NDManager m;
+    private final Precision precision;
+    private ByteBuffer scratch;
+
+    Loader(WeightSource src, NDManager m, Precision precision) {
+      this.src = src;
+      this.m = m;
+      this.precision = precision;
+    }
+
+    /** A projection matrix, in the matmul precision. */
+    NDArray matrix(String name) {
+      NDArray a = fp32(name);
+      if (precision == Precision.FP16) {
+        NDArray h = a.toType(DataType.FLOAT16, true);
+        a.close();
+        return h;
+      }
+      return a;
+    }
+
+    /** A norm weight or bias: always float32. */
+    NDArray vector(String name) {
+      return fp32(name);
+    }
+
+    NDArray fusedMatrix(String... names) {
+      NDArray fused = fused(names);
+      if (precision == Precision.FP16) {
+        NDArray h = fused.toType(DataType.FLOAT16, true);
+        fused.close();
+        return h;
+      }
+      return fused;
+    }
+
+    NDArray fusedVector(String... names) {
+      return fused(names);
+    }
+
+    private NDArray fused(String... names) {
+      NDList parts = new NDList();
+      for (String n : names) {
+        parts.add(fp32(n));
+      }
+      NDArray fused = NDArrays.concat(parts, 0);
+      parts.close();
+      return fused;
+    }
+
+    /** Reads a tensor as float32 on the device; stored F16/BF16 values are widened exactly. */
+    NDArray fp32(String name) {
+      TensorInfo info = src.info(name);
+      long[] shape = info.shape();
+      long rowElems = shape.length == 0 ? 1 : info.numel() / Math.max(1, shape[0]);
+      NDList parts = new NDList();
+      for (ByteBuffer chunk : src.chunks(name)) {
+        long elems = chunk.remaining() / info.dtype().bytes();
+        long[] cs = shape.clone();
+        if (cs.length > 0) {
+          cs[0] = rowElems == 0 ? 0 : elems / rowElems;
+        }
+        parts.add(chunkToFloat(chunk.order(ByteOrder.LITTLE_ENDIAN), info.dtype(), new Shape(cs)));
+      }
+      if (parts.size() == 1) {
+        return parts.get(0);
+      }
+      NDArray all = NDArrays.concat(parts, 0);
+      parts.close();
+      return all;
+    }
+
+    private NDArray chunkToFloat(ByteBuffer chunk, DType dtype, Shape shape) {
+      if (dtype == DType.BF16) {
+        // DJL's PyTorch JNI aborts the JVM on any BF16 tensor: widen in Java (bf16 = upper half of a float32).
+        return bf16ToFloat(chunk, shape);
+      }
+      ByteBuffer direct = chunk;
+      if (!chunk.isDirect()) {
+        direct = ByteBuffer.allocateDirect(chunk.remaining()).order(ByteOrder.LITTLE_ENDIAN);
+        direct.put(chunk.duplicate()).flip();
+      }
+      // zero-copy view over the (read-only) mapping, then an engine-owned float32 copy on the device
+      NDArray view = m.create(direct, shape, dtype == DType.F32 ? DataType.FLOAT32 : DataType.FLOAT16);
+      NDArray owned = dtype == DType.F32 && device(view).equals(m.getDevice())
+          ? view.duplicate() : view.toType(DataType.FLOAT32, true).toDevice(m.getDevice(), false);
+      view.close();
+      return owned;
+    }
+
+    private static Device device(NDArray a) {
+      return a.getDevice();
+    }
+
+    private NDArray bf16ToFloat(ByteBuffer chunk, Shape shape) {
+      long n = shape.size();
+      if (scratch == null) {
+        scratch = ByteBuffer.allocateDirect(BF16_BLOCK * 4).order(ByteOrder.LITTLE_ENDIAN);
+      }
+      NDList blocks = new NDList();
+      int pos = chunk.position();
+      for (long done = 0; done < n; ) {
+        int len = (int) Math.min(BF16_BLOCK, n - done);
+        scratch.clear();
+        for (int i = 0; i < len; i++) {
+          scratch.putInt((chunk.getShort(pos + 2 * i) & 0xFFFF) << 16);
+        }
+        scratch.flip();
+        NDArray view = m.create(scratch, new Shape(len), DataType.FLOAT32);
+        blocks.add(view.duplicate());
+        view.close();
+        pos += 2 * len;
+        done += len;
+      }
+      NDArray flat = blocks.size() == 1 ? blocks.get(0) : NDArrays.concat(blocks, 0);
+      NDArray shaped = flat.reshape(shape);
+      if (blocks.size() > 1) {
+        blocks.close();
+      }
+      return shaped;
+    }
+  }
+
+  public OlmoConfig config() {
+    return config;
+  }
+
+  public Precision precision() {
+    return precision;
+  }
+
+  public Device device() {
+    return device;
+  }
+
+  /** @return whether the output projection is the embedding tensor itself */
+  public boolean tied() {
+    return tied;
+  }
+
+  /** @return the one tensor used as input embedding (and, when tied, as output projection) */
+  public NDArray embedding() {
+    return embedding;
+  }
+
+  /** @return the tensor used as output projection; {@code == embedding()} when tied */
+  public NDArray output() {
+    return output;
+  }
+
+  /** @return the capped manager that owns every weight */
+  public NDManager weightsManager() {
+    return weights;
+  }
+
+  /**
+   * Scores windows in one padded batch: for each window, {@code log p(tokens[j+1] | tokens[0..j])} for every scored
+   * position j, over the full logit width. Rows are right-padded; with a causal mask padding never reaches a real
+   * position, so a window's scores do not depend on its batch companions.
+   *
+   * @param batchManager per-batch scope; every intermediate is attached to it and freed when it closes
+   * @return per window, its scored log-probs in order
+   */
+  public float[][] logProbs(NDManager batchManager, List<Window> windows) {
+    int b = windows.size();
+    int t = windows.stream().mapToInt(Window::inputLength).max().orElse(0);
+    if (t > config.maxPositionEmbeddings() && t > ropeCos.length) {
+      throw new IllegalArgumentException("window of " + t + " tokens exceeds the rotary table");
+    }
+    long[] ids = new long[b * t];
+    int n = windows.stream().mapToInt(Window::scored).sum();
+    long[] rows = new long[n];
+    long[] targets = new long[n];
+    int k = 0;
+    for (int i = 0; i < b; i++) {
+      Window w = windows.get(i);
+      System.arraycopy(w.tokens(), 0, ids, i * t, w.inputLength());
+      for (int j = w.firstScored(); j < w.inputLength(); j++) {
+        rows[k] = (long) i * t + j;
+        targets[k++] = w.tokens()[j + 1];
+      }
+    }
+    NDManager m = batchManager;
+    NDArray idArr = m.create(ids, new Shape(b, t)); // (B, T)
+    NDArray x = hidden(m, idArr, b, t); // (B, T, C) after the final norm
+    NDArray flat = x.reshape(b * (long) t, config.hiddenSize()); // (B*T, C)
+    NDArray rowIdx = m.create(rows);
+    NDArray picked = rowIdx.getNDArrayInternal().embedding(rowIdx, flat, SparseFormat.DENSE).head(); // (N, C)
+    float[] lp = new float[n];
+    long chunk = Math.max(1, LOGIT_CHUNK_BYTES / (4L * config.vocabRows()));
+    for (int s = 0; s < n; s += chunk) {
+      int e = (int) Math.min(n, s + chunk);
+      try (NDManager cm = m.newSubManager()) {
+        NDArray xs = picked.get(s + ":" + e); // (n, C)
+        cm.tempAttachAll(xs);
+        NDArray logits = linear(xs, output, outputBias); // (n, V) fp32
+        if (config.scaleLogits()) {
+          logits = logits.mul(1.0 / Math.sqrt(config.hiddenSize()));
+        }
+        NDArray tgt = cm.create(java.util.Arrays.copyOfRange(targets, s, e)).reshape(e - s, 1);
+        // log p = logits[target] - logsumexp(logits), in float32 over all V rows (padding rows included)
+        float[] part = logits.logSoftmax(-1).gather(tgt, -1).toFloatArray();
+        System.arraycopy(part, 0, lp, s, e - s);
+      }
+    }
+    float[][] out = new float[b][];
+    k = 0;
+    for (int i = 0; i < b; i++) {
+      out[i] = java.util.Arrays.copyOfRange(lp, k, k + windows.get(i).scored());
+      k += out[i].length;
+    }
+    return out;
+  }
+
+  /** Embedding, blocks and final norm. @return (B, T, C) float32 */
+  NDArray hidden(NDManager m, NDArray ids, int b, int t) {
+    OlmoConfig c = config;
+    int h = c.numAttentionHeads();
+    int kvh = c.numKeyValueHeads();
+    int d = c.headDim();
+    long cdim = c.hiddenSize();
+    NDArray x = ids.getNDArrayInternal().embedding(ids, embedding, SparseFormat.DENSE).head(); // (B, T, C)
+    if (x.getDataType() != DataType.FLOAT32) {
+      x = x.toType(DataType.FLOAT32, false);
+    }
+    NDArray[] rope = ropeArrays(m, t); // (T, D) each
+    NDArray mask = causalMask(m, t); // (T, T)
+    double scale = 1.0 / Math.sqrt(d);
+    for (Layer l : layers) {
+      NDArray hIn = c.normAfter() ? x : norm(x, l.attnNormW(), l.attnNormB());
+      NDArray qkv = linear(hIn, l.qkv(), l.qkvBias()); // (B, T, C + 2*K*D)
+      if (c.clipQkv() != null) {
+        qkv = qkv.clip(-c.clipQkv(), c.clipQkv());
+      }
+      NDList parts = qkv.split(new long[] {cdim, cdim + c.kvDim()}, 2);
+      NDArray q = parts.get(0); // (B, T, C)
+      NDArray k = parts.get(1); // (B, T, K*D)
+      NDArray v = parts.get(2);
+      if (c.qkNorm()) {
+        // OLMo-2 QK-norm: RMSNorm over the full projected width, before the head split
+        q = rmsNorm(q, l.qNormW());
+        k = rmsNorm(k, l.kNormW());
+      }
+      q = Rope.apply(q.reshape(b, t, h, d).transpose(0, 2, 1, 3), rope[0], rope[1]); // (B, H, T, D)
+      k = Rope.apply(k.reshape(b, t, kvh, d).transpose(0, 2, 1, 3), rope[0], rope[1]); // (B, K, T, D)
+      v = v.reshape(b, t, kvh, d).transpose(0, 2, 1, 3); // (B, K, T, D)
+      // GQA: query head j uses kv head j / G, so group the H query heads as (K, G)
+      NDArray qg = q.reshape(b, kvh, h / kvh, t, d); // (B, K, G, T, D)
+      NDArray kg = k.reshape(b, kvh, 1, t, d).transpose(0, 1, 2, 4, 3); // (B, K, 1, D, T)
+      NDArray scores = matMul(qg, kg).mul(scale).add(mask); // (B, K, G, T, T) float32
+      NDArray probs = scores.softmax(-1);
+      NDArray att = matMul(probs, v.reshape(b, kvh, 1, t, d)); // (B, K, G, T, D)
+      att = att.reshape(b, h, t, d).transpose(0, 2, 1, 3).reshape(b, t, cdim); // (B, T, C)
+      NDArray a = linear(att, l.out(), l.outBias());
+      if (c.normAfter()) {
+        a = norm(a, l.attnNormW(), l.attnNormB());
+      }
+      x = x.add(a);
+      NDArray fIn = c.normAfter() ? x : norm(x, l.ffNormW(), l.ffNormB());
+      NDArray u = linear(fIn, l.upGate(), l.upGateBias()); // (B, T, 2I): [up | gate]
+      NDList ug = u.split(2, 2);
+      NDArray gate = ug.get(1);
+      NDArray act = gate.mul(Activation.sigmoid(gate)).mul(ug.get(0)); // silu(gate) * up
+      NDArray f = linear(act, l.down(), l.downBias()); // (B, T, C)
+      if (c.normAfter()) {
+        f = norm(f, l.ffNormW(), l.ffNormB());
+      }
+      x = x.add(f);
+    }
+    return norm(x, finalNormWeight, finalNormBias);
+  }
+
+  /** y = x W^T (+ b), with x as the receiver; fp16 inputs in fp16 mode, result float32. */
+  private NDArray linear(NDArray x, NDArray w, NDArray bias) {
+    NDArray in = precision == Precision.FP16 ? x.toType(DataType.FLOAT16, false) : x;
+    NDArray y = in.getNDArrayInternal().linear(in, w, null).head();
+    if (y.getDataType() != DataType.FLOAT32) {
+      y = y.toType(DataType.FLOAT32, false);
+    }
+    return bias == null ? y : y.add(bias);
+  }
+
+  private NDArray matMul(NDArray a, NDArray b) {
+    if (precision == Precision.FP16) {
+      return a.toType(DataType.FLOAT16, false).matMul(b.toType(DataType.FLOAT16, false))
+          .toType(DataType.FLOAT32, false);
+    }
+    return a.matMul(b);
+  }
+
+  /** The layout's norm, in float32. */
+  private NDArray norm(NDArray x, NDArray w, NDArray b) {
+    NDArray y = config.normType() == NormType.RMS_NORM ? rmsNormNoWeight(x) : layerNorm(x, config.normEps());
+    if (w != null) {
+      y = y.mul(w);
+    }
+    return b == null ? y : y.add(b);
+  }
+
+  private NDArray rmsNorm(NDArray x, NDArray w) {
+    return rmsNormNoWeight(x).mul(w);
+  }
+
+  private NDArray rmsNormNoWeight(NDArray x) {
+    // y = x / sqrt(mean(x^2) + eps)
+    return x.mul(x.square().mean(new int[] {-1}, true).add(config.normEps()).pow(-0.5));
+  }
+
+  /** F.layer_norm without affine: (x - mean) / sqrt(biased var + eps). */
+  static NDArray layerNorm(NDArray x, double eps) {
+    NDArray xc = x.sub(x.mean(new int[] {-1}, true));
+    return xc.mul(xc.square().mean(new int[] {-1}, true).add(eps).pow(-0.5));
+  }
+
+  private NDArray[] ropeArrays(NDManager m, int t) {
+    int d = config.headDim();
+    float[] cos = new float[t * d];
+    float[] sin = new float[t * d];
+    for (int p = 0; p < t; p++) {
+      double[] cp = p < ropeCos.length ? ropeCos[p] : Rope.row(p, d, config.ropeTheta())[0];
+      double[] sp = p < ropeSin.length ? ropeSin[p] : Rope.row(p, d, config.ropeTheta())[1];
+      for (int j = 0; j < d; j++) {
+        cos[p * d + j] = (float) cp[j];
+        sin[p * d + j] = (float) sp[j];
+      }
+    }
+    return new NDArray[] {m.create(cos, new Shape(t, d)), m.create(sin, new Shape(t, d))};
+  }
+
+  /** Additive causal bias: 0 where key j <= query i, a large negative number elsewhere. @return (T, T) */
+  private static NDArray causalMask(NDManager m, int t) {
+    float[] mask = new float[t * t];
+    for (int i = 0; i < t; i++) {
+      for (int j = i + 1; j < t; j++) {
+        mask[i * t + j] = -1e30f;
+      }
+    }
+    return m.create(mask, new Shape(t, t));
+  }
+
+  /** Builds a device-local per-batch manager for {@link #logProbs}. */
+  public NDManager newBatchManager() {
+    NDManager m = engine().newBaseManager(device);
+    m.setName("olmo-batch");
+    return m;
+  }
+
+  /** @return the PyTorch engine (the tokenizers jar registers a second engine, which must never be picked) */
+  public static ai.djl.engine.Engine engine() {
+    io.olmoppl.Runtime.configure();
+    return ai.djl.engine.Engine.getEngine("PyTorch");
+  }
+
+  @Override
+  public void close() {
+    weights.close();
+  }
+
+  /** @return what the model holds, for tests: number of distinct arrays in the weights' manager */
+  public List<NDArray> distinctWeights() {
+    List<NDArray> all = new ArrayList<>();
+    all.add(embedding);
+    if (!tied) {
+      all.add(output);
+    }
+    return all;
+  }
+}

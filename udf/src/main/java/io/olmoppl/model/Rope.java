@@ -1,0 +1,51 @@
+package io.olmoppl.model;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
+import ai.djl.ndarray.NDList;
+
+/**
+ * Rotary position embedding, NeoX ("rotate half") pairing over the full head dim, as OLMo and transformers' Llama
+ * family: {@code inv_freq[j] = theta^(-2j/D)}, {@code out[j] = x[j] cos - x[j+D/2] sin}, {@code out[j+D/2] =
+ * x[j+D/2] cos + x[j] sin}. Tables are computed in double and rounded once to float32.
+ */
+final class Rope {
+  private Rope() {}
+
+  /** @return {cos, sin}, each (positions, D) */
+  static double[][][] tables(int positions, int d, double theta) {
+    double[][] cos = new double[positions][];
+    double[][] sin = new double[positions][];
+    for (int p = 0; p < positions; p++) {
+      double[][] r = row(p, d, theta);
+      cos[p] = r[0];
+      sin[p] = r[1];
+    }
+    return new double[][][] {cos, sin};
+  }
+
+  /** @return {cos, sin} of position p, each concat(freqs, freqs) over D */
+  static double[][] row(int p, int d, double theta) {
+    double[] c = new double[d];
+    double[] s = new double[d];
+    for (int j = 0; j < d / 2; j++) {
+      double angle = p * Math.pow(theta, -2.0 * j / d);
+      c[j] = c[j + d / 2] = Math.cos(angle);
+      s[j] = s[j + d / 2] = Math.sin(angle);
+    }
+    return new double[][] {c, s};
+  }
+
+  /**
+   * @param x (B, heads, T, D)
+   * @param cos (T, D)
+   * @param sin (T, D)
+   * @return x rotated, same shape
+   */
+  static NDArray apply(NDArray x, NDArray cos, NDArray sin) {
+    long d = x.getShape().get(3);
+    NDList halves = x.split(2, 3); // positive axis: split(-1) throws in DJL
+    NDArray rotated = NDArrays.concat(new NDList(halves.get(1).neg(), halves.get(0)), 3); // rotate_half
+    return x.mul(cos).add(rotated.mul(sin));
+  }
+}

@@ -1,0 +1,175 @@
+package io.olmoppl.scoring;
+
+import ai.djl.ndarray.NDManager;
+import io.olmoppl.checkpoint.OlmoConfig;
+import io.olmoppl.model.OlmoModel;
+import io.olmoppl.model.OlmoModel.Window;
+import io.olmoppl.tokenizer.OlmoTokenizer;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+
+/**
+ * Scores documents: tokenize, prefix, cut into windows, batch the windows of many documents by a padded-token budget
+ * (sorted by length so padding stays small), run each batch in its own scoped manager, and sum per document.
+ *
+ * <p>A document's score does not depend on its batch companions: rows are independent under the causal mask.
+ * Thread-safe: the model is shared, all per-call state is local.
+ */
+public final class PerplexityScorer {
+  private final OlmoModel model;
+  private final OlmoTokenizer tokenizer;
+  private final ScoringOptions options;
+  private final int window;
+  private final int stride;
+  private final long prefix;
+
+  /**
+   * @throws IllegalArgumentException when the window exceeds the model's positions without {@code allowLongWindow}
+   */
+  public PerplexityScorer(OlmoModel model, OlmoTokenizer tokenizer, ScoringOptions options) {
+    this.model = model;
+    this.tokenizer = tokenizer;
+    this.options = options;
+    OlmoConfig c = model.config();
+    this.window = resolveWindow(c, options);
+    this.stride = options.stride() == null ? window : options.stride();
+    if (stride > window) {
+      throw new IllegalArgumentException("--stride " + stride + " is larger than the window " + window
+          + "; pass a stride between 1 and the window");
+    }
+    this.prefix = prefixToken(c, options.bos());
+  }
+
+  /** @return the window L these options give for this config */
+  public static int resolveWindow(OlmoConfig c, ScoringOptions o) {
+    int w = o.window() == null ? c.maxPositionEmbeddings() : o.window();
+    if (w > c.maxPositionEmbeddings() && !o.allowLongWindow()) {
+      throw new IllegalArgumentException("--window " + w + " is larger than the model's " + c.maxPositionEmbeddings()
+          + " positions; rotary positions past what the model was trained on give meaningless scores. Use --window "
+          + c.maxPositionEmbeddings() + " or less, or add --allow-long-window if you mean it.");
+    }
+    return w;
+  }
+
+  /** @return the prefix token for {@code bos}, or -1 for none */
+  public static long prefixToken(OlmoConfig c, Bos bos) {
+    return switch (bos) {
+      case NONE -> -1;
+      case EOS -> c.eosTokenId();
+      case AUTO -> c.bosTokenId() != null ? c.bosTokenId() : c.eosTokenId();
+    };
+  }
+
+  public int window() {
+    return window;
+  }
+
+  public int stride() {
+    return stride;
+  }
+
+  public long prefix() {
+    return prefix;
+  }
+
+  public ScoringOptions options() {
+    return options;
+  }
+
+  /**
+   * Scores texts; a null text gets status {@code null_text}.
+   *
+   * @return one score per text, in order
+   */
+  public List<DocumentScore> score(List<String> texts) {
+    List<long[]> ids = new ArrayList<>(texts.size());
+    long[] bytes = new long[texts.size()];
+    for (int i = 0; i < texts.size(); i++) {
+      String t = texts.get(i);
+      ids.add(t == null ? null : tokenizer.encode(t));
+      bytes[i] = t == null ? 0 : t.getBytes(StandardCharsets.UTF_8).length;
+    }
+    return scoreIds(ids, bytes);
+  }
+
+  /**
+   * Scores token ids (without prefix).
+   *
+   * @param ids per document, its text token ids; null for a null text
+   * @param bytes per document, the UTF-8 length of its text
+   */
+  public List<DocumentScore> scoreIds(List<long[]> ids, long[] bytes) {
+    record Item(int doc, int index, Window window) {}
+    List<List<Window>> plans = new ArrayList<>(ids.size());
+    List<Item> items = new ArrayList<>();
+    for (int d = 0; d < ids.size(); d++) {
+      long[] t = ids.get(d);
+      List<Window> plan = t == null ? List.of() : WindowPlan.plan(fed(t), window, stride);
+      plans.add(plan);
+      for (int w = 0; w < plan.size(); w++) {
+        items.add(new Item(d, w, plan.get(w)));
+      }
+    }
+    items.sort(Comparator.comparingInt((Item it) -> it.window().inputLength()).reversed());
+    float[][][] results = new float[ids.size()][][];
+    for (int d = 0; d < ids.size(); d++) {
+      results[d] = new float[plans.get(d).size()][];
+    }
+    for (int i = 0; i < items.size(); ) {
+      int t = items.get(i).window().inputLength();
+      int end = i + 1;
+      while (end < items.size() && (long) (end - i + 1) * t <= options.batchTokens()) {
+        end++;
+      }
+      List<Item> batch = items.subList(i, end);
+      List<Window> windows = batch.stream().map(Item::window).toList();
+      float[][] lp;
+      try (NDManager bm = model.newBatchManager()) {
+        lp = model.logProbs(bm, windows);
+      }
+      for (int k = 0; k < batch.size(); k++) {
+        results[batch.get(k).doc()][batch.get(k).index()] = lp[k];
+      }
+      i = end;
+    }
+    List<DocumentScore> out = new ArrayList<>(ids.size());
+    for (int d = 0; d < ids.size(); d++) {
+      out.add(collect(ids.get(d), bytes[d], results[d]));
+    }
+    return out;
+  }
+
+  private long[] fed(long[] t) {
+    if (prefix < 0) {
+      return t;
+    }
+    long[] x = new long[t.length + 1];
+    x[0] = prefix;
+    System.arraycopy(t, 0, x, 1, t.length);
+    return x;
+  }
+
+  private DocumentScore collect(long[] ids, long bytes, float[][] windows) {
+    if (ids == null) {
+      return new DocumentScore(0, 0.0, 0, 0, DocumentScore.NULL_TEXT, options.tokenLogprobs() ? new double[0] : null);
+    }
+    int n = 0;
+    for (float[] w : windows) {
+      n += w.length;
+    }
+    double[] lps = new double[n];
+    double nll = 0;
+    int k = 0;
+    for (float[] w : windows) {
+      for (float v : w) {
+        lps[k++] = v;
+        nll -= v;
+      }
+    }
+    String status = n > 0 ? DocumentScore.OK : ids.length == 0 ? DocumentScore.EMPTY : DocumentScore.TOO_SHORT;
+    return new DocumentScore(n, n == 0 ? 0.0 : nll, windows.length, bytes, status,
+        options.tokenLogprobs() ? lps : null);
+  }
+}

@@ -1,0 +1,88 @@
+package io.olmoppl;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.Device;
+import io.olmoppl.Refcases.Expected;
+import io.olmoppl.checkpoint.Checkpoint;
+import io.olmoppl.checkpoint.TyingRule;
+import io.olmoppl.model.OlmoModel;
+import io.olmoppl.model.Precision;
+import io.olmoppl.scoring.Bos;
+import io.olmoppl.scoring.DocumentScore;
+import io.olmoppl.scoring.PerplexityScorer;
+import io.olmoppl.scoring.ScoringOptions;
+import io.olmoppl.tokenizer.OlmoTokenizer;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Collectors;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/** Every reference case, every text, every (L, S, prefix): token ids, counts, per-token log-probs, sums. */
+class RefcaseTest {
+  static List<String> cases() {
+    return Refcases.names();
+  }
+
+  @ParameterizedTest
+  @MethodSource("cases")
+  void reproducesReferenceThroughPublicApi(String name) {
+    Runtime.configure();
+    Checkpoint ckpt = Checkpoint.open(Refcases.dir(name), TyingRule.STRICT);
+    List<Expected> all = Refcases.expected(name);
+    try (OlmoModel model = OlmoModel.load(ckpt, ckpt, Device.cpu(), Precision.FP32);
+        OlmoTokenizer tok = OlmoTokenizer.load(ckpt.tokenizerJson())) {
+      for (Expected e : all) {
+        assertArrayEquals(e.ids(), tok.encode(e.text()), name + "/" + e.key() + ": token ids");
+      }
+      Map<String, List<Expected>> groups = all.stream()
+          .collect(Collectors.groupingBy(e -> e.window() + "/" + e.stride() + "/" + e.prefix()));
+      double worstToken = 0;
+      double worstMean = 0;
+      for (List<Expected> group : groups.values()) {
+        Expected g = group.get(0);
+        ScoringOptions opts = ScoringOptions.defaults()
+            .withBos(g.prefix().equals("eos") ? Bos.EOS : Bos.NONE)
+            .withWindow(g.window(), g.stride())
+            .withTokenLogprobs(true)
+            .withBatchTokens(512);
+        PerplexityScorer scorer = new PerplexityScorer(model, tok, opts);
+        List<DocumentScore> got = scorer.score(group.stream().map(Expected::text).toList());
+        for (int i = 0; i < group.size(); i++) {
+          Expected e = group.get(i);
+          DocumentScore s = got.get(i);
+          String where = name + "/" + e.key() + " L=" + e.window() + " S=" + e.stride() + " prefix=" + e.prefix();
+          assertEquals(e.nScored(), s.tokens(), where + ": scored targets");
+          assertEquals(e.windows(), s.windows(), where + ": windows");
+          if (e.tokenLogprobs() != null) {
+            assertEquals(e.tokenLogprobs().length, s.tokenLogprobs().length, where);
+            for (int k = 0; k < e.tokenLogprobs().length; k++) {
+              double d = Math.abs(e.tokenLogprobs()[k] - s.tokenLogprobs()[k]);
+              worstToken = Math.max(worstToken, d);
+              assertTrue(d <= Refcases.TOKEN_TOL, where + ": token " + k + " log p " + s.tokenLogprobs()[k]
+                  + " vs reference " + e.tokenLogprobs()[k]);
+            }
+          }
+          if (e.nScored() == 0) {
+            assertEquals(0.0, s.nll(), where);
+            assertNull(s.perplexity(), where);
+            assertNull(s.bitsPerByte(), where);
+          } else {
+            double mean = s.nll() / s.tokens();
+            worstMean = Math.max(worstMean, Math.abs(mean - e.meanNll()));
+            assertEquals(e.meanNll(), mean, Refcases.MEAN_NLL_TOL, where + ": mean NLL");
+            assertNotNull(s.perplexity());
+            assertEquals(e.ppl(), s.perplexity(), e.ppl() * 1e-5, where + ": perplexity");
+            assertEquals(e.bitsPerByte(), s.bitsPerByte(), Math.abs(e.bitsPerByte()) * 1e-5, where + ": bpb");
+          }
+        }
+      }
+      assertTrue(worstToken < Refcases.TOKEN_TOL && worstMean < Refcases.MEAN_NLL_TOL);
+    }
+  }
+}

@@ -1,0 +1,93 @@
+package io.olmoppl;
+
+import com.google.gson.JsonArray;
+import com.google.gson.JsonElement;
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.net.URISyntaxException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.stream.Stream;
+
+/**
+ * The reference cases copied unchanged from shared/refcases into test resources: small random OLMo checkpoints with
+ * per-token log-probs and per-document NLL computed by implementations independent of this project.
+ */
+public final class Refcases {
+  public static final double TOKEN_TOL = 1e-4;
+  public static final double MEAN_NLL_TOL = 1e-5;
+
+  private Refcases() {}
+
+  /** One expected result: a text scored with prefix {@code prefix}, window L, stride S. */
+  public record Expected(String caseName, String key, String text, long[] ids, int window, int stride,
+      String prefix, int nScored, double nllSum, Double meanNll, Double ppl, Double bitsPerByte, int windows,
+      double[] tokenLogprobs) {}
+
+  /** @return the directory holding every case */
+  public static Path root() {
+    try {
+      return Path.of(Refcases.class.getResource("/refcases").toURI());
+    } catch (URISyntaxException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  /** @return the case names, sorted */
+  public static List<String> names() {
+    try (Stream<Path> s = Files.list(root())) {
+      return s.filter(Files::isDirectory).map(p -> p.getFileName().toString()).sorted().toList();
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+
+  public static Path dir(String name) {
+    return root().resolve(name);
+  }
+
+  public static JsonObject json(String name) {
+    try {
+      return JsonParser.parseString(Files.readString(dir(name).resolve("expected.json"))).getAsJsonObject();
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+
+  /** @return every windows entry of every text of the case */
+  public static List<Expected> expected(String name) {
+    List<Expected> out = new ArrayList<>();
+    for (JsonElement te : json(name).getAsJsonArray("texts")) {
+      JsonObject t = te.getAsJsonObject();
+      JsonArray idsJ = t.getAsJsonArray("ids");
+      long[] ids = new long[idsJ.size()];
+      for (int i = 0; i < ids.length; i++) {
+        ids[i] = idsJ.get(i).getAsLong();
+      }
+      for (JsonElement we : t.getAsJsonArray("windows")) {
+        JsonObject w = we.getAsJsonObject();
+        double[] lps = null;
+        if (w.has("token_logprobs")) {
+          JsonArray a = w.getAsJsonArray("token_logprobs");
+          lps = new double[a.size()];
+          for (int i = 0; i < lps.length; i++) {
+            lps[i] = a.get(i).getAsDouble();
+          }
+        }
+        out.add(new Expected(name, t.get("key").getAsString(), t.get("text").getAsString(), ids,
+            w.get("L").getAsInt(), w.get("S").getAsInt(), w.get("prefix").getAsString(),
+            w.get("n_scored").getAsInt(), w.get("nll_sum").getAsDouble(), optD(w, "mean_nll"), optD(w, "ppl"),
+            optD(w, "bits_per_byte"), w.get("windows").getAsInt(), lps));
+      }
+    }
+    return out;
+  }
+
+  private static Double optD(JsonObject o, String k) {
+    return o.has(k) && !o.get(k).isJsonNull() ? o.get(k).getAsDouble() : null;
+  }
+}
