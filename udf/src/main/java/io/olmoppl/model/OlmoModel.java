@@ -8,7 +8,6 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.ndarray.types.SparseFormat;
-import ai.djl.nn.Activation;
 import io.olmoppl.checkpoint.Checkpoint;
 import io.olmoppl.checkpoint.DType;
 import io.olmoppl.checkpoint.OlmoConfig;
@@ -29,7 +28,7 @@ import java.util.List;
  * per kv head, D head dim, I gated MLP width, V logit width (embedding rows), N scored positions.
  *
  * <p>Memory: the weights live in one manager that is {@link NDManager#cap() capped} after loading. Every op is called
- * on an activation (DJL puts a result in its receiver's manager), projections go through {@code linear(x, W)} and the
+ * on an activation (DJL puts a result in its receiver's manager), projections go through {@code Ops.linear(x, W)} and the
  * embedding through {@code embedding(ids, W)}, so no weight is ever a receiver and nothing attaches to the weights.
  * The tied embedding/output matrix is one tensor referenced by both roles.
  */
@@ -47,8 +46,6 @@ public final class OlmoModel implements AutoCloseable {
   private final NDArray finalNormWeight; // (C) or null
   private final NDArray finalNormBias; // (C) or null
   private final Layer[] layers;
-  private final double[][] ropeCos; // (maxPos, D)
-  private final double[][] ropeSin;
   private final boolean tied;
 
   /** One block's weights. Fused: qkv = [Q | K | V] rows, upGate = [up | gate] rows (hf_olmo's own layout). */
@@ -118,9 +115,6 @@ public final class OlmoModel implements AutoCloseable {
       weights.close();
       throw e;
     }
-    double[][][] tables = Rope.tables(c.maxPositionEmbeddings(), c.headDim(), c.ropeTheta());
-    ropeCos = tables[0];
-    ropeSin = tables[1];
   }
 
   private static Layer hfOlmoLayer(Loader l, OlmoConfig c, int i) {
@@ -322,9 +316,6 @@ public final class OlmoModel implements AutoCloseable {
   public float[][] logProbs(NDManager batchManager, List<Window> windows) {
     int b = windows.size();
     int t = windows.stream().mapToInt(Window::inputLength).max().orElse(0);
-    if (t > config.maxPositionEmbeddings() && t > ropeCos.length) {
-      throw new IllegalArgumentException("window of " + t + " tokens exceeds the rotary table");
-    }
     long[] ids = new long[b * t];
     int n = windows.stream().mapToInt(Window::scored).sum();
     long[] rows = new long[n];
@@ -351,7 +342,7 @@ public final class OlmoModel implements AutoCloseable {
       try (NDManager cm = m.newSubManager()) {
         NDArray xs = picked.get(s + ":" + e); // (n, C)
         cm.tempAttachAll(xs);
-        NDArray logits = linear(xs, output, outputBias); // (n, V) fp32
+        NDArray logits = Ops.linear(xs, output, outputBias, precision); // (n, V) fp32
         if (config.scaleLogits()) {
           logits = logits.mul(1.0 / Math.sqrt(config.hiddenSize()));
         }
@@ -381,12 +372,11 @@ public final class OlmoModel implements AutoCloseable {
     if (x.getDataType() != DataType.FLOAT32) {
       x = x.toType(DataType.FLOAT32, false);
     }
-    NDArray[] rope = ropeArrays(m, t); // (T, D) each
-    NDArray mask = causalMask(m, t); // (T, T)
-    double scale = 1.0 / Math.sqrt(d);
+    NDArray[] rope = Ops.ropeTables(m, t, d, c.ropeTheta()); // (T, D) each
+    NDArray mask = Ops.causalMask(m, t); // (T, T)
     for (Layer l : layers) {
       NDArray hIn = c.normAfter() ? x : norm(x, l.attnNormW(), l.attnNormB());
-      NDArray qkv = linear(hIn, l.qkv(), l.qkvBias()); // (B, T, C + 2*K*D)
+      NDArray qkv = Ops.linear(hIn, l.qkv(), l.qkvBias(), precision); // (B, T, C + 2*K*D)
       if (c.clipQkv() != null) {
         qkv = qkv.clip(-c.clipQkv(), c.clipQkv());
       }
@@ -399,27 +389,21 @@ public final class OlmoModel implements AutoCloseable {
         q = rmsNorm(q, l.qNormW());
         k = rmsNorm(k, l.kNormW());
       }
-      q = Rope.apply(q.reshape(b, t, h, d).transpose(0, 2, 1, 3), rope[0], rope[1]); // (B, H, T, D)
-      k = Rope.apply(k.reshape(b, t, kvh, d).transpose(0, 2, 1, 3), rope[0], rope[1]); // (B, K, T, D)
+      q = Ops.rope(q.reshape(b, t, h, d).transpose(0, 2, 1, 3), rope[0], rope[1]); // (B, H, T, D)
+      k = Ops.rope(k.reshape(b, t, kvh, d).transpose(0, 2, 1, 3), rope[0], rope[1]); // (B, K, T, D)
       v = v.reshape(b, t, kvh, d).transpose(0, 2, 1, 3); // (B, K, T, D)
-      // GQA: query head j uses kv head j / G, so group the H query heads as (K, G)
-      NDArray qg = q.reshape(b, kvh, h / kvh, t, d); // (B, K, G, T, D)
-      NDArray kg = k.reshape(b, kvh, 1, t, d).transpose(0, 1, 2, 4, 3); // (B, K, 1, D, T)
-      NDArray scores = matMul(qg, kg).mul(scale).add(mask); // (B, K, G, T, T) float32
-      NDArray probs = scores.softmax(-1);
-      NDArray att = matMul(probs, v.reshape(b, kvh, 1, t, d)); // (B, K, G, T, D)
-      att = att.reshape(b, h, t, d).transpose(0, 2, 1, 3).reshape(b, t, cdim); // (B, T, C)
-      NDArray a = linear(att, l.out(), l.outBias());
+      NDArray att = Ops.attention(q, k, v, mask, precision); // (B, H, T, D)
+      att = att.transpose(0, 2, 1, 3).reshape(b, t, cdim); // (B, T, C)
+      NDArray a = Ops.linear(att, l.out(), l.outBias(), precision);
       if (c.normAfter()) {
         a = norm(a, l.attnNormW(), l.attnNormB());
       }
       x = x.add(a);
       NDArray fIn = c.normAfter() ? x : norm(x, l.ffNormW(), l.ffNormB());
-      NDArray u = linear(fIn, l.upGate(), l.upGateBias()); // (B, T, 2I): [up | gate]
+      NDArray u = Ops.linear(fIn, l.upGate(), l.upGateBias(), precision); // (B, T, 2I): [up | gate]
       NDList ug = u.split(2, 2);
-      NDArray gate = ug.get(1);
-      NDArray act = gate.mul(Activation.sigmoid(gate)).mul(ug.get(0)); // silu(gate) * up
-      NDArray f = linear(act, l.down(), l.downBias()); // (B, T, C)
+      NDArray act = Ops.swiglu(ug.get(0), ug.get(1)); // silu(gate) * up
+      NDArray f = Ops.linear(act, l.down(), l.downBias(), precision); // (B, T, C)
       if (c.normAfter()) {
         f = norm(f, l.ffNormW(), l.ffNormB());
       }
@@ -428,27 +412,9 @@ public final class OlmoModel implements AutoCloseable {
     return norm(x, finalNormWeight, finalNormBias);
   }
 
-  /** y = x W^T (+ b), with x as the receiver; fp16 inputs in fp16 mode, result float32. */
-  private NDArray linear(NDArray x, NDArray w, NDArray bias) {
-    NDArray in = precision == Precision.FP16 ? x.toType(DataType.FLOAT16, false) : x;
-    NDArray y = in.getNDArrayInternal().linear(in, w, null).head();
-    if (y.getDataType() != DataType.FLOAT32) {
-      y = y.toType(DataType.FLOAT32, false);
-    }
-    return bias == null ? y : y.add(bias);
-  }
-
-  private NDArray matMul(NDArray a, NDArray b) {
-    if (precision == Precision.FP16) {
-      return a.toType(DataType.FLOAT16, false).matMul(b.toType(DataType.FLOAT16, false))
-          .toType(DataType.FLOAT32, false);
-    }
-    return a.matMul(b);
-  }
-
   /** The layout's norm, in float32. */
   private NDArray norm(NDArray x, NDArray w, NDArray b) {
-    NDArray y = config.normType() == NormType.RMS_NORM ? rmsNormNoWeight(x) : layerNorm(x, config.normEps());
+    NDArray y = config.normType() == NormType.RMS_NORM ? Ops.rmsNorm(x, config.normEps()) : Ops.layerNorm(x, config.normEps());
     if (w != null) {
       y = y.mul(w);
     }
@@ -456,44 +422,7 @@ public final class OlmoModel implements AutoCloseable {
   }
 
   private NDArray rmsNorm(NDArray x, NDArray w) {
-    return rmsNormNoWeight(x).mul(w);
-  }
-
-  private NDArray rmsNormNoWeight(NDArray x) {
-    // y = x / sqrt(mean(x^2) + eps)
-    return x.mul(x.square().mean(new int[] {-1}, true).add(config.normEps()).pow(-0.5));
-  }
-
-  /** F.layer_norm without affine: (x - mean) / sqrt(biased var + eps). */
-  static NDArray layerNorm(NDArray x, double eps) {
-    NDArray xc = x.sub(x.mean(new int[] {-1}, true));
-    return xc.mul(xc.square().mean(new int[] {-1}, true).add(eps).pow(-0.5));
-  }
-
-  private NDArray[] ropeArrays(NDManager m, int t) {
-    int d = config.headDim();
-    float[] cos = new float[t * d];
-    float[] sin = new float[t * d];
-    for (int p = 0; p < t; p++) {
-      double[] cp = p < ropeCos.length ? ropeCos[p] : Rope.row(p, d, config.ropeTheta())[0];
-      double[] sp = p < ropeSin.length ? ropeSin[p] : Rope.row(p, d, config.ropeTheta())[1];
-      for (int j = 0; j < d; j++) {
-        cos[p * d + j] = (float) cp[j];
-        sin[p * d + j] = (float) sp[j];
-      }
-    }
-    return new NDArray[] {m.create(cos, new Shape(t, d)), m.create(sin, new Shape(t, d))};
-  }
-
-  /** Additive causal bias: 0 where key j <= query i, a large negative number elsewhere. @return (T, T) */
-  private static NDArray causalMask(NDManager m, int t) {
-    float[] mask = new float[t * t];
-    for (int i = 0; i < t; i++) {
-      for (int j = i + 1; j < t; j++) {
-        mask[i * t + j] = -1e30f;
-      }
-    }
-    return m.create(mask, new Shape(t, t));
+    return Ops.rmsNorm(x, config.normEps()).mul(w);
   }
 
   /** Builds a device-local per-batch manager for {@link #logProbs}. */

@@ -13,16 +13,6 @@ final class Rope {
   private Rope() {}
 
   /** @return {cos, sin}, each (positions, D) */
-  static double[][][] tables(int positions, int d, double theta) {
-    double[][] cos = new double[positions][];
-    double[][] sin = new double[positions][];
-    for (int p = 0; p < positions; p++) {
-      double[][] r = row(p, d, theta);
-      cos[p] = r[0];
-      sin[p] = r[1];
-    }
-    return new double[][][] {cos, sin};
-  }
 
   /** @return {cos, sin} of position p, each concat(freqs, freqs) over D */
   static double[][] row(int p, int d, double theta) {
