@@ -1,0 +1,101 @@
+package io.olmoppl.job;
+
+import io.olmoppl.checkpoint.Checkpoint;
+import io.olmoppl.checkpoint.OlmoConfig;
+import io.olmoppl.checkpoint.TyingRule;
+import java.io.PrintStream;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
+
+/** {@code olmo-ppl inspect}: layout, config, parameters, tied group, bytes per precision, fingerprint. */
+final class InspectCommand {
+  static final String HELP = String.join("\n",
+      "usage: olmo-ppl inspect --model DIR [--json] [--tying strict|config|checkpoint]",
+      "",
+      "Validates the checkpoint as 'score' would and describes it: layout, config, parameter count (distinct",
+      "tensors), the tied group (the roles the one matrix serves and every name the file stores it under), bytes",
+      "per stored precision and the model fingerprint written to every scored row.");
+
+  private InspectCommand() {}
+
+  static void run(String[] argv, PrintStream out) {
+    Args a = Args.parse("inspect", argv, 1, Set.of("model", "tying"), Set.of("json"));
+    Checkpoint c;
+    try {
+      c = Checkpoint.open(Path.of(a.require("model")), TyingRule.parse(a.get("tying", "strict")));
+    } catch (IllegalArgumentException e) {
+      throw new Args.UsageException(e.getMessage());
+    }
+    Map<String, Object> d = describe(c);
+    if (a.flag("json")) {
+      out.println(Summary.json(d));
+      return;
+    }
+    @SuppressWarnings("unchecked")
+    Map<String, Object> model = (Map<String, Object>) d.get("model");
+    out.println("model        " + c.dir());
+    out.println("fingerprint  " + c.fingerprint());
+    out.println("layout       " + c.config().layout().id());
+    out.println("config       " + d.get("config"));
+    out.printf("parameters   %,d (distinct tensors: %d)%n", c.parameterCount(), c.loadedTensors().size());
+    if (c.tying().tied()) {
+      out.println("tied group   " + c.tying().roles() + " <- " + c.tying().tiedGroup());
+    } else {
+      out.println("tied group   none (untied: embedding " + c.tying().embeddingTensor() + ", output "
+          + c.tying().outputTensor() + ")");
+    }
+    out.println("bytes        " + d.get("bytes_per_dtype") + " (unique " + c.uniqueWeightBytes() + ")");
+    for (String w : c.config().warnings()) {
+      out.println("warning      " + w);
+    }
+    for (String w : c.tying().warnings()) {
+      out.println("warning      " + w);
+    }
+    if (model.containsKey("ignored_tensor")) {
+      out.println("ignored      " + model.get("ignored_tensor"));
+    }
+  }
+
+  static Map<String, Object> describe(Checkpoint c) {
+    OlmoConfig k = c.config();
+    Map<String, Object> d = new LinkedHashMap<>();
+    d.put("model", Summary.model(c));
+    Map<String, Object> cfg = new LinkedHashMap<>();
+    cfg.put("hidden_size", k.hiddenSize());
+    cfg.put("layers", k.numHiddenLayers());
+    cfg.put("heads", k.numAttentionHeads());
+    cfg.put("kv_heads", k.numKeyValueHeads());
+    cfg.put("head_dim", k.headDim());
+    cfg.put("intermediate_size", k.intermediateSize());
+    cfg.put("vocab_rows", k.vocabRows());
+    cfg.put("tokenizer_size", c.tokenizerSize());
+    cfg.put("max_positions", k.maxPositionEmbeddings());
+    cfg.put("rope_theta", k.ropeTheta());
+    cfg.put("clip_qkv", k.clipQkv());
+    cfg.put("norm", k.normType().name().toLowerCase() + " eps " + k.normEps()
+        + (k.normAfter() ? " after sublayers" : " before sublayers") + (k.qkNorm() ? ", qk-norm" : ""));
+    cfg.put(k.tyingKey(), k.tied());
+    cfg.put("tying_key_present", k.tyingKeyPresent());
+    cfg.put("eos_token_id", k.eosTokenId());
+    cfg.put("bos_token_id", k.bosTokenId());
+    d.put("config", cfg);
+    d.put("parameters", c.parameterCount());
+    Map<String, Long> bytes = new TreeMap<>();
+    for (String n : c.loadedTensors()) {
+      var info = c.tensors().get(n).info();
+      bytes.merge(info.dtype().name(), info.byteLength(), Long::sum);
+    }
+    d.put("bytes_per_dtype", bytes);
+    d.put("unique_weight_bytes", c.uniqueWeightBytes());
+    d.put("stored_tensors", c.tensors().size());
+    d.put("warnings", new java.util.ArrayList<>(k.warnings()) {
+      {
+        addAll(c.tying().warnings());
+      }
+    });
+    return d;
+  }
+}

@@ -1,0 +1,96 @@
+package io.olmoppl.job;
+
+import io.olmoppl.checkpoint.CheckpointException;
+import io.olmoppl.job.Args.UsageException;
+import java.io.PrintStream;
+
+/**
+ * The {@code olmo-ppl} command line: {@code score}, {@code inspect}, {@code make-checkpoint}, {@code demo}. Also the
+ * main class of the spark-submit jar.
+ */
+public final class Main {
+  static final String USAGE = String.join("\n",
+      "usage: olmo-ppl <command> [options]",
+      "",
+      "commands:",
+      "  score            --model DIR --input PATH --output PATH  score the text column of a dataset",
+      "  inspect          --model DIR [--json]                    describe a checkpoint (layout, tying, fingerprint)",
+      "  make-checkpoint  --layout olmo|hf_olmo|olmo2 --out DIR   write a random-initialised checkpoint",
+      "  demo             [--dir DIR]                             make a checkpoint and score a sample dataset",
+      "",
+      "Run 'olmo-ppl <command> --help' for the options of a command; README.md explains them all.");
+
+  private Main() {}
+
+  public static void main(String[] args) {
+    int code = run(args, System.out, System.err);
+    if (code != 0) {
+      System.exit(code);
+    }
+  }
+
+  /**
+   * Runs one command.
+   *
+   * @return the exit code: 0 done, 1 the run failed (bad checkpoint, input, output...), 2 bad command line
+   */
+  public static int run(String[] args, PrintStream out, PrintStream err) {
+    io.olmoppl.Runtime.configure();
+    if (args.length == 0 || args[0].equals("--help") || args[0].equals("-h") || args[0].equals("help")) {
+      (args.length == 0 ? err : out).println(USAGE);
+      return args.length == 0 ? 2 : 0;
+    }
+    String cmd = args[0];
+    try {
+      if (args.length > 1 && (args[1].equals("--help") || args[1].equals("-h"))) {
+        out.println(help(cmd));
+        return 0;
+      }
+      switch (cmd) {
+        case "score":
+          ScoreCommand.main(args, out);
+          return 0;
+        case "inspect":
+          InspectCommand.run(args, out);
+          return 0;
+        case "make-checkpoint":
+          MakeCheckpointCommand.run(args, out);
+          return 0;
+        case "demo":
+          DemoCommand.run(args, out);
+          return 0;
+        default:
+          throw new UsageException("unknown command '" + cmd + "'");
+      }
+    } catch (UsageException e) {
+      err.println("olmo-ppl: error: " + e.getMessage());
+      err.println("Run 'olmo-ppl " + (cmd.startsWith("-") ? "" : cmd + " ") + "--help' for usage.");
+      return 2;
+    } catch (CheckpointException | IllegalArgumentException | IllegalStateException | Main.JobException e) {
+      err.println("olmo-ppl: error: " + e.getMessage());
+      return 1;
+    } catch (java.io.IOException | java.io.UncheckedIOException e) {
+      err.println("olmo-ppl: error: " + e.getMessage());
+      return 1;
+    }
+  }
+
+  static String help(String cmd) {
+    return switch (cmd) {
+      case "score" -> ScoreCommand.HELP;
+      case "inspect" -> InspectCommand.HELP;
+      case "make-checkpoint" -> MakeCheckpointCommand.HELP;
+      case "demo" -> DemoCommand.HELP;
+      default -> throw new UsageException("unknown command '" + cmd + "'");
+    };
+  }
+
+  /** A failure of the run itself, with a message that says what, why and how to fix it. */
+  static final class JobException extends RuntimeException {
+    private static final long serialVersionUID = 1L;
+
+    JobException(String message) {
+      super(message);
+    }
+  }
+}

@@ -1,0 +1,276 @@
+package io.olmoppl.job;
+
+import static org.apache.spark.sql.functions.col;
+import static org.apache.spark.sql.functions.count;
+import static org.apache.spark.sql.functions.lit;
+import static org.apache.spark.sql.functions.octet_length;
+import static org.apache.spark.sql.functions.size;
+import static org.apache.spark.sql.functions.split;
+import static org.apache.spark.sql.functions.sum;
+import static org.apache.spark.sql.functions.to_json;
+import static org.apache.spark.sql.functions.when;
+
+import io.olmoppl.checkpoint.Checkpoint;
+import io.olmoppl.checkpoint.TyingRule;
+import io.olmoppl.job.Args.UsageException;
+import io.olmoppl.job.Main.JobException;
+import io.olmoppl.model.OlmoModel;
+import io.olmoppl.model.Precision;
+import io.olmoppl.scoring.Bos;
+import io.olmoppl.scoring.DocumentScore;
+import io.olmoppl.scoring.ScoringOptions;
+import io.olmoppl.spark.OlmoPerplexity;
+import io.olmoppl.spark.ScoreColumns;
+import io.olmoppl.spark.ScoreMetrics;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
+import org.apache.hadoop.fs.FileStatus;
+import org.apache.hadoop.fs.FileSystem;
+import org.apache.hadoop.fs.Path;
+import org.apache.spark.sql.DataFrameReader;
+import org.apache.spark.sql.Dataset;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.SaveMode;
+import org.apache.spark.sql.SparkSession;
+import org.apache.spark.sql.types.ArrayType;
+import org.apache.spark.sql.types.StructField;
+import org.apache.spark.storage.StorageLevel;
+
+/** {@code olmo-ppl score}: reads a dataset, appends per-document perplexity columns, writes it and a summary. */
+final class ScoreCommand {
+  static final String HELP = String.join("\n",
+      "usage: olmo-ppl score --model DIR --input PATH --output PATH [options]",
+      "",
+      "  --model DIR            Hugging Face OLMo checkpoint (config.json, model.safetensors, tokenizer.json)",
+      "  --input PATH           file or directory (a directory is read whole); any Hadoop file system URI",
+      "  --output PATH          output directory; must not exist",
+      "  --input-format F       auto|parquet|json|csv|text|orc (default auto: by extension; json = JSON lines;",
+      "                         csv = header row, multi-line values; text = one document per line)",
+      "  --text-column NAME     column holding the documents (default text; also the column name for text input)",
+      "  --output-format F      parquet|json|csv (default parquet; csv writes arrays as JSON strings)",
+      "  --bos auto|eos|none    prefix token (default auto: config BOS if any, else EOS, as lm-eval)",
+      "  --window L             tokens per forward pass (default: the model's max positions)",
+      "  --stride S             new targets per window after the first, 1..L (default L: disjoint windows)",
+      "  --allow-long-window    allow --window above the model's max positions",
+      "  --token-logprobs       add ppl_token_logprobs (one log-prob per scored target)",
+      "  --tying strict|config|checkpoint  a tied config with a differing stored output matrix (default strict)",
+      "  --precision fp32|fp16  matmul precision (default fp32; fp16 is for GPUs)",
+      "  --device auto|cpu|gpu  engine device (default auto)",
+      "  --batch-tokens N       padded tokens per forward batch (default " + ScoringOptions.BATCH_TOKENS_DEFAULT + ")",
+      "  --partitions N         repartition the input to N partitions (default: at least spark.default.parallelism)",
+      "  --master URL           Spark master when not run by spark-submit (default local[*])",
+      "  --properties FILE      read any of these options from a properties file (keys as above or spark.olmoppl.*)",
+      "",
+      "Every option can also be given as --conf spark.olmoppl.<option>=VALUE to spark-submit.");
+
+  static final Set<String> OPTIONS = Set.of("model", "input", "output", "input-format", "text-column",
+      "output-format", "bos", "window", "stride", "tying", "precision", "device", "batch-tokens", "partitions",
+      "master", "properties", "distribution");
+  static final Set<String> FLAGS = Set.of("token-logprobs", "allow-long-window");
+
+  private ScoreCommand() {}
+
+  /** Parses, starts Spark if needed, runs, stops the session it started. */
+  static Map<String, Object> main(String[] argv, PrintStream out) throws IOException {
+    Args a = Args.parse("score", argv, 1, OPTIONS, FLAGS);
+    Request req = Request.from(a);
+    // The checkpoint is validated before Spark starts: a bad model fails in a second, not after a cluster start.
+    Checkpoint.open(java.nio.file.Path.of(req.model), req.options.tying());
+    boolean underSubmit = System.getProperty("spark.master") != null;
+    SparkSession.Builder b = SparkSession.builder().appName("olmo-ppl score");
+    if (!underSubmit) {
+      String master = a.get("master", "local[*]");
+      b.master(master);
+      if (master.startsWith("local")) {
+        b.config("spark.ui.enabled", "false").config("spark.driver.host", "127.0.0.1")
+            .config("spark.driver.bindAddress", "127.0.0.1");
+      }
+    }
+    SparkSession spark = b.getOrCreate();
+    try {
+      return run(spark, req, out);
+    } finally {
+      if (!underSubmit) {
+        spark.stop();
+      }
+    }
+  }
+
+  /** The parsed request. */
+  record Request(String model, String input, String output, String inputFormat, String textColumn,
+      String outputFormat, Integer partitions, ScoringOptions options) {
+    static Request from(Args a) {
+      String inFmt = a.get("input-format", "auto").toLowerCase(Locale.ROOT);
+      if (!List.of("auto", "parquet", "json", "csv", "text", "orc").contains(inFmt)) {
+        throw new UsageException("--input-format must be auto, parquet, json, csv, text or orc, not '" + inFmt + "'");
+      }
+      String outFmt = a.get("output-format", "parquet").toLowerCase(Locale.ROOT);
+      if (!List.of("parquet", "json", "csv").contains(outFmt)) {
+        throw new UsageException("--output-format must be parquet, json or csv, not '" + outFmt + "'");
+      }
+      String dist = a.get("distribution", "auto");
+      if (!List.of("auto", "files", "broadcast").contains(dist)) {
+        throw new UsageException("--distribution must be auto, files or broadcast, not '" + dist + "'");
+      }
+      Integer partitions = a.integer("partitions");
+      if (partitions != null && partitions < 1) {
+        throw new UsageException("--partitions must be at least 1, not " + partitions);
+      }
+      ScoringOptions o;
+      try {
+        o = new ScoringOptions(Bos.parse(a.get("bos", "auto")), a.integer("window"), a.integer("stride"),
+            a.integer("batch-tokens", ScoringOptions.BATCH_TOKENS_DEFAULT), a.flag("token-logprobs"),
+            a.flag("allow-long-window"), TyingRule.parse(a.get("tying", "strict")),
+            Precision.parse(a.get("precision", "fp32")), a.get("device", "auto").toLowerCase(Locale.ROOT));
+      } catch (IllegalArgumentException e) {
+        throw new UsageException(e.getMessage());
+      }
+      return new Request(a.require("model"), a.require("input"), a.require("output"), inFmt,
+          a.get("text-column", "text"), outFmt, partitions, o);
+    }
+  }
+
+  /** Runs a request on an existing session (tests share one). @return the summary */
+  static Map<String, Object> run(SparkSession spark, Request req, PrintStream out) throws IOException {
+    long t0 = System.nanoTime();
+    if (req.options().precision() == Precision.FP16 && !req.options().device().equals("gpu")
+        && OlmoModel.engine().getGpuCount() == 0) {
+      out.println("olmo-ppl: warning: --precision fp16 on CPU: libtorch's fp16 matmul is about 200x slower than"
+          + " fp32 there; use fp32 unless the executors have GPUs");
+    }
+    Path outPath = new Path(req.output());
+    FileSystem outFs = outPath.getFileSystem(spark.sparkContext().hadoopConfiguration());
+    if (outFs.exists(outPath)) {
+      throw new JobException("--output " + req.output() + " already exists. olmo-ppl never overwrites results;"
+          + " choose a new output path or remove the old one.");
+    }
+    Dataset<Row> input = read(spark, req);
+    OlmoPerplexity.Plan plan = OlmoPerplexity.plan(input.schema(), req.model(), req.textColumn(), req.options());
+    for (String w : plan.checkpoint().config().warnings()) {
+      out.println("olmo-ppl: warning: " + w);
+    }
+    for (String w : plan.checkpoint().tying().warnings()) {
+      out.println("olmo-ppl: warning: " + w);
+    }
+    int target = req.partitions() != null ? req.partitions() : spark.sparkContext().defaultParallelism();
+    if (req.partitions() != null || input.rdd().getNumPartitions() < target) {
+      input = input.repartition(target);
+    }
+    ScoreMetrics metrics = ScoreMetrics.register(spark.sparkContext());
+    Dataset<Row> scored = OlmoPerplexity.apply(input, plan, metrics).persist(StorageLevel.MEMORY_AND_DISK());
+    try {
+      write(scored, req);
+      Map<String, Object> summary = Summary.build(scored, plan, req, metrics, (System.nanoTime() - t0) / 1e9);
+      Summary.write(outFs, new Path(outPath, "_summary.json"), summary);
+      Summary.print(summary, out);
+      return summary;
+    } finally {
+      scored.unpersist();
+    }
+  }
+
+  private static Dataset<Row> read(SparkSession spark, Request req) throws IOException {
+    Path in = new Path(req.input());
+    FileSystem fs = in.getFileSystem(spark.sparkContext().hadoopConfiguration());
+    if (!fs.exists(in)) {
+      throw new JobException("--input " + req.input() + " does not exist. Pass a file or a directory of files.");
+    }
+    String fmt = req.inputFormat().equals("auto") ? detect(fs, in) : req.inputFormat();
+    DataFrameReader r = spark.read();
+    Dataset<Row> df = switch (fmt) {
+      case "parquet" -> r.parquet(req.input());
+      case "orc" -> r.orc(req.input());
+      case "json" -> r.json(req.input());
+      case "csv" -> r.option("header", "true").option("multiLine", "true").option("escape", "\"")
+          .csv(req.input());
+      case "text" -> r.text(req.input()).withColumnRenamed("value", req.textColumn());
+      default -> throw new IllegalStateException(fmt);
+    };
+    return df;
+  }
+
+  /** @return the format by file extension (of the file, or of the first data file in a directory) */
+  static String detect(FileSystem fs, Path in) throws IOException {
+    String name = in.getName();
+    if (fs.getFileStatus(in).isDirectory()) {
+      name = null;
+      for (FileStatus s : fs.listStatus(in)) {
+        String n = s.getPath().getName();
+        if (s.isFile() && !n.startsWith("_") && !n.startsWith(".")) {
+          name = n;
+          break;
+        }
+      }
+      if (name == null) {
+        throw new JobException("--input " + in + " is a directory with no data files.");
+      }
+    }
+    String n = name.toLowerCase(Locale.ROOT);
+    for (String suffix : List.of(".gz", ".bz2", ".zst", ".snappy", ".lz4", ".deflate")) {
+      if (n.endsWith(suffix) && !n.endsWith(".parquet" + suffix)) {
+        n = n.substring(0, n.length() - suffix.length());
+      }
+    }
+    if (n.endsWith(".parquet") || n.contains(".parquet")) {
+      return "parquet";
+    }
+    if (n.endsWith(".jsonl") || n.endsWith(".json") || n.endsWith(".ndjson")) {
+      return "json";
+    }
+    if (n.endsWith(".csv")) {
+      return "csv";
+    }
+    if (n.endsWith(".txt") || n.endsWith(".text")) {
+      return "text";
+    }
+    if (n.endsWith(".orc")) {
+      return "orc";
+    }
+    throw new UsageException("cannot tell the format of --input " + in + " from the file name '" + name
+        + "'. Pass --input-format parquet|json|csv|text|orc.");
+  }
+
+  private static void write(Dataset<Row> scored, Request req) {
+    switch (req.outputFormat()) {
+      case "json" -> scored.write().mode(SaveMode.ErrorIfExists).option("ignoreNullFields", "false")
+          .option("compression", "none").json(req.output());
+      case "csv" -> {
+        Dataset<Row> flat = scored;
+        for (StructField f : scored.schema().fields()) {
+          if (f.dataType() instanceof ArrayType || f.dataType() instanceof org.apache.spark.sql.types.StructType
+              || f.dataType() instanceof org.apache.spark.sql.types.MapType) {
+            flat = flat.withColumn(f.name(), to_json(col(f.name())));
+          }
+        }
+        flat.write().mode(SaveMode.ErrorIfExists).option("header", "true").option("escape", "\"").csv(req.output());
+      }
+      default -> scored.write().mode(SaveMode.ErrorIfExists).parquet(req.output());
+    }
+  }
+
+  /** Counts for the summary, from the scored rows. */
+  static Row totals(Dataset<Row> scored, String textColumn) {
+    var ok = col(ScoreColumns.STATUS).equalTo(lit(DocumentScore.OK));
+    return scored.agg(count(lit(1)),
+        sum(when(ok, col(ScoreColumns.TOKENS)).otherwise(0)),
+        sum(when(ok, col(ScoreColumns.NLL)).otherwise(0.0)),
+        sum(when(ok, octet_length(col(textColumn))).otherwise(0)),
+        // words as lm-eval counts them: len(re.split(r"\s+", doc)), Unicode whitespace, empty edge fields kept
+        sum(when(ok, size(split(col(textColumn), "(?U)\\s+", -1))).otherwise(0)),
+        sum(when(ok, col(ScoreColumns.WINDOWS)).otherwise(0))).first();
+  }
+
+  /** @return documents per status */
+  static Map<String, Long> statusCounts(Dataset<Row> scored) {
+    Map<String, Long> m = new LinkedHashMap<>();
+    for (Row r : scored.groupBy(ScoreColumns.STATUS).count().orderBy(ScoreColumns.STATUS).collectAsList()) {
+      m.put(r.getString(0), r.getLong(1));
+    }
+    return m;
+  }
+}
