@@ -82,6 +82,7 @@ final class ScoreCommand {
     // The checkpoint is validated before Spark starts: a bad model fails in a second, not after a cluster start.
     Checkpoint.open(java.nio.file.Path.of(req.model), req.options.tying());
     boolean underSubmit = System.getProperty("spark.master") != null;
+    boolean ours = SparkSession.getDefaultSession().isEmpty(); // stop only a session this call starts
     SparkSession.Builder b = SparkSession.builder().appName("olmo-ppl score");
     if (!underSubmit) {
       String master = a.get("master", "local[*]");
@@ -95,7 +96,7 @@ final class ScoreCommand {
     try {
       return run(spark, req, out);
     } finally {
-      if (!underSubmit) {
+      if (ours && !underSubmit) {
         spark.stop();
       }
     }
