@@ -69,6 +69,7 @@ public final class Checkpoint implements WeightSource {
       throw new CheckpointException(dir + " has no config.json, so it is not a Hugging Face checkpoint directory."
           + " Point --model at the directory that holds config.json, model.safetensors and tokenizer.json.");
     }
+    Map<String, Located> tensors = index(dir); // first: a pickle-only directory is refused before anything else
     byte[] configBytes = read(configPath);
     JsonObject json;
     try {
@@ -78,8 +79,6 @@ public final class Checkpoint implements WeightSource {
           + " checkpoint's config.json.");
     }
     OlmoConfig config = OlmoConfig.fromJson(json, configPath.toString());
-
-    Map<String, Located> tensors = index(dir);
     Path tokPath = dir.resolve("tokenizer.json");
     if (!Files.isRegularFile(tokPath)) {
       throw new CheckpointException(dir + " has no tokenizer.json. olmo-ppl tokenizes with the checkpoint's own"
