@@ -23,10 +23,8 @@ public final class Main {
   private Main() {}
 
   public static void main(String[] args) {
-    int code = run(args, System.out, System.err);
-    if (code != 0) {
-      System.exit(code);
-    }
+    // exit explicitly: the engine's native threads must not keep a finished driver alive
+    System.exit(run(args, System.out, System.err));
   }
 
   /**

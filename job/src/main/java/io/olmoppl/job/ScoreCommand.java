@@ -70,7 +70,7 @@ final class ScoreCommand {
 
   static final Set<String> OPTIONS = Set.of("model", "input", "output", "input-format", "text-column",
       "output-format", "bos", "window", "stride", "tying", "precision", "device", "batch-tokens", "partitions",
-      "master", "properties", "distribution");
+      "master", "properties", "distribution", "broadcast-max-bytes", "gpu-concurrency");
   static final Set<String> FLAGS = Set.of("token-logprobs", "allow-long-window");
 
   private ScoreCommand() {}
@@ -96,15 +96,15 @@ final class ScoreCommand {
     try {
       return run(spark, req, out);
     } finally {
-      if (ours && !underSubmit) {
-        spark.stop();
+      if (ours) {
+        spark.stop(); // also under spark-submit: the driver exits when the job is done
       }
     }
   }
 
   /** The parsed request. */
   record Request(String model, String input, String output, String inputFormat, String textColumn,
-      String outputFormat, Integer partitions, ScoringOptions options) {
+      String outputFormat, Integer partitions, OlmoPerplexity.Distribution distribution, ScoringOptions options) {
     static Request from(Args a) {
       String inFmt = a.get("input-format", "auto").toLowerCase(Locale.ROOT);
       if (!List.of("auto", "parquet", "json", "csv", "text", "orc").contains(inFmt)) {
@@ -114,9 +114,16 @@ final class ScoreCommand {
       if (!List.of("parquet", "json", "csv").contains(outFmt)) {
         throw new UsageException("--output-format must be parquet, json or csv, not '" + outFmt + "'");
       }
-      String dist = a.get("distribution", "auto");
-      if (!List.of("auto", "files", "broadcast").contains(dist)) {
-        throw new UsageException("--distribution must be auto, files or broadcast, not '" + dist + "'");
+      OlmoPerplexity.Distribution dist;
+      try {
+        String max = a.get("broadcast-max-bytes");
+        dist = new OlmoPerplexity.Distribution(a.get("distribution", "auto").toLowerCase(Locale.ROOT),
+            max == null ? OlmoPerplexity.BROADCAST_MAX_BYTES_DEFAULT : Long.parseLong(max.trim()));
+      } catch (NumberFormatException e) {
+        throw new UsageException("--broadcast-max-bytes must be a number of bytes, not '"
+            + a.get("broadcast-max-bytes") + "'");
+      } catch (IllegalArgumentException e) {
+        throw new UsageException(e.getMessage());
       }
       Integer partitions = a.integer("partitions");
       if (partitions != null && partitions < 1) {
@@ -127,12 +134,13 @@ final class ScoreCommand {
         o = new ScoringOptions(Bos.parse(a.get("bos", "auto")), a.integer("window"), a.integer("stride"),
             a.integer("batch-tokens", ScoringOptions.BATCH_TOKENS_DEFAULT), a.flag("token-logprobs"),
             a.flag("allow-long-window"), TyingRule.parse(a.get("tying", "strict")),
-            Precision.parse(a.get("precision", "fp32")), a.get("device", "auto").toLowerCase(Locale.ROOT));
+            Precision.parse(a.get("precision", "fp32")), a.get("device", "auto").toLowerCase(Locale.ROOT),
+            a.integer("gpu-concurrency", ScoringOptions.GPU_CONCURRENCY_DEFAULT));
       } catch (IllegalArgumentException e) {
         throw new UsageException(e.getMessage());
       }
       return new Request(a.require("model"), a.require("input"), a.require("output"), inFmt,
-          a.get("text-column", "text"), outFmt, partitions, o);
+          a.get("text-column", "text"), outFmt, partitions, dist, o);
     }
   }
 
@@ -151,7 +159,8 @@ final class ScoreCommand {
           + " choose a new output path or remove the old one.");
     }
     Dataset<Row> input = read(spark, req);
-    OlmoPerplexity.Plan plan = OlmoPerplexity.plan(input.schema(), req.model(), req.textColumn(), req.options());
+    OlmoPerplexity.Plan plan = OlmoPerplexity.plan(spark, input.schema(), req.model(), req.textColumn(),
+        req.options(), req.distribution());
     for (String w : plan.checkpoint().config().warnings()) {
       out.println("olmo-ppl: warning: " + w);
     }
@@ -172,6 +181,7 @@ final class ScoreCommand {
       return summary;
     } finally {
       scored.unpersist();
+      plan.release();
     }
   }
 

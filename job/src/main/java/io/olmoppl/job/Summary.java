@@ -56,10 +56,10 @@ final class Summary {
     s.put("options", opts);
     s.put("input", req.input());
     s.put("output", req.output());
-    s.put("distribution", "files");
+    s.put("distribution", plan.spec().distribution());
     s.put("model_loads", metrics.modelLoads());
     s.put("unique_weight_bytes", plan.checkpoint().uniqueWeightBytes());
-    s.put("broadcast_bytes", 0L);
+    s.put("broadcast_bytes", plan.broadcastBytes());
     s.put("executors", executors(metrics));
     return s;
   }
@@ -103,6 +103,7 @@ final class Summary {
       });
       e.put("loads", (Long) e.get("loads") + 1);
       e.put("load_seconds", (Double) e.get("load_seconds") + Double.parseDouble(f[3]));
+      e.put("bytes_received", (Long) e.get("bytes_received") + Long.parseLong(f[4]));
     }
     return new ArrayList<>(byExec.values());
   }

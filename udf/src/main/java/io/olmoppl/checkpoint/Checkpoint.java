@@ -85,14 +85,21 @@ public final class Checkpoint implements WeightSource {
           + " Hugging Face tokenizer; copy the model's tokenizer.json into the directory.");
     }
     byte[] tokBytes = read(tokPath);
-    JsonObject tok = JsonParser.parseString(new String(tokBytes, StandardCharsets.UTF_8)).getAsJsonObject();
-    int tokSize = tokenizerSize(tok);
+    JsonObject tok;
+    int tokSize;
+    try {
+      tok = JsonParser.parseString(new String(tokBytes, StandardCharsets.UTF_8)).getAsJsonObject();
+      tokSize = tokenizerSize(tok);
+      config = fixEos(config, tok);
+    } catch (RuntimeException e) {
+      throw new CheckpointException(tokPath + " is not a valid Hugging Face tokenizer.json (" + e.getMessage()
+          + "). Copy the model's own tokenizer.json into the checkpoint directory.", e);
+    }
     if (tokSize > config.vocabRows()) {
       throw new CheckpointException(tokPath + " has token ids up to " + (tokSize - 1) + " but the model has only "
           + config.vocabRows() + " embedding rows, so some tokens have no embedding. Use the tokenizer.json that"
           + " belongs to this model.");
     }
-    config = fixEos(config, tok);
 
     Map<String, long[]> expected = expectedTensors(config);
     Tying tying = resolveTying(config, tensors, rule);
@@ -120,13 +127,23 @@ public final class Checkpoint implements WeightSource {
       return out;
     }
     if (Files.isRegularFile(idx)) {
-      JsonObject map = JsonParser.parseString(new String(read(idx), StandardCharsets.UTF_8)).getAsJsonObject()
-          .getAsJsonObject("weight_map");
+      JsonObject map;
+      try {
+        map = JsonParser.parseString(new String(read(idx), StandardCharsets.UTF_8)).getAsJsonObject()
+            .getAsJsonObject("weight_map");
+      } catch (RuntimeException e) {
+        throw new CheckpointException(idx + " is not valid JSON (" + e.getMessage() + "). Re-download the index of"
+            + " the sharded checkpoint.", e);
+      }
       if (map == null) {
         throw new CheckpointException(idx + " has no weight_map object. Re-save the sharded checkpoint.");
       }
       Map<String, SafetensorsFile> files = new LinkedHashMap<>();
       for (Map.Entry<String, JsonElement> e : map.entrySet()) {
+        if (!e.getValue().isJsonPrimitive()) {
+          throw new CheckpointException(idx + " maps tensor " + e.getKey() + " to " + e.getValue() + ", not to a"
+              + " file name. Re-download the index of the sharded checkpoint.");
+        }
         String shard = e.getValue().getAsString();
         Path shardPath = dir.resolve(shard).normalize();
         if (!shardPath.startsWith(dir.normalize()) || !Files.isRegularFile(shardPath)) {

@@ -46,7 +46,7 @@ public record OlmoConfig(
     boolean tyingKeyPresent,
     int eosTokenId,
     Integer bosTokenId,
-    List<String> warnings) {
+    List<String> warnings) implements java.io.Serializable {
 
   /** Checkpoint layouts (OLMO.md section 2). */
   public enum Layout {
@@ -102,6 +102,17 @@ public record OlmoConfig(
    * @param where the file, for messages
    */
   public static OlmoConfig fromJson(JsonObject json, String where) {
+    try {
+      return parse(json, where);
+    } catch (CheckpointException e) {
+      throw e;
+    } catch (RuntimeException e) {
+      throw new CheckpointException(where + " has a value of the wrong type (" + e.getMessage() + "). Numbers must be"
+          + " JSON numbers and flags JSON booleans, as in the model's original config.json.", e);
+    }
+  }
+
+  private static OlmoConfig parse(JsonObject json, String where) {
     String modelType = str(json, "model_type", "");
     if (json.has("d_model") && json.has("n_layers") && json.has("n_heads")) {
       return hfOlmo(json, where);
@@ -238,11 +249,20 @@ public record OlmoConfig(
   }
 
   private static int integer(JsonObject j, String k, int def) {
-    return present(j, k) ? j.get(k).getAsInt() : def;
+    Integer v = optInt(j, k);
+    return v != null ? v : def;
   }
 
   private static Integer optInt(JsonObject j, String k) {
-    return present(j, k) ? j.get(k).getAsInt() : null;
+    if (!present(j, k)) {
+      return null;
+    }
+    JsonElement e = j.get(k);
+    if (!e.isJsonPrimitive() || !e.getAsJsonPrimitive().isNumber()) {
+      throw new CheckpointException("config key " + k + " is " + e + ", not a number. Restore the value from the"
+          + " model's original config.json.");
+    }
+    return e.getAsInt();
   }
 
   private static double dbl(JsonObject j, String k, double def) {

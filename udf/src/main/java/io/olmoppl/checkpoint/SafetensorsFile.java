@@ -32,7 +32,8 @@ public final class SafetensorsFile {
   static final long MAX_CHUNK_BYTES = 1L << 30;
 
   /** Where one tensor lies in the file. */
-  public record TensorInfo(String name, DType dtype, long[] shape, long begin, long end) {
+  public record TensorInfo(String name, DType dtype, long[] shape, long begin, long end)
+      implements java.io.Serializable {
     /** @return number of elements */
     public long numel() {
       long n = 1;

@@ -14,7 +14,7 @@ import java.util.List;
  * @param warnings what the user should know about the decision
  */
 public record Tying(boolean tied, List<String> tiedGroup, String embeddingTensor, String outputTensor,
-    String ignoredTensor, List<String> warnings) {
+    String ignoredTensor, List<String> warnings) implements java.io.Serializable {
 
   /** @return the roles the one tied matrix serves */
   public List<String> roles() {

@@ -47,6 +47,7 @@ public final class OlmoModel implements AutoCloseable {
   private final NDArray finalNormBias; // (C) or null
   private final Layer[] layers;
   private final boolean tied;
+  private volatile java.util.concurrent.Semaphore batchPermits; // null: unbounded (CPU)
 
   /** One block's weights. Fused: qkv = [Q | K | V] rows, upGate = [up | gate] rows (hf_olmo's own layout). */
   record Layer(NDArray qkv, NDArray qkvBias, NDArray out, NDArray outBias, NDArray upGate, NDArray upGateBias,
@@ -81,8 +82,18 @@ public final class OlmoModel implements AutoCloseable {
    * @param precision matmul precision
    */
   public static OlmoModel load(Checkpoint ckpt, WeightSource source, Device device, Precision precision) {
-    return new OlmoModel(ckpt.config(), ckpt.tying().tied(), ckpt.tying().embeddingTensor(),
-        ckpt.tying().outputTensor(), source, device, precision);
+    return load(ckpt.config(), ckpt.tying(), source, device, precision);
+  }
+
+  /**
+   * Loads a model from a manifest's config and tying decision (executors with broadcast weights).
+   *
+   * @param source the tensor bytes (files or broadcast blocks)
+   */
+  public static OlmoModel load(OlmoConfig config, io.olmoppl.checkpoint.Tying tying, WeightSource source,
+      Device device, Precision precision) {
+    return new OlmoModel(config, tying.tied(), tying.embeddingTensor(), tying.outputTensor(), source, device,
+        precision);
   }
 
   OlmoModel(OlmoConfig c, boolean tied, String embName, String outName, WeightSource src, Device device,
@@ -265,10 +276,11 @@ public final class OlmoModel implements AutoCloseable {
         done += len;
       }
       NDArray flat = blocks.size() == 1 ? blocks.get(0) : NDArrays.concat(blocks, 0);
-      NDArray shaped = flat.reshape(shape);
+      NDArray shaped = flat.reshape(shape); // a view: torch keeps the storage alive after the flat handle closes
       if (blocks.size() > 1) {
-        blocks.close();
+        flat.close();
       }
+      blocks.close();
       return shaped;
     }
   }
@@ -314,6 +326,28 @@ public final class OlmoModel implements AutoCloseable {
    * @return per window, its scored log-probs in order
    */
   public float[][] logProbs(NDManager batchManager, List<Window> windows) {
+    java.util.concurrent.Semaphore permits = batchPermits;
+    if (permits == null) {
+      return logProbsUnbounded(batchManager, windows);
+    }
+    permits.acquireUninterruptibly();
+    try {
+      return logProbsUnbounded(batchManager, windows);
+    } finally {
+      permits.release();
+    }
+  }
+
+  /**
+   * Bounds how many batches run at once on this model (tasks sharing one GPU share its model and its memory).
+   *
+   * @param n concurrent batches, at least 1
+   */
+  public void limitConcurrentBatches(int n) {
+    batchPermits = new java.util.concurrent.Semaphore(Math.max(1, n), true);
+  }
+
+  private float[][] logProbsUnbounded(NDManager batchManager, List<Window> windows) {
     int b = windows.size();
     int t = windows.stream().mapToInt(Window::inputLength).max().orElse(0);
     long[] ids = new long[b * t];

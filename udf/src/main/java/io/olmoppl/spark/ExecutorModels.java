@@ -3,19 +3,20 @@ package io.olmoppl.spark;
 import ai.djl.Device;
 import io.olmoppl.checkpoint.Checkpoint;
 import io.olmoppl.checkpoint.CheckpointException;
+import io.olmoppl.checkpoint.Manifest;
+import io.olmoppl.checkpoint.WeightSource;
 import io.olmoppl.model.OlmoModel;
 import io.olmoppl.scoring.PerplexityScorer;
 import io.olmoppl.tokenizer.OlmoTokenizer;
-import java.nio.file.Path;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The executor's models: one per JVM per {@link ModelSpec#cacheKey()}, built on first use by whichever task comes
- * first, shared by every task thread, closed when the JVM exits. Double-checked locking as in Iceberg's {@code
- * SparkExecutorCache}.
+ * The executor's models: one per JVM per checkpoint fingerprint (and tying rule, precision, device), built on first
+ * use by whichever task comes first, shared by every task thread, closed when the JVM exits. Double-checked locking
+ * as in Iceberg's {@code SparkExecutorCache}.
  */
 public final class ExecutorModels {
   private static final Logger LOG = LoggerFactory.getLogger(ExecutorModels.class);
@@ -25,9 +26,13 @@ public final class ExecutorModels {
 
   private ExecutorModels() {}
 
-  /** A loaded model with its tokenizer and the load's cost. */
-  public record Loaded(Checkpoint checkpoint, OlmoModel model, OlmoTokenizer tokenizer, double loadSeconds)
-      implements AutoCloseable {
+  /**
+   * A loaded model with its tokenizer and what the load cost.
+   *
+   * @param bytesReceived weight bytes this JVM received (broadcast blocks, or checkpoint bytes read from files)
+   */
+  public record Loaded(Manifest manifest, OlmoModel model, OlmoTokenizer tokenizer, double loadSeconds,
+      long bytesReceived) implements AutoCloseable {
     /** @return a scorer for these options (cheap; scorers share the model) */
     public PerplexityScorer scorer(ModelSpec spec) {
       return new PerplexityScorer(model, tokenizer, spec.options());
@@ -44,11 +49,12 @@ public final class ExecutorModels {
   public record Lease(Loaded loaded, boolean built) {}
 
   /**
-   * @return the JVM's model for {@code spec}, loading it if this is the first request
-   * @throws CheckpointException if the checkpoint the executor sees is not the one the driver validated
+   * @return the JVM's model for {@code spec} on the task's device, loading it on first request
+   * @throws CheckpointException if the checkpoint the executor reads is not the one the driver validated
    */
   public static Lease get(ModelSpec spec) {
-    String key = spec.cacheKey();
+    Device device = Devices.forTask(spec.options().device());
+    String key = spec.cacheKey() + "/" + device;
     Loaded m = MODELS.get(key);
     if (m != null) {
       return new Lease(m, false);
@@ -58,24 +64,44 @@ public final class ExecutorModels {
       if (m != null) {
         return new Lease(m, false);
       }
-      long t0 = System.nanoTime();
-      Checkpoint ckpt = Checkpoint.open(Path.of(spec.modelPath()), spec.options().tying());
-      if (!ckpt.fingerprint().equals(spec.fingerprint())) {
-        throw new CheckpointException("the checkpoint at " + spec.modelPath() + " on this executor has fingerprint "
-            + ckpt.fingerprint() + " but the driver validated " + spec.fingerprint() + ". Executors must see the"
-            + " same checkpoint files as the driver (a shared path, or --distribution broadcast).");
-      }
-      OlmoModel model = OlmoModel.load(ckpt, ckpt, Devices.choose(spec.options().device()),
-          spec.options().precision());
-      OlmoTokenizer tok = OlmoTokenizer.load(ckpt.tokenizerJson());
-      double secs = (System.nanoTime() - t0) / 1e9;
-      m = new Loaded(ckpt, model, tok, secs);
+      m = load(spec, device);
       MODELS.put(key, m);
-      LOG.info("olmo-ppl: loaded model {} ({}) in {} s", ckpt.fingerprint(), ckpt.config().layout().id(),
-          String.format("%.2f", secs));
       installShutdownHook();
       return new Lease(m, true);
     }
+  }
+
+  private static Loaded load(ModelSpec spec, Device device) {
+    long t0 = System.nanoTime();
+    Manifest man = spec.manifest().value();
+    WeightSource source;
+    long bytes;
+    if (spec.weights() != null) {
+      source = spec.weights();
+      bytes = spec.weights().bytes();
+    } else {
+      java.nio.file.Path local = Localizer.localize(spec.modelPath(), spec.fingerprint());
+      Checkpoint ckpt = Checkpoint.open(local, spec.options().tying());
+      if (!ckpt.fingerprint().equals(spec.fingerprint())) {
+        throw new CheckpointException("the checkpoint at " + spec.modelPath() + " as this executor reads it has"
+            + " fingerprint " + ckpt.fingerprint() + " but the driver validated " + spec.fingerprint() + ". The"
+            + " files changed or differ between machines; executors must read the same checkpoint as the driver"
+            + " (a shared path, or --distribution broadcast).");
+      }
+      source = ckpt;
+      bytes = ckpt.uniqueWeightBytes();
+    }
+    Threads.configureOnce();
+    OlmoModel model = OlmoModel.load(man.config(), man.tying(), source, device, spec.options().precision());
+    if (device.isGpu()) {
+      model.limitConcurrentBatches(spec.options().gpuConcurrency());
+    }
+    OlmoTokenizer tok = OlmoTokenizer.load(man.tokenizerJson());
+    double secs = (System.nanoTime() - t0) / 1e9;
+    LOG.info("olmo-ppl: loaded model {} ({}, {}) on {} in {} s from {} ({} weight bytes)", man.fingerprint(),
+        man.config().layout().id(), man.tying().tied() ? "tied" : "untied", device, String.format("%.2f", secs),
+        spec.distribution(), bytes);
+    return new Loaded(man, model, tok, secs, bytes);
   }
 
   private static void installShutdownHook() {
@@ -97,5 +123,4 @@ public final class ExecutorModels {
   public static int size() {
     return MODELS.size();
   }
-
 }

@@ -37,7 +37,7 @@ public final class ScoreMetrics implements Serializable {
         host = "?";
       }
       loads.add(exec + "\t" + host + "\t" + ProcessHandle.current().pid() + "\t" + lease.loaded().loadSeconds()
-          + "\t" + lease.loaded().checkpoint().uniqueWeightBytes());
+          + "\t" + lease.loaded().bytesReceived());
     }
   }
 

@@ -30,6 +30,17 @@ public final class OlmoTokenizer implements AutoCloseable {
     }
   }
 
+  /** Loads a tokenizer from the bytes of a {@code tokenizer.json} (broadcast to executors). */
+  public static OlmoTokenizer load(byte[] tokenizerJson) {
+    Runtime.configure();
+    try {
+      return new OlmoTokenizer(HuggingFaceTokenizer.newInstance(new java.io.ByteArrayInputStream(tokenizerJson),
+          Map.of("addSpecialTokens", "false", "truncation", "false", "padding", "false")));
+    } catch (IOException e) {
+      throw new UncheckedIOException("cannot load the broadcast tokenizer", e);
+    }
+  }
+
   /** @return token ids of {@code text}, exactly as the HF tokenizers library gives them */
   public long[] encode(String text) {
     if (text.isEmpty()) {
