@@ -79,8 +79,12 @@ final class ScoreCommand {
   static Map<String, Object> main(String[] argv, PrintStream out) throws IOException {
     Args a = Args.parse("score", argv, 1, OPTIONS, FLAGS);
     Request req = Request.from(a);
-    // The checkpoint is validated before Spark starts: a bad model fails in a second, not after a cluster start.
-    Checkpoint.open(java.nio.file.Path.of(req.model), req.options.tying());
+    // A local checkpoint is validated before Spark starts: a bad model fails in a second, not after a cluster start
+    // (a Hadoop URI is validated once Spark is up, from a driver-local copy).
+    if (!req.model.matches("^[a-zA-Z][a-zA-Z0-9+.-]*:.*") || req.model.startsWith("file:")) {
+      Checkpoint.open(java.nio.file.Path.of(req.model.startsWith("file:") ? java.net.URI.create(req.model).getPath()
+          : req.model), req.options.tying());
+    }
     boolean underSubmit = System.getProperty("spark.master") != null;
     boolean ours = SparkSession.getDefaultSession().isEmpty(); // stop only a session this call starts
     SparkSession.Builder b = SparkSession.builder().appName("olmo-ppl score");

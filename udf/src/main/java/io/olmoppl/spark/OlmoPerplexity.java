@@ -4,22 +4,38 @@ import io.olmoppl.checkpoint.Checkpoint;
 import io.olmoppl.scoring.PerplexityScorer;
 import io.olmoppl.scoring.ScoringOptions;
 import io.olmoppl.checkpoint.Manifest;
+import io.olmoppl.scoring.DocumentScore;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.Collections;
 import org.apache.spark.api.java.JavaSparkContext;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.SparkSession;
 import org.apache.spark.sql.Row;
+import org.apache.spark.sql.RowFactory;
+import org.apache.spark.sql.api.java.UDF1;
+import org.apache.spark.sql.expressions.UserDefinedFunction;
 import org.apache.spark.sql.Encoders;
 import org.apache.spark.sql.types.DataTypes;
 import org.apache.spark.sql.types.StructField;
 import org.apache.spark.sql.types.StructType;
 
 /**
- * DataFrame API: appends per-document perplexity columns to a dataset, with the same partition function the job uses.
+ * Spark APIs besides the CLI.
+ *
+ * <ul>
+ *   <li>DataFrame: {@link #score} appends the per-document perplexity columns to a dataset, with the same partition
+ *       function the job uses. This is the fast path: each task scores many documents per forward pass (windows
+ *       sorted by length and packed up to {@code batchTokens}).
+ *   <li>Spark ML: {@link OlmoPerplexityTransformer}, the same path behind typed, validated params.
+ *   <li>SQL: {@link #register} makes a function returning the score columns as one struct, row at a time.
+ * </ul>
  *
  * <pre>{@code
  * Dataset<Row> scored = OlmoPerplexity.score(df, "/models/OLMo-1B-hf", "text", ScoringOptions.defaults());
+ *
+ * OlmoPerplexity.register(spark, "olmo_perplexity", "/models/OLMo-1B-hf", ScoringOptions.defaults());
+ * spark.sql("SELECT s.perplexity, s.ppl_status FROM (SELECT olmo_perplexity(text) AS s FROM docs)");
  * }</pre>
  */
 public final class OlmoPerplexity {
@@ -51,9 +67,17 @@ public final class OlmoPerplexity {
     }
   }
 
+  /**
+   * Broadcasts shared by the plans of one application: calling {@link #score} again with the same checkpoint reuses
+   * them instead of broadcasting the weights again. They live until {@link Plan#release()} or the session ends.
+   */
+  private static final java.util.Map<String, Shared> SHARED = new java.util.concurrent.ConcurrentHashMap<>();
+
+  private record Shared(org.apache.spark.broadcast.Broadcast<Manifest> manifest, WeightsBroadcast weights) {}
+
   /** A validated scoring plan: the checkpoint as the driver saw it and what tasks need. */
   public record Plan(Checkpoint checkpoint, ModelSpec spec, int textIndex, StructType outputSchema, int window,
-      int stride, long prefix) {
+      int stride, long prefix, String sharedKey) {
     /** @return weight bytes the driver broadcast (0 in files mode) */
     public long broadcastBytes() {
       return spec.weights() == null ? 0 : spec.weights().bytes();
@@ -61,6 +85,7 @@ public final class OlmoPerplexity {
 
     /** Frees the broadcast manifest and weights on executors and driver (after the results are written). */
     public void release() {
+      SHARED.remove(sharedKey);
       if (spec.weights() != null) {
         spec.weights().destroy();
       }
@@ -76,8 +101,8 @@ public final class OlmoPerplexity {
    */
   public static Plan plan(SparkSession spark, StructType schema, String modelPath, String textColumn,
       ScoringOptions options, Distribution distribution) {
-    Checkpoint ckpt = Checkpoint.open(Path.of(modelPath.startsWith("file:") ? java.net.URI.create(modelPath).getPath()
-        : modelPath), options.tying());
+    Checkpoint ckpt = Checkpoint.open(Localizer.localize(modelPath, "driver-" + Integer.toHexString(
+        modelPath.hashCode())), options.tying());
     int idx = Arrays.asList(schema.fieldNames()).indexOf(textColumn);
     if (idx < 0) {
       throw new IllegalArgumentException("the input has no column '" + textColumn + "' (columns: "
@@ -96,13 +121,18 @@ public final class OlmoPerplexity {
           + "; pass a stride between 1 and the window");
     }
     JavaSparkContext jsc = JavaSparkContext.fromSparkContext(spark.sparkContext());
-    Manifest manifest = Manifest.of(ckpt);
-    WeightsBroadcast weights = distribution.broadcast(ckpt.uniqueWeightBytes())
-        ? WeightsBroadcast.create(jsc, ckpt, manifest, WeightsBroadcast.BLOCK_BYTES_DEFAULT) : null;
+    boolean broadcast = distribution.broadcast(ckpt.uniqueWeightBytes());
+    String key = spark.sparkContext().applicationId() + "/" + ckpt.fingerprint() + "/" + options.tying().id() + "/"
+        + broadcast;
+    Shared shared = SHARED.computeIfAbsent(key, k -> {
+      Manifest manifest = Manifest.of(ckpt);
+      return new Shared(jsc.broadcast(manifest), broadcast
+          ? WeightsBroadcast.create(jsc, ckpt, manifest, WeightsBroadcast.BLOCK_BYTES_DEFAULT) : null);
+    });
     String path = modelPath.contains(":") ? modelPath : Path.of(modelPath).toAbsolutePath().toString();
-    ModelSpec spec = new ModelSpec(path, ckpt.fingerprint(), jsc.broadcast(manifest), weights, options);
+    ModelSpec spec = new ModelSpec(path, ckpt.fingerprint(), shared.manifest(), shared.weights(), options);
     return new Plan(ckpt, spec, idx, ScoreColumns.outputSchema(schema, options.tokenLogprobs()), window, stride,
-        PerplexityScorer.prefixToken(ckpt.config(), options.bos()));
+        PerplexityScorer.prefixToken(ckpt.config(), options.bos()), key);
   }
 
   /**
@@ -117,6 +147,75 @@ public final class OlmoPerplexity {
   public static Dataset<Row> score(Dataset<Row> df, String modelPath, String textColumn, ScoringOptions options) {
     Plan plan = plan(df.sparkSession(), df.schema(), modelPath, textColumn, options, Distribution.auto());
     return apply(df, plan, null);
+  }
+
+  /**
+   * Registers a SQL function {@code name(text)} returning a struct with exactly the columns {@link #score} appends
+   * ({@link ScoreColumns#fields}: {@code ppl_tokens}, {@code ppl_nll}, {@code perplexity}, ..., {@code ppl_model}, and
+   * {@code ppl_token_logprobs} when {@code options.tokenLogprobs()}); a null text gives status {@code null_text}.
+   *
+   * <pre>{@code
+   * OlmoPerplexity.register(spark, "olmo_perplexity", "/models/OLMo-1B-hf", ScoringOptions.defaults());
+   * spark.sql("SELECT olmo_perplexity(text).perplexity FROM docs");
+   * }</pre>
+   *
+   * <p>The checkpoint and options are validated now, on the driver, as {@link #plan} does (the broadcast manifest and
+   * weights live as long as the session). Executors use the same per-JVM model cache as {@link #score}, but a SQL
+   * function is called once per row, so each document is its own forward batch: <b>{@link #score} (or {@link
+   * OlmoPerplexityTransformer}) is the fast path</b>, packing many documents into each forward pass. Select several
+   * fields from one call ({@code SELECT s.* FROM (SELECT olmo_perplexity(text) AS s FROM docs)}) rather than calling
+   * the function once per field.
+   *
+   * @param spark the session to register in
+   * @param name the SQL function name
+   * @param modelPath checkpoint directory, visible to every executor at the same path
+   * @param options scoring options
+   * @return the registered function (also callable in the DataFrame API: {@code df.select(f.apply(col("text")))})
+   * @throws io.olmoppl.checkpoint.CheckpointException or IllegalArgumentException with what, why and how to fix
+   */
+  public static UserDefinedFunction register(SparkSession spark, String name, String modelPath,
+      ScoringOptions options) {
+    StructType textOnly = new StructType().add("text", DataTypes.StringType);
+    Plan plan = plan(spark, textOnly, modelPath, "text", options, Distribution.auto());
+    StructType result = DataTypes.createStructType(ScoreColumns.fields(options.tokenLogprobs()));
+    // never null (a null text gives a struct with status null_text), so the fields keep the job's nullability
+    return spark.udf().register(name,
+        org.apache.spark.sql.functions.udf(new ScoreUdf(plan.spec()), result).asNonNullable());
+  }
+
+  /** The SQL function: one row, one forward batch, on the executor's cached model. */
+  static final class ScoreUdf implements UDF1<String, Row> {
+    private static final long serialVersionUID = 1L;
+    private final ModelSpec spec;
+    /** Per task: the UDF is deserialized with each task, so the scorer follows the task's device. */
+    private transient PerplexityScorer scorer;
+
+    ScoreUdf(ModelSpec spec) {
+      this.spec = spec;
+    }
+
+    @Override
+    public Row call(String text) {
+      if (scorer == null) {
+        scorer = ExecutorModels.get(spec).loaded().scorer(spec);
+      }
+      DocumentScore s = scorer.score(Collections.singletonList(text)).get(0);
+      boolean lps = spec.options().tokenLogprobs();
+      Object[] v = new Object[lps ? 8 : 7];
+      v[0] = s.tokens();
+      v[1] = s.nll();
+      v[2] = s.perplexity();
+      v[3] = s.bitsPerByte();
+      v[4] = s.windows();
+      v[5] = s.status();
+      v[6] = spec.fingerprint();
+      if (lps) {
+        // as ScorePartitionFunction: null for a null text, else one log-prob per scored target
+        v[7] = s.status().equals(DocumentScore.NULL_TEXT) ? null
+            : Arrays.stream(s.tokenLogprobs()).boxed().toList();
+      }
+      return RowFactory.create(v);
+    }
   }
 
   /** Runs a validated plan. */

@@ -8,7 +8,7 @@ import org.slf4j.LoggerFactory;
  * libtorch's intra-op thread pool is per process, while Spark runs several tasks per executor: each task gets
  * executor cores / concurrent task slots threads (= {@code spark.task.cpus}), so the tasks together use the
  * executor's cores without oversubscription. A user setting ({@code ai.djl.pytorch.num_threads} or {@code
- * OMP_NUM_THREADS}) wins.
+ * OMP_NUM_THREADS}, which Spark itself sets to {@code spark.task.cpus} in executors it launches) wins.
  */
 final class Threads {
   private static final Logger LOG = LoggerFactory.getLogger(Threads.class);
@@ -38,6 +38,11 @@ final class Threads {
 
   private static int executorCores(org.apache.spark.SparkConf conf) {
     String master = conf.get("spark.master", "");
+    java.util.regex.Matcher lc = java.util.regex.Pattern.compile("local-cluster\\[\\s*\\d+\\s*,\\s*(\\d+)")
+        .matcher(master);
+    if (lc.find()) {
+      return Integer.parseInt(lc.group(1));
+    }
     if (master.startsWith("local")) {
       java.util.regex.Matcher m = java.util.regex.Pattern.compile("local\\[(\\d+|\\*)").matcher(master);
       if (m.find()) {
