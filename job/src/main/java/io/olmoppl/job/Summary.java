@@ -25,7 +25,7 @@ final class Summary {
   private Summary() {}
 
   static Map<String, Object> build(Dataset<Row> scored, OlmoPerplexity.Plan plan, ScoreCommand.Request req,
-      ScoreMetrics metrics, double ignoredSeconds) {
+      ScoreMetrics metrics, double secondsSoFar) {
     long t0 = System.nanoTime();
     Row t = ScoreCommand.totals(scored, req.textColumn());
     long docs = t.getLong(0);
@@ -45,7 +45,7 @@ final class Summary {
     s.put("perplexity", tokens == 0 ? null : Math.exp(nll / tokens));
     s.put("bits_per_byte", bytes == 0 || tokens == 0 ? null : nll / (bytes * Math.log(2)));
     s.put("word_perplexity", words == 0 || tokens == 0 ? null : Math.exp(nll / words));
-    double seconds = ignoredSeconds + (System.nanoTime() - t0) / 1e9;
+    double seconds = secondsSoFar + (System.nanoTime() - t0) / 1e9; // reading, scoring, writing + totals
     s.put("seconds", seconds);
     s.put("tokens_per_second", seconds > 0 ? tokens / seconds : null);
     s.put("model", model(plan.checkpoint()));

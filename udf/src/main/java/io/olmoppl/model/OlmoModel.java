@@ -173,13 +173,7 @@ public final class OlmoModel implements AutoCloseable {
 
     /** A projection matrix, in the matmul precision. */
     NDArray matrix(String name) {
-      NDArray a = fp32(name);
-      if (precision == Precision.FP16) {
-        NDArray h = a.toType(DataType.FLOAT16, true);
-        a.close();
-        return h;
-      }
-      return a;
+      return inMatmulPrecision(fp32(name));
     }
 
     /** A norm weight or bias: always float32. */
@@ -188,13 +182,17 @@ public final class OlmoModel implements AutoCloseable {
     }
 
     NDArray fusedMatrix(String... names) {
-      NDArray fused = fused(names);
-      if (precision == Precision.FP16) {
-        NDArray h = fused.toType(DataType.FLOAT16, true);
-        fused.close();
-        return h;
+      return inMatmulPrecision(fused(names));
+    }
+
+    /** fp16 mode keeps projection matrices in fp16 (half the device memory); the fp32 copy is freed. */
+    private NDArray inMatmulPrecision(NDArray a) {
+      if (precision != Precision.FP16) {
+        return a;
       }
-      return fused;
+      NDArray h = a.toType(DataType.FLOAT16, true);
+      a.close();
+      return h;
     }
 
     NDArray fusedVector(String... names) {

@@ -34,11 +34,7 @@ public final class PerplexityScorer {
     this.options = options;
     OlmoConfig c = model.config();
     this.window = resolveWindow(c, options);
-    this.stride = options.stride() == null ? window : options.stride();
-    if (stride > window) {
-      throw new IllegalArgumentException("--stride " + stride + " is larger than the window " + window
-          + "; pass a stride between 1 and the window");
-    }
+    this.stride = resolveStride(window, options);
     this.prefix = prefixToken(c, options.bos());
   }
 
@@ -51,6 +47,16 @@ public final class PerplexityScorer {
           + c.maxPositionEmbeddings() + " or less, or add --allow-long-window if you mean it.");
     }
     return w;
+  }
+
+  /** @return the stride S these options give for window {@code window} (default: S = L, disjoint windows) */
+  public static int resolveStride(int window, ScoringOptions o) {
+    int s = o.stride() == null ? window : o.stride();
+    if (s > window) {
+      throw new IllegalArgumentException("--stride " + s + " is larger than the window " + window
+          + "; pass a stride between 1 and the window");
+    }
+    return s;
   }
 
   /** @return the prefix token for {@code bos}, or -1 for none */

@@ -115,11 +115,7 @@ public final class OlmoPerplexity {
           + f.dataType().simpleString() + ", not string. Point --text-column at a string column, or cast it first.");
     }
     int window = PerplexityScorer.resolveWindow(ckpt.config(), options);
-    int stride = options.stride() == null ? window : options.stride();
-    if (stride > window) {
-      throw new IllegalArgumentException("--stride " + stride + " is larger than the window " + window
-          + "; pass a stride between 1 and the window");
-    }
+    int stride = PerplexityScorer.resolveStride(window, options);
     JavaSparkContext jsc = JavaSparkContext.fromSparkContext(spark.sparkContext());
     boolean broadcast = distribution.broadcast(ckpt.uniqueWeightBytes());
     String key = spark.sparkContext().applicationId() + "/" + ckpt.fingerprint() + "/" + options.tying().id() + "/"
