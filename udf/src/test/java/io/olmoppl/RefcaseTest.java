@@ -83,6 +83,8 @@ class RefcaseTest {
         }
       }
       assertTrue(worstToken < Refcases.TOKEN_TOL && worstMean < Refcases.MEAN_NLL_TOL);
+      System.err.printf("refcase %s: max |d log p| %.2e, max |d mean NLL| %.2e over %d results%n", name, worstToken,
+          worstMean, all.size());
     }
   }
 }
