@@ -106,8 +106,8 @@ public final class SafetensorsFile {
         String name = e.getKey();
         if (name.equals("__metadata__")) {
           if (e.getValue().isJsonObject()) {
-            e.getValue().getAsJsonObject().entrySet().forEach(m ->
-                metadata.put(m.getKey(), m.getValue().isJsonPrimitive() ? m.getValue().getAsString() : m.getValue().toString()));
+            e.getValue().getAsJsonObject().entrySet().forEach(m -> metadata.put(m.getKey(),
+                m.getValue().isJsonPrimitive() ? m.getValue().getAsString() : m.getValue().toString()));
           }
           continue;
         }

@@ -241,16 +241,11 @@ public final class OlmoModel implements AutoCloseable {
         direct = ByteBuffer.allocateDirect(chunk.remaining()).order(ByteOrder.LITTLE_ENDIAN);
         direct.put(chunk.duplicate()).flip();
       }
-      // zero-copy view over the (read-only) mapping, then an engine-owned float32 copy on the device
+      // a view over the (read-only) mapping, then an engine-owned float32 copy, so the mapping can go
       NDArray view = m.create(direct, shape, dtype == DType.F32 ? DataType.FLOAT32 : DataType.FLOAT16);
-      NDArray owned = dtype == DType.F32 && device(view).equals(m.getDevice())
-          ? view.duplicate() : view.toType(DataType.FLOAT32, true).toDevice(m.getDevice(), false);
+      NDArray owned = dtype == DType.F32 ? view.duplicate() : view.toType(DataType.FLOAT32, true);
       view.close();
       return owned;
-    }
-
-    private static Device device(NDArray a) {
-      return a.getDevice();
     }
 
     private NDArray bf16ToFloat(ByteBuffer chunk, Shape shape) {
@@ -446,7 +441,8 @@ public final class OlmoModel implements AutoCloseable {
 
   /** The layout's norm, in float32. */
   private NDArray norm(NDArray x, NDArray w, NDArray b) {
-    NDArray y = config.normType() == NormType.RMS_NORM ? Ops.rmsNorm(x, config.normEps()) : Ops.layerNorm(x, config.normEps());
+    NDArray y = config.normType() == NormType.RMS_NORM ? Ops.rmsNorm(x, config.normEps())
+        : Ops.layerNorm(x, config.normEps());
     if (w != null) {
       y = y.mul(w);
     }

@@ -33,7 +33,6 @@ final class Rope {
    * @return x rotated, same shape
    */
   static NDArray apply(NDArray x, NDArray cos, NDArray sin) {
-    long d = x.getShape().get(3);
     NDList halves = x.split(2, 3); // positive axis: split(-1) throws in DJL
     NDArray rotated = NDArrays.concat(new NDList(halves.get(1).neg(), halves.get(0)), 3); // rotate_half
     return x.mul(cos).add(rotated.mul(sin));

@@ -61,31 +61,38 @@ public record ScoringOptions(Bos bos, Integer window, Integer stride, int batchT
   }
 
   public ScoringOptions withWindow(Integer w, Integer s) {
-    return new ScoringOptions(bos, w, s, batchTokens, tokenLogprobs, allowLongWindow, tying, precision, device, gpuConcurrency);
+    return new ScoringOptions(bos, w, s, batchTokens, tokenLogprobs, allowLongWindow, tying,
+        precision, device, gpuConcurrency);
   }
 
   public ScoringOptions withBatchTokens(int n) {
-    return new ScoringOptions(bos, window, stride, n, tokenLogprobs, allowLongWindow, tying, precision, device, gpuConcurrency);
+    return new ScoringOptions(bos, window, stride, n, tokenLogprobs, allowLongWindow, tying,
+        precision, device, gpuConcurrency);
   }
 
   public ScoringOptions withTokenLogprobs(boolean b) {
-    return new ScoringOptions(bos, window, stride, batchTokens, b, allowLongWindow, tying, precision, device, gpuConcurrency);
+    return new ScoringOptions(bos, window, stride, batchTokens, b, allowLongWindow, tying,
+        precision, device, gpuConcurrency);
   }
 
   public ScoringOptions withTying(TyingRule r) {
-    return new ScoringOptions(bos, window, stride, batchTokens, tokenLogprobs, allowLongWindow, r, precision, device, gpuConcurrency);
+    return new ScoringOptions(bos, window, stride, batchTokens, tokenLogprobs, allowLongWindow, r,
+        precision, device, gpuConcurrency);
   }
 
   public ScoringOptions withPrecision(Precision p) {
-    return new ScoringOptions(bos, window, stride, batchTokens, tokenLogprobs, allowLongWindow, tying, p, device, gpuConcurrency);
+    return new ScoringOptions(bos, window, stride, batchTokens, tokenLogprobs, allowLongWindow, tying,
+        p, device, gpuConcurrency);
   }
 
   public ScoringOptions withDevice(String d) {
-    return new ScoringOptions(bos, window, stride, batchTokens, tokenLogprobs, allowLongWindow, tying, precision, d, gpuConcurrency);
+    return new ScoringOptions(bos, window, stride, batchTokens, tokenLogprobs, allowLongWindow, tying,
+        precision, d, gpuConcurrency);
   }
 
   public ScoringOptions withAllowLongWindow(boolean b) {
-    return new ScoringOptions(bos, window, stride, batchTokens, tokenLogprobs, b, tying, precision, device, gpuConcurrency);
+    return new ScoringOptions(bos, window, stride, batchTokens, tokenLogprobs, b, tying,
+        precision, device, gpuConcurrency);
   }
 
   /** @return the options as written to the summary */
