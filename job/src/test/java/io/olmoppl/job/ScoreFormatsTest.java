@@ -50,7 +50,11 @@ class ScoreFormatsTest extends SparkTestBase {
     Path in = tmp.resolve("base-in");
     docs().coalesce(1).write().json(in.toString());
     Path out = tmp.resolve("base-out");
-    score("--model", MODEL, "--input", in.toString(), "--output", out.toString(), "--output-format", "json");
+    Map<String, Object> summary = score("--model", MODEL, "--input", in.toString(), "--output", out.toString(),
+        "--output-format", "json");
+    // local[...]: tasks run in the driver's JVM, so auto reads the files instead of broadcasting within one process
+    assertEquals("files", summary.get("distribution"));
+    assertEquals(0L, ((Number) summary.get("broadcast_bytes")).longValue());
     baseline = byId(SparkTestBase.readJsonLines(out));
     assertEquals(TEXTS.size() + 1, baseline.size());
   }

@@ -62,8 +62,12 @@ public final class OlmoPerplexity {
       return new Distribution("auto", BROADCAST_MAX_BYTES_DEFAULT);
     }
 
-    boolean broadcast(long weightBytes) {
-      return mode.equals("broadcast") || (mode.equals("auto") && weightBytes <= broadcastMaxBytes);
+    /**
+     * @param local whether the tasks run in the driver's JVM ({@code local[...]}), where broadcasting would only copy
+     *     the weights within one process: {@code auto} then reads the files
+     */
+    boolean broadcast(long weightBytes, boolean local) {
+      return mode.equals("broadcast") || (mode.equals("auto") && !local && weightBytes <= broadcastMaxBytes);
     }
   }
 
@@ -117,7 +121,7 @@ public final class OlmoPerplexity {
     int window = PerplexityScorer.resolveWindow(ckpt.config(), options);
     int stride = PerplexityScorer.resolveStride(window, options);
     JavaSparkContext jsc = JavaSparkContext.fromSparkContext(spark.sparkContext());
-    boolean broadcast = distribution.broadcast(ckpt.uniqueWeightBytes());
+    boolean broadcast = distribution.broadcast(ckpt.uniqueWeightBytes(), spark.sparkContext().isLocal());
     String key = spark.sparkContext().applicationId() + "/" + ckpt.fingerprint() + "/" + options.tying().id() + "/"
         + broadcast;
     Shared shared = SHARED.computeIfAbsent(key, k -> {
