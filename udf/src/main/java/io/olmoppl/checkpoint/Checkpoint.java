@@ -320,10 +320,12 @@ public final class Checkpoint implements WeightSource {
       return new Tying(true, List.of(emb), emb, emb, null, List.of());
     }
     checkShape(out, o, new long[] {c.vocabRows(), c.hiddenSize()});
-    double diff = maxAbsDiff(e, o);
-    if (diff == 0.0 && sameBits(e, o)) {
+    // Same dtype: an alias is byte-identical (a fast buffer compare); across dtypes: equal after exact widening.
+    boolean alias = e.info().dtype() == o.info().dtype() ? sameBytes(e, o) : maxAbsDiff(e, o) == 0.0;
+    if (alias) {
       return new Tying(true, List.of(emb, out), emb, emb, null, List.of());
     }
+    double diff = maxAbsDiff(e, o);
     String both = "the config says tied (" + key + " = true), but the checkpoint stores an output matrix " + out
         + " that differs from the embedding " + emb + " (max abs difference " + diff + ")";
     switch (rule) {
@@ -340,10 +342,7 @@ public final class Checkpoint implements WeightSource {
     }
   }
 
-  private static boolean sameBits(Located a, Located b) {
-    if (a.info().dtype() != b.info().dtype()) {
-      return true; // values already compared equal after exact widening; different storage of one matrix
-    }
+  private static boolean sameBytes(Located a, Located b) {
     List<ByteBuffer> x = a.file().map(a.info());
     List<ByteBuffer> y = b.file().map(b.info());
     for (int i = 0; i < x.size(); i++) {
