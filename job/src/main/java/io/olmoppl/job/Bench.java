@@ -73,7 +73,7 @@ public final class Bench {
       bare = tokens / ((System.nanoTime() - t0) / 1e9);
     }
     double avgLen = (double) tokens / docs;
-    double gflopPerToken = flopsPerToken(c, avgLen) / 1e9;
+    double gflopPerToken = ModelFlops.perToken(c, avgLen) / 1e9;
     System.out.printf("bare loop: %,d tokens, %.1f tokens/s, %.2f GFLOP/token -> %.1f GFLOP/s = %.0f%% of the"
         + " matmul ceiling%n", tokens, bare, gflopPerToken, bare * gflopPerToken,
         100 * bare * gflopPerToken / ceiling);
@@ -97,14 +97,6 @@ public final class Bench {
       }
     }
     System.exit(0);
-  }
-
-  /** Forward FLOPs per scored token: 2 x (block matmul params + output projection) + attention scores. */
-  static double flopsPerToken(OlmoConfig c, double avgLen) {
-    long h = c.hiddenSize();
-    long perLayer = h * (h + 2L * c.kvDim()) + h * h + 3L * h * c.intermediateSize();
-    double attention = 2.0 * 2.0 * h * avgLen / 2; // q.k and p.v over on average half the (causal) context
-    return 2.0 * (perLayer * c.numHiddenLayers() + (double) c.vocabRows() * h) + attention * c.numHiddenLayers();
   }
 
   static double matmulGflops() {
