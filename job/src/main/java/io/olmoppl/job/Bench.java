@@ -130,7 +130,7 @@ final class Bench {
     PerplexityScorer plan = engine.scorer(options(window, stride));
     for (String t : texts) {
       for (OlmoModel.Window w : plan.plan(engine.tokenizer().encode(t))) {
-        flops += Flops.window(c, w.inputLength(), w.scored());
+        flops += ModelFlops.window(c, w.inputLength(), w.scored());
       }
     }
     long positions = s.positions() - positions0;
@@ -194,20 +194,6 @@ final class Bench {
     m.put("scored_tokens_per_second", rate);
     m.put("ratio_to_in_process", rate / bare);
     return m;
-  }
-
-  /** Exact forward FLOPs (multiply-adds x 2) of the model. */
-  static final class Flops {
-    private Flops() {}
-
-    /** @return FLOPs of one window of {@code t} input positions with {@code scored} scored positions */
-    static double window(OlmoConfig c, long t, long scored) {
-      long h = c.hiddenSize();
-      long perPosition = h * (h + 2L * c.kvDim()) + h * h + 3L * h * c.intermediateSize(); // qkv, out, up|gate, down
-      double pairs = t * (t + 1) / 2.0; // causal query-key pairs
-      double attention = 2.0 * pairs * c.headDim() * c.numAttentionHeads(); // q.k and p.v
-      return c.numHiddenLayers() * (2.0 * perPosition * t + 2.0 * attention) + 2.0 * scored * h * c.vocabRows();
-    }
   }
 
   private static Path benchmarkCheckpoint(Path work, PrintStream log) throws IOException {
