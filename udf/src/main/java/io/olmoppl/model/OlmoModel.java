@@ -344,6 +344,23 @@ public final class OlmoModel implements AutoCloseable {
    */
   public float[][] logProbs(NDManager batchManager, List<Window> windows) {
     float[][] out = new float[windows.size()][];
+    int i = 0;
+    for (List<Window> micro : microBatches(windows)) {
+      try (NDManager mb = batchManager.newSubManager()) {
+        float[][] part = forward(mb, micro);
+        System.arraycopy(part, 0, out, i, part.length);
+      }
+      i += micro.size();
+    }
+    return out;
+  }
+
+  /**
+   * @return the groups of consecutive windows that {@link #logProbs} runs as one padded forward pass: on CPU as many
+   *     as fit {@link #CPU_MICRO_BATCH_TOKENS} padded tokens (at least one), on a GPU all of them
+   */
+  public List<List<Window>> microBatches(List<Window> windows) {
+    List<List<Window>> out = new ArrayList<>();
     for (int i = 0; i < windows.size(); ) {
       int end = i + 1;
       int t = windows.get(i).inputLength();
@@ -355,10 +372,7 @@ public final class OlmoModel implements AutoCloseable {
         t = longest;
         end++;
       }
-      try (NDManager mb = batchManager.newSubManager()) {
-        float[][] part = forward(mb, windows.subList(i, end));
-        System.arraycopy(part, 0, out, i, part.length);
-      }
+      out.add(windows.subList(i, end));
       i = end;
     }
     return out;
