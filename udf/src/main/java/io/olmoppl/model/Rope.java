@@ -12,8 +12,6 @@ import ai.djl.ndarray.NDList;
 final class Rope {
   private Rope() {}
 
-  /** @return {cos, sin}, each (positions, D) */
-
   /** @return {cos, sin} of position p, each concat(freqs, freqs) over D */
   static double[][] row(int p, int d, double theta) {
     double[] c = new double[d];

@@ -1,9 +1,11 @@
-package io.olmoppl.job;
+package io.olmoppl.job.tools;
 
 import ai.djl.Device;
 import ai.djl.engine.Engine;
+import io.olmoppl.DjlSettings;
 import io.olmoppl.checkpoint.Checkpoint;
 import io.olmoppl.checkpoint.TyingRule;
+import io.olmoppl.job.Args;
 import io.olmoppl.model.DeviceMapping;
 import io.olmoppl.model.OlmoModel;
 import io.olmoppl.model.Precision;
@@ -28,7 +30,7 @@ public final class GpuCheck {
   private GpuCheck() {}
 
   public static void main(String[] argv) throws Exception {
-    io.olmoppl.Runtime.configure();
+    DjlSettings.configure();
     Args a = Args.parse("gpu-check", argv, 0, java.util.Set.of("model", "device", "repeat"), java.util.Set.of());
     Path model = Path.of(a.get("model", "udf/src/test/resources/refcases/p04_olmo_untied_gqa_f16"));
     String mode = a.get("device", "gpu");

@@ -1,14 +1,16 @@
-package io.olmoppl.job;
+package io.olmoppl.job.tools;
 
 import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
+import io.olmoppl.DjlSettings;
 import io.olmoppl.checkpoint.Checkpoint;
+import io.olmoppl.checkpoint.CheckpointLayout;
 import io.olmoppl.checkpoint.CheckpointMaker;
 import io.olmoppl.checkpoint.OlmoConfig;
-import io.olmoppl.checkpoint.OlmoConfig.Layout;
 import io.olmoppl.checkpoint.TyingRule;
+import io.olmoppl.job.Args;
 import io.olmoppl.model.OlmoModel;
 import io.olmoppl.model.Precision;
 import io.olmoppl.scoring.PerplexityScorer;
@@ -34,7 +36,7 @@ public final class Bench {
   private Bench() {}
 
   public static void main(String[] argv) throws Exception {
-    io.olmoppl.Runtime.configure();
+    DjlSettings.configure();
     Args a = Args.parse("bench", argv, 0, Set.of("hidden", "layers", "heads", "intermediate", "docs", "doc-words",
         "batch-tokens", "master"), Set.of("no-spark"));
     int hidden = a.integer("hidden", 1024);
@@ -50,7 +52,7 @@ public final class Bench {
       Files.copy(in, tokTmp);
     }
     Path ckptDir = dir.resolve("ckpt");
-    CheckpointMaker.small(Layout.OLMO).withDims(hidden, layers, heads, heads, inter, 2048).withTied(true,
+    CheckpointMaker.small(CheckpointLayout.OLMO).withDims(hidden, layers, heads, heads, inter, 2048).withTied(true,
         CheckpointMaker.OutputCopy.NONE).write(ckptDir, tokTmp);
     Checkpoint ckpt = Checkpoint.open(ckptDir, TyingRule.STRICT);
     OlmoConfig c = ckpt.config();
