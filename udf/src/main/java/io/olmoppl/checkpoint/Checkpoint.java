@@ -267,9 +267,9 @@ public final class Checkpoint implements WeightSource {
         return new Tying(false, List.of(), emb, out, null, List.of(both + "; tying checkpoint: " + out
             + " is used as an untied output projection"));
       default:
-        throw new CheckpointException(both + ". olmo-ppl will not pick one silently. Set tying (the CLI's --tying)"
-            + " to config (OLMo's rule: logits from " + emb + ", ignore " + out + ") or to checkpoint (use " + out
-            + " as an untied output matrix), or fix the checkpoint.");
+        throw new CheckpointException(both + ". olmo-ppl will not pick one silently. Set tying to config (--tying"
+            + " config on the command line; OLMo's rule: logits from " + emb + ", ignore " + out + ") or to checkpoint"
+            + " (--tying checkpoint: use " + out + " as an untied output matrix), or fix the checkpoint.");
     }
   }
 

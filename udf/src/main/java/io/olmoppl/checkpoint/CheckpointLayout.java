@@ -23,7 +23,8 @@ import java.util.Map;
  * The checkpoint layouts olmo-ppl reads, and everything that differs between them: how a layout is recognised from
  * {@code config.json}, its config keys and their defaults, its tensor names and shapes for a config, how a block's
  * weights are assembled from them (fused QKV, {@code [up | gate]}), which output bias exists, and the config a random
- * checkpoint of the layout is written with. Nothing else in the project spells a layout's key names.
+ * checkpoint of the layout is written with. No other main class spells a layout's key names (tests spell them on
+ * purpose, as independent references).
  *
  * <ul>
  *   <li>{@code hf_olmo}: allenai's {@code hf_olmo} export of OLMo-1 ({@code OLMoForCausalLM}, allenai/OLMo
@@ -35,20 +36,26 @@ import java.util.Map;
  * </ul>
  *
  * <p>Adding a layout is one constant here and nothing elsewhere, as long as its blocks are computations the model
- * already has (norms before or after, QK-norm, clip, biases). OLMo-3 (transformers' {@code modeling_olmo3.py}), for
- * example, keeps OLMo-2's tensor names and adds sliding-window attention layers; its constant would be
+ * already has (norms before or after, QK-norm, clip, biases): the checkpoint validation, the model's loader and the
+ * random-checkpoint writer all read the layout. OLMo-3 (transformers' {@code modeling_olmo3.py}), for example, keeps
+ * OLMo-2's keys and tensor names and adds sliding-window attention layers; until the model computes those, its whole
+ * diff would be
  * <pre>{@code
- * OLMO3("olmo3") {
+ * OLMO3("olmo3", "Olmo3ForCausalLM", true) {
  *   boolean recognises(JsonObject j) { return modelType(j).equals("olmo3"); }
- *   OlmoConfig parse(JsonObject j, String where) { ... OLMO2's keys, plus a refusal of sliding_window ... }
- *   ... block(), finalNormWeight(), configJson(): OLMO2's ...
- * }
+ *
+ *   OlmoConfig parse(JsonObject j, String where) {
+ *     if (present(j, "sliding_window")) {
+ *       throw unsupported(where, "sliding-window attention layers");
+ *     }
+ *     return super.parse(j, where); // OLMo-2's keys and defaults
+ *   }
+ * },
  * }</pre>
- * and the model needs code only for what OLMo-2 does not compute (here the sliding-window mask).
  */
 public enum CheckpointLayout {
   /** allenai hf_olmo: keys {@code d_model}, {@code n_layers}, {@code n_heads}; tensors {@code model.transformer.*}. */
-  HF_OLMO("hf_olmo") {
+  HF_OLMO("hf_olmo", "OLMoForCausalLM", false) {
     @Override
     boolean recognises(JsonObject j) {
       // hf_olmo files have said model_type "olmo" too: the keys decide, and they are checked first
@@ -169,7 +176,7 @@ public enum CheckpointLayout {
     @Override
     public JsonObject configJson(Dims d, boolean tied, DType dtype) {
       JsonObject c = new JsonObject();
-      c.add("architectures", array("OLMoForCausalLM"));
+      c.add("architectures", array(architecture));
       c.addProperty("model_type", "hf_olmo");
       c.addProperty("d_model", d.hidden());
       c.addProperty("n_heads", d.heads());
@@ -197,7 +204,7 @@ public enum CheckpointLayout {
   },
 
   /** transformers OLMo: {@code model_type} {@code olmo} with {@code hidden_size}; tensors {@code model.layers.*}. */
-  OLMO("olmo") {
+  OLMO("olmo", "OlmoForCausalLM", false) {
     @Override
     boolean recognises(JsonObject j) {
       return modelType(j).equals("olmo") && j.has("hidden_size");
@@ -205,7 +212,7 @@ public enum CheckpointLayout {
   },
 
   /** transformers OLMo-2: {@code model_type} {@code olmo2} (pre-release name {@code olmo_1124}). */
-  OLMO2("olmo2") {
+  OLMO2("olmo2", "Olmo2ForCausalLM", true) {
     @Override
     boolean recognises(JsonObject j) {
       return modelType(j).equals("olmo2") || modelType(j).equals("olmo_1124");
@@ -222,9 +229,18 @@ public enum CheckpointLayout {
   static final int NEOX_EOS = 50279;
 
   private final String id;
+  final String architecture; // not private: the constants' bodies read it
+  private final boolean olmo2Blocks;
 
-  CheckpointLayout(String id) {
+  /**
+   * @param id the layout's name
+   * @param architecture the {@code architectures} entry of its config.json
+   * @param olmo2Blocks for the transformers layouts: OLMo-2's blocks (RMSNorm after the sub-layers, QK-norm)
+   */
+  CheckpointLayout(String id, String architecture, boolean olmo2Blocks) {
     this.id = id;
+    this.architecture = architecture;
+    this.olmo2Blocks = olmo2Blocks;
   }
 
   /** @return the layout's name as users write it ({@code hf_olmo}, {@code olmo}, {@code olmo2}) */
@@ -294,7 +310,7 @@ public enum CheckpointLayout {
     int hidden = integer(j, "hidden_size", 4096);
     int heads = integer(j, "num_attention_heads", 32);
     Integer kv = optInt(j, "num_key_value_heads");
-    boolean olmo2 = this == OLMO2;
+    boolean olmo2 = olmo2Blocks;
     return new OlmoConfig(this, hidden, integer(j, "num_hidden_layers", 32), heads, kv != null ? kv : heads,
         integer(j, "intermediate_size", 11008), integer(j, "vocab_size", 50304),
         integer(j, "max_position_embeddings", 2048), dbl(j, "rope_theta", 10000.0),
@@ -330,7 +346,6 @@ public enum CheckpointLayout {
     long kvd = c.kvDim();
     long inter = c.intermediateSize();
     boolean b = c.attentionBias();
-    boolean olmo2 = this == OLMO2;
     return new Block(
         List.of(new Stored(a + "q_proj.weight", h, h), new Stored(a + "k_proj.weight", kvd, h),
             new Stored(a + "v_proj.weight", kvd, h)),
@@ -340,14 +355,14 @@ public enum CheckpointLayout {
         List.of(new Stored(p + "mlp.up_proj.weight", inter, h), new Stored(p + "mlp.gate_proj.weight", inter, h)),
         none(), one(p + "mlp.down_proj.weight", h, inter), none(),
         // OLMo-2 norms come after the sub-layers; OLMo-1's LayerNorm has no weights
-        olmo2 ? one(p + "post_attention_layernorm.weight", h) : none(), none(),
-        olmo2 ? one(p + "post_feedforward_layernorm.weight", h) : none(), none(),
-        olmo2 ? one(a + "q_norm.weight", h) : none(), olmo2 ? one(a + "k_norm.weight", kvd) : none());
+        c.normAffine() ? one(p + "post_attention_layernorm.weight", h) : none(), none(),
+        c.normAffine() ? one(p + "post_feedforward_layernorm.weight", h) : none(), none(),
+        c.qkNorm() ? one(a + "q_norm.weight", h) : none(), c.qkNorm() ? one(a + "k_norm.weight", kvd) : none());
   }
 
   /** @return the final norm's weight, or null when it has none */
   public Stored finalNormWeight(OlmoConfig c) {
-    return this == OLMO2 ? new Stored("model.norm.weight", c.hiddenSize()) : null;
+    return c.normAffine() ? new Stored("model.norm.weight", c.hiddenSize()) : null;
   }
 
   /** @return the final norm's bias, or null when it has none */
@@ -383,9 +398,9 @@ public enum CheckpointLayout {
    * for the rest (rotary positions, SwiGLU, the layout's norm and eos).
    */
   public JsonObject configJson(Dims d, boolean tied, DType dtype) {
-    boolean olmo2 = this == OLMO2;
+    boolean olmo2 = olmo2Blocks;
     JsonObject c = new JsonObject();
-    c.add("architectures", array(olmo2 ? "Olmo2ForCausalLM" : "OlmoForCausalLM"));
+    c.add("architectures", array(architecture));
     c.addProperty("model_type", id);
     c.addProperty("hidden_size", d.hidden());
     c.addProperty("intermediate_size", d.intermediate());
