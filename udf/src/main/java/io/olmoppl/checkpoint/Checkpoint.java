@@ -338,7 +338,7 @@ public final class Checkpoint implements WeightSource {
       }
     }
     String out = c.layout().output();
-    Stored outBias = outputBias(c, tying);
+    Stored outBias = c.layout().loadedOutputBias(c, tying.tied());
     if (!tying.tied()) {
       checkShape(out, tensors.get(out), new long[] {c.vocabRows(), c.hiddenSize()});
       if (outBias != null && !tensors.containsKey(outBias.name())) {
@@ -364,11 +364,6 @@ public final class Checkpoint implements WeightSource {
           + c.layout().id() + " config does not use: " + abbreviate(unexpected) + ". olmo-ppl loads strictly so that"
           + " a mismatched config cannot go unnoticed; check that config.json belongs to these weights.");
     }
-  }
-
-  /** @return the output projection's bias the model loads: the layout's, when the output is not the embedding */
-  private static Stored outputBias(OlmoConfig c, Tying tying) {
-    return tying.tied() ? null : c.layout().outputBias(c);
   }
 
   private static String abbreviate(List<String> names) {
@@ -443,7 +438,7 @@ public final class Checkpoint implements WeightSource {
     List<String> names = new ArrayList<>(expected.keySet());
     if (!tying.tied()) {
       names.add(tying.outputTensor());
-      Stored bias = outputBias(config, tying);
+      Stored bias = config.layout().loadedOutputBias(config, tying.tied());
       if (bias != null) {
         names.add(bias.name());
       }

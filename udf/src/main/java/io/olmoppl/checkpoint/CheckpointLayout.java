@@ -140,7 +140,7 @@ public enum CheckpointLayout {
 
     @Override
     public Stored outputBias(OlmoConfig c) {
-      // hf_olmo's untied ff_out is a Linear with bias=include_bias; the tied path (F.linear on wte) has none
+      // hf_olmo's untied ff_out is a Linear with bias=include_bias
       return c.mlpBias() ? new Stored("model.transformer.ff_out.bias", c.vocabRows()) : null;
     }
 
@@ -336,6 +336,15 @@ public enum CheckpointLayout {
   /** @return the bias of an untied output projection, or null when the layout has none for this config */
   public Stored outputBias(OlmoConfig c) {
     return null;
+  }
+
+  /**
+   * @param tied whether the output projection is the embedding tensor itself
+   * @return the output bias the model loads: none when tied (hf_olmo's tied logits are {@code F.linear(x, wte)},
+   *     without bias), else {@link #outputBias}
+   */
+  public final Stored loadedOutputBias(OlmoConfig c, boolean tied) {
+    return tied ? null : outputBias(c);
   }
 
   /** @return block {@code i}'s weights for config {@code c} */

@@ -51,7 +51,7 @@ final class WeightLoader {
     CheckpointLayout layout = c.layout();
     NDArray embedding = matrix(embName);
     NDArray output = tied ? embedding : matrix(outName);
-    Stored bias = tied ? null : layout.outputBias(c);
+    Stored bias = layout.loadedOutputBias(c, tied);
     NDArray outputBias = bias == null ? null : vector(bias.name());
     Layer[] layers = new Layer[c.numHiddenLayers()];
     for (int i = 0; i < layers.length; i++) {
