@@ -3,13 +3,15 @@ package io.olmoppl.job;
 import io.olmoppl.DjlSettings;
 import io.olmoppl.checkpoint.CheckpointException;
 import io.olmoppl.job.Args.UsageException;
+import io.olmoppl.job.tools.Bench;
 import io.olmoppl.job.tools.MakeCheckpointCommand;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.io.UncheckedIOException;
 
 /**
- * The {@code olmo-ppl} command line: {@code score}, {@code inspect}, {@code make-checkpoint}, {@code demo}. Also the
+ * The {@code olmo-ppl} command line: {@code score}, {@code inspect}, {@code make-checkpoint}, {@code demo},
+ * {@code bench}. Also the
  * main class of the spark-submit jar.
  */
 public final class Main {
@@ -21,6 +23,7 @@ public final class Main {
       "  inspect          --model DIR [--json]                    describe a checkpoint (layout, tying, fingerprint)",
       "  make-checkpoint  --layout olmo|hf_olmo|olmo2 --out DIR   write a random-initialised checkpoint",
       "  demo             [--dir DIR]                             make a checkpoint and score a sample dataset",
+      "  bench            [--model DIR] [--json]                  measure throughput against this machine's ceiling",
       "",
       "Run 'olmo-ppl <command> --help' for the options of a command; README.md explains them all.");
 
@@ -63,6 +66,10 @@ public final class Main {
           requireDeveloperTools(cmd);
           DemoCommand.run(args, out);
           return 0;
+        case "bench":
+          requireDeveloperTools(cmd);
+          Bench.run(args, out);
+          return 0;
         default:
           throw new UsageException("unknown command '" + cmd + "'");
       }
@@ -80,7 +87,7 @@ public final class Main {
   }
 
   static String help(String cmd) {
-    if (cmd.equals("make-checkpoint") || cmd.equals("demo")) {
+    if (cmd.equals("make-checkpoint") || cmd.equals("demo") || cmd.equals("bench")) {
       requireDeveloperTools(cmd);
     }
     return switch (cmd) {
@@ -88,6 +95,7 @@ public final class Main {
       case "inspect" -> InspectCommand.HELP;
       case "make-checkpoint" -> MakeCheckpointCommand.HELP;
       case "demo" -> DemoCommand.HELP;
+      case "bench" -> Bench.HELP;
       default -> throw new UsageException("unknown command '" + cmd + "'");
     };
   }

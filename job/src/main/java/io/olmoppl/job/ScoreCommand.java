@@ -36,7 +36,7 @@ import org.apache.spark.sql.types.StructType;
 import org.apache.spark.storage.StorageLevel;
 
 /** {@code olmo-ppl score}: reads a dataset, appends per-document perplexity columns, writes it and a summary. */
-final class ScoreCommand {
+public final class ScoreCommand {
   static final String HELP = String.join("\n",
       "usage: olmo-ppl score --model DIR --input PATH --output PATH [options]",
       "",
@@ -64,13 +64,13 @@ final class ScoreCommand {
 
   static final Set<String> OPTIONS = Set.of("model", "input", "output", "input-format", "text-column",
       "output-format", "bos", "window", "stride", "tying", "precision", "device", "batch-tokens", "partitions",
-      "master", "properties", "distribution", "broadcast-max-bytes", "gpu-concurrency");
+      "master", "properties", "distribution", "broadcast-max-bytes");
   static final Set<String> FLAGS = Set.of("token-logprobs", "allow-long-window");
 
   private ScoreCommand() {}
 
   /** Parses, starts Spark if needed, runs, stops the session it started. */
-  static Map<String, Object> main(String[] argv, PrintStream out) throws IOException {
+  public static Map<String, Object> main(String[] argv, PrintStream out) throws IOException {
     Args a = Args.parse("score", argv, 1, OPTIONS, FLAGS);
     Request req = Request.from(a);
     // A local checkpoint is validated before Spark starts: a bad model fails in a second, not after a cluster start
@@ -137,8 +137,7 @@ final class ScoreCommand {
         o = new ScoringOptions(Bos.parse(a.get("bos", "auto")), a.integer("window"), a.integer("stride"),
             a.integer("batch-tokens", ScoringOptions.BATCH_TOKENS_DEFAULT), a.flag("token-logprobs"),
             a.flag("allow-long-window"), TyingRule.parse(a.get("tying", "strict")),
-            Precision.parse(a.get("precision", "fp32")), a.get("device", "auto").toLowerCase(Locale.ROOT),
-            a.integer("gpu-concurrency", ScoringOptions.GPU_CONCURRENCY_DEFAULT));
+            Precision.parse(a.get("precision", "fp32")), a.get("device", "auto").toLowerCase(Locale.ROOT));
       } catch (IllegalArgumentException e) {
         throw new UsageException(asOption(e.getMessage()));
       }
