@@ -1,4 +1,4 @@
-package io.olmoppl.job;
+package io.olmoppl.job.tools;
 
 import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
@@ -9,10 +9,13 @@ import com.google.gson.GsonBuilder;
 import io.olmoppl.checkpoint.Checkpoint;
 import io.olmoppl.checkpoint.CheckpointMaker;
 import io.olmoppl.checkpoint.OlmoConfig;
-import io.olmoppl.checkpoint.OlmoConfig.Layout;
+import io.olmoppl.checkpoint.CheckpointLayout;
 import io.olmoppl.checkpoint.TyingRule;
 import io.olmoppl.engine.ScoringEngine;
 import io.olmoppl.engine.ScoringEngine.EngineStats;
+import io.olmoppl.job.Args;
+import io.olmoppl.job.ModelFlops;
+import io.olmoppl.job.ScoreCommand;
 import io.olmoppl.model.OlmoModel;
 import io.olmoppl.model.Precision;
 import io.olmoppl.scoring.DocumentScore;
@@ -43,8 +46,8 @@ import org.apache.spark.sql.SparkSession;
  * config: projections and the MLP at every computed position, causal attention pairs, the output projection at
  * scored positions only.
  */
-final class Bench {
-  static final String HELP = String.join("\n",
+public final class Bench {
+  public static final String HELP = String.join("\n",
       "usage: olmo-ppl bench [--model DIR] [--json] [--long-tokens N] [--short-docs N] [--no-spark]",
       "",
       "Measures scoring throughput against the fp32 matmul ceiling of this machine. Without --model it builds the",
@@ -58,7 +61,7 @@ final class Bench {
 
   private Bench() {}
 
-  static void run(String[] argv, PrintStream out) throws IOException {
+  public static void run(String[] argv, PrintStream out) throws IOException {
     Args a = Args.parse("bench", argv, 1, Set.of("model", "long-tokens", "short-docs", "master"),
         Set.of("json", "no-spark"));
     boolean json = a.flag("json");
@@ -83,7 +86,7 @@ final class Bench {
     try (OlmoModel m = OlmoModel.load(ckpt, ckpt, Device.cpu(), Precision.FP32);
         OlmoTokenizer tok = OlmoTokenizer.load(ckpt.tokenizerJson());
         ScoringEngine engine = new ScoringEngine(m, tok, ScoringEngine.QUEUE_TOKENS_DEFAULT,
-            java.lang.Runtime.getRuntime().availableProcessors())) {
+            Runtime.getRuntime().availableProcessors())) {
       r.put("allocator", allocator());
       longDoc = List.of(text(tok, longTokens, new SplittableRandom(1)));
       shortMix = shortDocuments(tok, shortDocs, new SplittableRandom(2));
@@ -227,7 +230,7 @@ final class Bench {
     }
     Path dir = work.resolve("checkpoint");
     log.println("olmo-ppl bench: writing the benchmark checkpoint to " + dir);
-    CheckpointMaker.small(Layout.OLMO).withDims(1024, 8, 16, 16, 4096, 2048)
+    CheckpointMaker.small(CheckpointLayout.OLMO).withDims(1024, 8, 16, 16, 4096, 2048)
         .withTied(true, CheckpointMaker.OutputCopy.NONE).write(dir, tok);
     return dir;
   }
@@ -294,7 +297,7 @@ final class Bench {
 
   private static Map<String, Object> machine() {
     Map<String, Object> m = new LinkedHashMap<>();
-    m.put("cores", java.lang.Runtime.getRuntime().availableProcessors());
+    m.put("cores", Runtime.getRuntime().availableProcessors());
     m.put("os", System.getProperty("os.name") + " " + System.getProperty("os.arch"));
     try {
       Files.readAllLines(Path.of("/proc/cpuinfo")).stream().filter(l -> l.startsWith("model name")).findFirst()
