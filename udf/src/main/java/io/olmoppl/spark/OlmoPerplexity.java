@@ -1,6 +1,7 @@
 package io.olmoppl.spark;
 
 import io.olmoppl.checkpoint.Checkpoint;
+import io.olmoppl.checkpoint.WeightScan;
 import io.olmoppl.scoring.PerplexityScorer;
 import io.olmoppl.scoring.ScoringOptions;
 import io.olmoppl.checkpoint.Manifest;
@@ -105,8 +106,19 @@ public final class OlmoPerplexity {
    */
   public static Plan plan(SparkSession spark, StructType schema, String modelPath, String textColumn,
       ScoringOptions options, Distribution distribution) {
-    Checkpoint ckpt = Checkpoint.open(Localizer.localize(modelPath, "driver-" + Integer.toHexString(
-        modelPath.hashCode())), options.tying());
+    if (schema.fields().length == 0) {
+      throw new IllegalArgumentException("the input is empty: it has no rows and no columns. Check the input path"
+          + " (an empty file or a directory of empty files).");
+    }
+    Checkpoint ckpt = Checkpoint.open(Localizer.localize(modelPath), options.tying());
+    if (!spark.conf().get(SCAN_WEIGHTS, "true").equalsIgnoreCase("false")) {
+      WeightScan.requireFinite(ckpt, SCAN_WEIGHTS + "=false");
+    }
+    if (options.device().equals("gpu") && spark.sparkContext().isLocal()
+        && io.olmoppl.model.OlmoModel.engine().getGpuCount() == 0) {
+      throw new IllegalArgumentException("--device gpu, but the engine sees no GPU on this machine, where local["
+          + "...] tasks run. Use --device cpu or auto, or run where a CUDA GPU and the -Pcuda build are available.");
+    }
     int idx = Arrays.asList(schema.fieldNames()).indexOf(textColumn);
     if (idx < 0) {
       throw new IllegalArgumentException("the input has no column '" + textColumn + "' (columns: "
@@ -130,9 +142,33 @@ public final class OlmoPerplexity {
           ? WeightsBroadcast.create(jsc, ckpt, manifest, WeightsBroadcast.BLOCK_BYTES_DEFAULT) : null);
     });
     String path = modelPath.contains(":") ? modelPath : Path.of(modelPath).toAbsolutePath().toString();
-    ModelSpec spec = new ModelSpec(path, ckpt.fingerprint(), shared.manifest(), shared.weights(), options);
+    long prefix = PerplexityScorer.prefixToken(ckpt.config(), options.bos());
+    ModelSpec spec = new ModelSpec(path, ckpt.fingerprint(), shared.manifest(), shared.weights(), options,
+        stamp(ckpt, options, window, stride, prefix));
     return new Plan(ckpt, spec, idx, ScoreColumns.outputSchema(schema, options.tokenLogprobs()), window, stride,
-        PerplexityScorer.prefixToken(ckpt.config(), options.bos()), key);
+        prefix, key);
+  }
+
+  /**
+   * The Spark setting that turns off the driver's scan of the weights for NaN and infinite values ({@code true} by
+   * default; the CLI's {@code --scan-weights}).
+   */
+  public static final String SCAN_WEIGHTS = "spark.olmoppl.scan-weights";
+
+  /**
+   * @return the row stamp {@code ppl_model}: the checkpoint fingerprint, then a hash of everything else that changes
+   *     a score (the tying decision, precision, prefix token, window, stride); equal stamps mean comparable numbers
+   */
+  public static String stamp(Checkpoint ckpt, ScoringOptions o, int window, int stride, long prefix) {
+    String settings = "tied=" + ckpt.tying().tied() + "|output=" + ckpt.tying().outputTensor() + "|precision="
+        + o.precision().id() + "|prefix=" + prefix + "|window=" + window + "|stride=" + stride;
+    try {
+      byte[] h = java.security.MessageDigest.getInstance("SHA-256").digest(
+          settings.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+      return ckpt.fingerprint() + "-" + java.util.HexFormat.of().formatHex(h).substring(0, 8);
+    } catch (java.security.NoSuchAlgorithmException e) {
+      throw new IllegalStateException(e);
+    }
   }
 
   /**
@@ -208,7 +244,7 @@ public final class OlmoPerplexity {
       v[3] = s.bitsPerByte();
       v[4] = s.windows();
       v[5] = s.status();
-      v[6] = spec.fingerprint();
+      v[6] = spec.stamp();
       if (lps) {
         // as ScorePartitionFunction: null for a null text, else one log-prob per scored target
         v[7] = s.status().equals(DocumentScore.NULL_TEXT) ? null

@@ -53,7 +53,7 @@ public final class ScorePartitionFunction implements MapPartitionsFunction<Row, 
       metrics.recordLease(lease);
     }
     PerplexityScorer scorer = lease.loaded().scorer(spec);
-    String fingerprint = spec.fingerprint();
+    String fingerprint = spec.stamp();
     boolean lps = spec.options().tokenLogprobs();
     return new Iterator<>() {
       private Iterator<Row> current = java.util.Collections.emptyIterator();
