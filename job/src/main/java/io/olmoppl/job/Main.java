@@ -90,8 +90,14 @@ public final class Main {
    */
   static String message(Throwable e) {
     for (Throwable c = e; c != null; c = c.getCause() == c ? null : c.getCause()) {
-      boolean ours = c instanceof CheckpointException || c instanceof JobException
-          || c.getStackTrace().length > 0 && c.getStackTrace()[0].getClassName().startsWith("io.olmoppl.");
+      if ((c instanceof CheckpointException || c instanceof JobException) && c.getMessage() != null) {
+        return c.getMessage();
+      }
+    }
+    for (Throwable c = e; c != null; c = c.getCause() == c ? null : c.getCause()) {
+      boolean ours = (c instanceof IllegalArgumentException || c instanceof IllegalStateException
+          || c instanceof java.io.IOException || c instanceof java.io.UncheckedIOException)
+          && c.getStackTrace().length > 0 && c.getStackTrace()[0].getClassName().startsWith("io.olmoppl.");
       if (ours && c.getMessage() != null) {
         return c.getMessage();
       }

@@ -27,8 +27,9 @@ final class Malformed {
     if (!req.run().failOnMalformed() || !has(input)) {
       return;
     }
-    // Spark refuses a query on raw JSON that reads only the corrupt-record column: read the text column too
-    long n = input.where(col(COLUMN).isNotNull()).select(col(COLUMN), col(req.textColumn())).count();
+    // Spark refuses a query on raw JSON that reads only the corrupt-record column: read the text column too (an RDD
+    // count keeps both; a Dataset count would prune the text column away)
+    long n = input.where(col(COLUMN).isNotNull()).select(col(COLUMN), col(req.textColumn())).javaRDD().count();
     if (n > 0) {
       Row first = input.where(col(COLUMN).isNotNull()).select(col(COLUMN), col(req.textColumn())).first();
       String line = first.getString(0);
