@@ -5,9 +5,6 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.net.URI;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.AtomicMoveNotSupportedException;
-import java.nio.file.FileAlreadyExistsException;
-import java.nio.file.DirectoryNotEmptyException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
@@ -69,8 +66,8 @@ final class Localizer {
         Files.writeString(tmp.resolve(SOURCE_FILE), path);
         try {
           Files.move(tmp, dir, StandardCopyOption.ATOMIC_MOVE);
-        } catch (FileAlreadyExistsException | DirectoryNotEmptyException | AtomicMoveNotSupportedException e) {
-          if (!Files.isDirectory(dir)) { // another JVM did not win the race: the move itself failed
+        } catch (IOException e) { // "directory not empty" or "exists": another JVM renamed its copy first
+          if (!Files.isDirectory(dir)) {
             throw e;
           }
         }
