@@ -226,7 +226,7 @@ final class ScoreCommand {
     return df;
   }
 
-  /** @return the format by file extension (of the file, or of the first data file in a directory) */
+  /** @return the format by file extension: of the file, or of every data file in a directory (which must agree) */
   static String detect(FileSystem fs, Path in) throws IOException {
     if (!fs.getFileStatus(in).isDirectory()) {
       return detect(in, in.getName());
