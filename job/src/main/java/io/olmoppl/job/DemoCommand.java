@@ -52,6 +52,6 @@ final class DemoCommand {
     out.println("olmo-ppl: scoring " + input + " (the checkpoint stores ff_out as an identical alias of wte: one"
         + " tied tensor)");
     ScoreCommand.main(new String[] {"score", "--model", ckpt.toString(), "--input", input.toString(), "--output",
-        dir.resolve("output").toString(), "--output-format", "json", "--master", a.get("master", "local[2]")}, out);
+        dir.resolve("output").toString(), "--output-format", "json", "--master", a.get("master", "local[2]")}, out, System.err);
   }
 }
