@@ -103,8 +103,15 @@ public record CheckpointMaker(CheckpointLayout layout, int hidden, int layers, i
 
   /** @return config.json in the layout's own keys */
   public JsonObject config() {
-    return layout.configJson(new Dims(hidden, layers, heads, kvHeads, intermediate, vocabRows, maxPositions), tied,
-        dtype);
+    JsonObject j = layout.configJson(new Dims(hidden, layers, heads, kvHeads, intermediate, vocabRows, maxPositions),
+        tied, dtype);
+    // a checkpoint with fewer embedding rows than the tokenizer's EOS id: its EOS is its last row (a valid config)
+    for (String k : new String[] {"eos_token_id", "bos_token_id"}) {
+      if (j.has(k) && !j.get(k).isJsonNull() && j.get(k).getAsLong() >= vocabRows) {
+        j.addProperty(k, vocabRows - 1);
+      }
+    }
+    return j;
   }
 
   /**
