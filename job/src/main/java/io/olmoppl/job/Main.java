@@ -46,7 +46,7 @@ public final class Main {
       }
       switch (cmd) {
         case "score":
-          ScoreCommand.main(args, out);
+          ScoreCommand.main(args, out, err);
           return 0;
         case "inspect":
           InspectCommand.run(args, out);

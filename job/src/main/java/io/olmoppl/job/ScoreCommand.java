@@ -29,6 +29,8 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
+import java.util.stream.Collectors;
+import java.util.stream.Stream;
 import org.apache.hadoop.fs.FileStatus;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
@@ -65,18 +67,25 @@ final class ScoreCommand {
       "  --partitions N         repartition the input to N partitions (default: at least spark.default.parallelism)",
       "  --master URL           Spark master when not run by spark-submit (default local[*])",
       "  --properties FILE      read any of these options from a properties file (keys as above or spark.olmoppl.*)",
+      Analysis.HELP,
       "",
       "Every option can also be given as --conf spark.olmoppl.<option>=VALUE to spark-submit.");
 
-  static final Set<String> OPTIONS = Set.of("model", "input", "output", "input-format", "text-column",
-      "output-format", "bos", "window", "stride", "tying", "precision", "device", "batch-tokens", "partitions",
-      "master", "properties", "distribution", "broadcast-max-bytes", "gpu-concurrency");
+  static final Set<String> OPTIONS = Stream.concat(Analysis.OPTIONS.stream(), Stream.of("model",
+      "input", "output", "input-format", "text-column", "output-format", "bos", "window", "stride", "tying",
+      "precision", "device", "batch-tokens", "partitions", "master", "properties", "distribution",
+      "broadcast-max-bytes", "gpu-concurrency")).collect(Collectors.toUnmodifiableSet());
   static final Set<String> FLAGS = Set.of("token-logprobs", "allow-long-window");
 
   private ScoreCommand() {}
 
   /** Parses, starts Spark if needed, runs, stops the session it started. */
   static Map<String, Object> main(String[] argv, PrintStream out) throws IOException {
+    return main(argv, out, System.err);
+  }
+
+  /** As {@link #main(String[], PrintStream)}, progress on {@code err}. */
+  static Map<String, Object> main(String[] argv, PrintStream out, PrintStream err) throws IOException {
     Args a = Args.parse("score", argv, 1, OPTIONS, FLAGS);
     Request req = Request.from(a);
     // A local checkpoint is validated before Spark starts: a bad model fails in a second, not after a cluster start
@@ -92,13 +101,14 @@ final class ScoreCommand {
       String master = a.get("master", "local[*]");
       b.master(master);
       if (master.startsWith("local")) {
-        b.config("spark.ui.enabled", "false").config("spark.driver.host", "127.0.0.1")
+        b.config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false") // ours: Progress
+            .config("spark.driver.host", "127.0.0.1")
             .config("spark.driver.bindAddress", "127.0.0.1");
       }
     }
     SparkSession spark = b.getOrCreate();
     try {
-      return run(spark, req, out);
+      return run(spark, req, out, err);
     } finally {
       if (ours) {
         spark.stop(); // also under spark-submit: the driver exits when the job is done
@@ -108,7 +118,8 @@ final class ScoreCommand {
 
   /** The parsed request. */
   record Request(String model, String input, String output, String inputFormat, String textColumn,
-      String outputFormat, Integer partitions, OlmoPerplexity.Distribution distribution, ScoringOptions options) {
+      String outputFormat, Integer partitions, OlmoPerplexity.Distribution distribution, ScoringOptions options,
+      Analysis analysis) {
     static Request from(Args a) {
       String inFmt = a.get("input-format", "auto").toLowerCase(Locale.ROOT);
       if (!List.of("auto", "parquet", "json", "csv", "text", "orc").contains(inFmt)) {
@@ -144,12 +155,18 @@ final class ScoreCommand {
         throw new UsageException(e.getMessage());
       }
       return new Request(a.require("model"), a.require("input"), a.require("output"), inFmt,
-          a.get("text-column", "text"), outFmt, partitions, dist, o);
+          a.get("text-column", "text"), outFmt, partitions, dist, o, Analysis.from(a));
     }
   }
 
-  /** Runs a request on an existing session (tests share one). @return the summary */
+  /** Runs a request on an existing session (tests share one), progress on stderr. @return the summary */
   static Map<String, Object> run(SparkSession spark, Request req, PrintStream out) throws IOException {
+    return run(spark, req, out, System.err);
+  }
+
+  /** Runs a request on an existing session, progress on {@code err}. @return the summary */
+  static Map<String, Object> run(SparkSession spark, Request req, PrintStream out, PrintStream err)
+      throws IOException {
     long t0 = System.nanoTime();
     if (req.options().precision() == Precision.FP16 && !req.options().device().equals("gpu")
         && OlmoModel.engine().getGpuCount() == 0) {
@@ -162,7 +179,20 @@ final class ScoreCommand {
       throw new JobException("--output " + req.output() + " already exists. olmo-ppl never overwrites results;"
           + " choose a new output path or remove the old one.");
     }
+    Analysis an = req.analysis();
+    Path rejectedPath = an.rejected() == null ? null : new Path(an.rejected());
+    if (rejectedPath != null && rejectedPath.getFileSystem(spark.sparkContext().hadoopConfiguration())
+        .exists(rejectedPath)) {
+      throw new JobException("--rejected " + an.rejected() + " already exists. olmo-ppl never overwrites results;"
+          + " choose a new path or remove the old one.");
+    }
+    Buckets.Cutoffs fixedCutoffs = an.cutoffsFile() == null ? null : Buckets.read(new Path(an.cutoffsFile())
+        .getFileSystem(spark.sparkContext().hadoopConfiguration()), new Path(an.cutoffsFile()));
+    if (fixedCutoffs != null) {
+      an.validate(fixedCutoffs);
+    }
     Dataset<Row> input = read(spark, req);
+    an.validate(input.schema());
     OlmoPerplexity.Plan plan = OlmoPerplexity.plan(spark, input.schema(), req.model(), req.textColumn(),
         req.options(), req.distribution());
     for (String w : plan.checkpoint().config().warnings()) {
@@ -176,14 +206,44 @@ final class ScoreCommand {
       input = input.repartition(target);
     }
     ScoreMetrics metrics = ScoreMetrics.register(spark.sparkContext());
+    long tCount = System.nanoTime();
+    Progress progress = Progress.start(spark, input, req.textColumn(), metrics, an.progress(),
+        an.progressInterval(), err);
+    long tScore = System.nanoTime();
     Dataset<Row> scored = OlmoPerplexity.apply(input, plan, metrics).persist(StorageLevel.MEMORY_AND_DISK());
     try {
-      write(scored, req);
+      Buckets.Cutoffs cutoffs = fixedCutoffs != null ? fixedCutoffs
+          : an.buckets() != null ? Buckets.compute(scored, an.buckets()) : null;
+      Dataset<Row> labelled = cutoffs == null ? scored : scored.withColumn(Buckets.COLUMN, cutoffs.label());
+      if (an.filters()) {
+        write(labelled.filter(an.keep()), req, req.output());
+        if (rejectedPath != null) {
+          write(labelled.filter(org.apache.spark.sql.functions.not(an.keep())), req, an.rejected());
+        }
+      } else {
+        write(labelled, req, req.output());
+      }
+      if (progress != null) {
+        progress.close();
+      }
+      long tSummary = System.nanoTime();
       Map<String, Object> summary = Summary.build(scored, plan, req, metrics, (System.nanoTime() - t0) / 1e9);
+      summary.putAll(an.summarize(labelled, req.textColumn(), cutoffs, summary));
+      Map<String, Object> timings = new LinkedHashMap<>();
+      timings.put("setup_seconds", (tCount - t0) / 1e9);
+      timings.put("input_count_seconds", (tScore - tCount) / 1e9);
+      timings.put("score_and_write_seconds", (tSummary - tScore) / 1e9);
+      timings.put("summary_seconds", (System.nanoTime() - tSummary) / 1e9);
+      timings.put("total_seconds", (System.nanoTime() - t0) / 1e9);
+      summary.put("timings", timings);
       Summary.write(outFs, new Path(outPath, "_summary.json"), summary);
+      Report.write(outFs, outPath, summary);
       Summary.print(summary, out);
       return summary;
     } finally {
+      if (progress != null) {
+        progress.close();
+      }
       scored.unpersist();
       plan.release();
     }
@@ -250,10 +310,10 @@ final class ScoreCommand {
         + "'. Pass --input-format parquet|json|csv|text|orc.");
   }
 
-  private static void write(Dataset<Row> scored, Request req) {
+  private static void write(Dataset<Row> scored, Request req, String path) {
     switch (req.outputFormat()) {
       case "json" -> scored.write().mode(SaveMode.ErrorIfExists).option("ignoreNullFields", "false")
-          .option("compression", "none").json(req.output());
+          .option("compression", "none").json(path);
       case "csv" -> {
         Dataset<Row> flat = scored;
         for (StructField f : scored.schema().fields()) {
@@ -262,9 +322,9 @@ final class ScoreCommand {
             flat = flat.withColumn(f.name(), to_json(col(f.name())));
           }
         }
-        flat.write().mode(SaveMode.ErrorIfExists).option("header", "true").option("escape", "\"").csv(req.output());
+        flat.write().mode(SaveMode.ErrorIfExists).option("header", "true").option("escape", "\"").csv(path);
       }
-      default -> scored.write().mode(SaveMode.ErrorIfExists).parquet(req.output());
+      default -> scored.write().mode(SaveMode.ErrorIfExists).parquet(path);
     }
   }
 

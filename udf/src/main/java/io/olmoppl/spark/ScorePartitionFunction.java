@@ -107,6 +107,9 @@ public final class ScorePartitionFunction implements MapPartitionsFunction<Row, 
         texts.add(text.isNull(i) ? null : new String(text.get(i), StandardCharsets.UTF_8));
       }
       List<DocumentScore> scores = scorer.score(texts);
+      if (metrics != null) {
+        metrics.recordScores(scores);
+      }
       // scores -> Arrow result vectors
       tokens.allocateNew(n);
       nll.allocateNew(n);
