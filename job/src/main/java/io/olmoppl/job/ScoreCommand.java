@@ -99,10 +99,9 @@ final class ScoreCommand {
     SparkSession.Builder b = SparkSession.builder().appName("olmo-ppl score");
     if (!underSubmit) {
       String master = a.get("master", "local[*]");
-      b.master(master);
+      b.master(master).config("spark.ui.showConsoleProgress", "false"); // olmo-ppl draws its own (Progress)
       if (master.startsWith("local")) {
-        b.config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false") // ours: Progress
-            .config("spark.driver.host", "127.0.0.1")
+        b.config("spark.ui.enabled", "false").config("spark.driver.host", "127.0.0.1")
             .config("spark.driver.bindAddress", "127.0.0.1");
       }
     }
