@@ -91,6 +91,9 @@ record Analysis(Progress.Mode progress, double progressInterval, Buckets.Spec bu
     if (rejected != null && keep.isEmpty() && maxPpl == null) {
       throw new UsageException("--rejected needs a filter: --keep-bucket or --max-perplexity");
     }
+    if (rejected != null && rejected.equals(a.get("output"))) {
+      throw new UsageException("--rejected must differ from --output");
+    }
     return new Analysis(Progress.Mode.parse(a.get("progress", "auto")), interval, spec, cut, a.get("group-by"),
         keep, maxPpl, rejected);
   }
@@ -279,5 +282,52 @@ record Analysis(Progress.Mode progress, double progressInterval, Buckets.Spec bu
       m.put("groups", g);
     }
     return m;
+  }
+
+  /**
+   * @param t0 start, {@code tCount} input count start, {@code tScore} scoring start, {@code tSummary} summary start
+   *     ({@link System#nanoTime()})
+   * @return {@code timings} (seconds per phase) and {@code throughput} (documents, tokens of ok documents and
+   *     bytes per second of scoring and writing)
+   */
+  static Map<String, Object> timings(Map<String, Object> summary, long t0, long tCount, long tScore, long tSummary) {
+    long now = System.nanoTime();
+    Map<String, Object> t = new LinkedHashMap<>();
+    t.put("setup_seconds", (tCount - t0) / 1e9);
+    t.put("input_count_seconds", (tScore - tCount) / 1e9);
+    t.put("score_and_write_seconds", (tSummary - tScore) / 1e9);
+    t.put("summary_seconds", (now - tSummary) / 1e9);
+    t.put("total_seconds", (now - t0) / 1e9);
+    double scoreSeconds = (tSummary - tScore) / 1e9;
+    Map<String, Object> tp = new LinkedHashMap<>();
+    for (String k : List.of("documents", "tokens", "bytes")) {
+      tp.put(k + "_per_second", scoreSeconds > 0 ? ((Number) summary.get(k)).doubleValue() / scoreSeconds : null);
+    }
+    Map<String, Object> m = new LinkedHashMap<>();
+    m.put("timings", t);
+    m.put("throughput", tp);
+    return m;
+  }
+
+  /**
+   * Checks the outputs and reads the cut-offs file before any work.
+   *
+   * @return the cut-offs of {@code --cutoffs}, or null without
+   */
+  Buckets.Cutoffs prepare(org.apache.hadoop.conf.Configuration hadoop) throws java.io.IOException {
+    if (rejected != null) {
+      org.apache.hadoop.fs.Path p = new org.apache.hadoop.fs.Path(rejected);
+      if (p.getFileSystem(hadoop).exists(p)) {
+        throw new Main.JobException("--rejected " + rejected + " already exists. olmo-ppl never overwrites results;"
+            + " choose a new path or remove the old one.");
+      }
+    }
+    if (cutoffsFile == null) {
+      return null;
+    }
+    org.apache.hadoop.fs.Path f = new org.apache.hadoop.fs.Path(cutoffsFile);
+    Buckets.Cutoffs c = Buckets.read(f.getFileSystem(hadoop), f);
+    validate(c);
+    return c;
   }
 }

@@ -42,6 +42,7 @@ import org.apache.spark.sql.SparkSession;
  */
 final class Progress extends SparkListener implements AutoCloseable {
   static final double INTERVAL_DEFAULT = 30;
+  static final long DRAIN_MS = 5000;
 
   /** Where and how often progress is shown. */
   enum Mode {
@@ -72,7 +73,7 @@ final class Progress extends SparkListener implements AutoCloseable {
   /** latest heartbeat values of running tasks */
   private final Map<Long, long[]> running = new HashMap<>();
   private final Set<Long> ended = new HashSet<>();
-  private boolean closed;
+  private volatile boolean closed;
 
   Progress(SparkSession spark, ScoreMetrics metrics, long totalDocs, long totalBytes, boolean terminal,
       double intervalSeconds, PrintStream err, LongSupplier nanos) {
@@ -129,7 +130,7 @@ final class Progress extends SparkListener implements AutoCloseable {
     while (it.hasNext()) {
       var u = it.next();
       long task = (Long) u._1();
-      long[] v = values(u._4(), true);
+      long[] v = values(u._4());
       if (v != null) {
         synchronized (this) {
           if (!ended.contains(task)) { // a heartbeat sent before the task ended may arrive after its end
@@ -143,7 +144,7 @@ final class Progress extends SparkListener implements AutoCloseable {
   @Override
   public void onTaskEnd(SparkListenerTaskEnd e) {
     long task = e.taskInfo().taskId();
-    long[] v = e.reason() == Success$.MODULE$ ? values(e.taskInfo().accumulables(), true) : null;
+    long[] v = e.reason() == Success$.MODULE$ ? values(e.taskInfo().accumulables()) : null;
     synchronized (this) {
       ended.add(task);
       running.remove(task);
@@ -155,15 +156,15 @@ final class Progress extends SparkListener implements AutoCloseable {
     }
   }
 
-  /** @return documents, tokens, bytes of our accumulators in {@code infos}, or null if none is there */
-  private long[] values(scala.collection.Seq<AccumulableInfo> infos, boolean update) {
+  /** @return documents, tokens, bytes (a task's updates) of our accumulators in {@code infos}, or null if none */
+  private long[] values(scala.collection.Seq<AccumulableInfo> infos) {
     long[] v = null;
     var it = infos.iterator();
     while (it.hasNext()) {
       AccumulableInfo a = it.next();
       for (int i = 0; i < 3; i++) {
         if (a.id() == ids[i]) {
-          var x = update ? a.update() : a.value();
+          var x = a.update();
           if (x.isDefined()) {
             if (v == null) {
               v = new long[3];
@@ -228,11 +229,23 @@ final class Progress extends SparkListener implements AutoCloseable {
     }
   }
 
-  /** Stops the display and prints the final line. */
+  /**
+   * Stops the display and prints the final line. Listener events arrive asynchronously: the last task ends may be
+   * queued when the scoring job returns, so this waits (at most {@link #DRAIN_MS}) until every counted row is seen.
+   */
   @Override
   public void close() {
     if (timer != null) {
       timer.shutdownNow();
+    }
+    long deadline = System.nanoTime() + DRAIN_MS * 1_000_000;
+    while (spark != null && !closed && done()[0] < totalDocs && System.nanoTime() < deadline) {
+      try {
+        Thread.sleep(20);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        break;
+      }
     }
     if (spark != null) {
       spark.sparkContext().removeSparkListener(this);

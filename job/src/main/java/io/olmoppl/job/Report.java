@@ -183,7 +183,11 @@ final class Report {
     if (t != null) {
       t.forEach((k, v) -> row(b, k.replace('_', ' '), v));
     }
-    row(b, "tokens per second", s.get("tokens_per_second"));
+    Map<String, Object> tp = (Map<String, Object>) s.get("throughput");
+    if (tp != null) {
+      tp.forEach((k, v) -> row(b, k.replace('_', ' ') + " (scoring and writing)", v));
+    }
+    row(b, "tokens per second (whole run)", s.get("tokens_per_second"));
     row(b, "model loads", s.get("model_loads"));
     b.append("</table>\n</body></html>\n");
     return b.toString();

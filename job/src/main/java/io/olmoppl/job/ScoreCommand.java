@@ -179,17 +179,7 @@ final class ScoreCommand {
           + " choose a new output path or remove the old one.");
     }
     Analysis an = req.analysis();
-    Path rejectedPath = an.rejected() == null ? null : new Path(an.rejected());
-    if (rejectedPath != null && rejectedPath.getFileSystem(spark.sparkContext().hadoopConfiguration())
-        .exists(rejectedPath)) {
-      throw new JobException("--rejected " + an.rejected() + " already exists. olmo-ppl never overwrites results;"
-          + " choose a new path or remove the old one.");
-    }
-    Buckets.Cutoffs fixedCutoffs = an.cutoffsFile() == null ? null : Buckets.read(new Path(an.cutoffsFile())
-        .getFileSystem(spark.sparkContext().hadoopConfiguration()), new Path(an.cutoffsFile()));
-    if (fixedCutoffs != null) {
-      an.validate(fixedCutoffs);
-    }
+    Buckets.Cutoffs fixedCutoffs = an.prepare(spark.sparkContext().hadoopConfiguration());
     Dataset<Row> input = read(spark, req);
     an.validate(input.schema());
     OlmoPerplexity.Plan plan = OlmoPerplexity.plan(spark, input.schema(), req.model(), req.textColumn(),
@@ -200,13 +190,14 @@ final class ScoreCommand {
     for (String w : plan.checkpoint().tying().warnings()) {
       out.println("olmo-ppl: warning: " + w);
     }
+    Dataset<Row> asRead = input; // counted for progress without the repartition's shuffle
     int target = req.partitions() != null ? req.partitions() : spark.sparkContext().defaultParallelism();
     if (req.partitions() != null || input.rdd().getNumPartitions() < target) {
       input = input.repartition(target);
     }
     ScoreMetrics metrics = ScoreMetrics.register(spark.sparkContext());
     long tCount = System.nanoTime();
-    Progress progress = Progress.start(spark, input, req.textColumn(), metrics, an.progress(),
+    Progress progress = Progress.start(spark, asRead, req.textColumn(), metrics, an.progress(),
         an.progressInterval(), err);
     long tScore = System.nanoTime();
     Dataset<Row> scored = OlmoPerplexity.apply(input, plan, metrics).persist(StorageLevel.MEMORY_AND_DISK());
@@ -216,7 +207,7 @@ final class ScoreCommand {
       Dataset<Row> labelled = cutoffs == null ? scored : scored.withColumn(Buckets.COLUMN, cutoffs.label());
       if (an.filters()) {
         write(labelled.filter(an.keep()), req, req.output());
-        if (rejectedPath != null) {
+        if (an.rejected() != null) {
           write(labelled.filter(org.apache.spark.sql.functions.not(an.keep())), req, an.rejected());
         }
       } else {
@@ -228,13 +219,7 @@ final class ScoreCommand {
       long tSummary = System.nanoTime();
       Map<String, Object> summary = Summary.build(scored, plan, req, metrics, (System.nanoTime() - t0) / 1e9);
       summary.putAll(an.summarize(labelled, req.textColumn(), cutoffs, summary));
-      Map<String, Object> timings = new LinkedHashMap<>();
-      timings.put("setup_seconds", (tCount - t0) / 1e9);
-      timings.put("input_count_seconds", (tScore - tCount) / 1e9);
-      timings.put("score_and_write_seconds", (tSummary - tScore) / 1e9);
-      timings.put("summary_seconds", (System.nanoTime() - tSummary) / 1e9);
-      timings.put("total_seconds", (System.nanoTime() - t0) / 1e9);
-      summary.put("timings", timings);
+      summary.putAll(Analysis.timings(summary, t0, tCount, tScore, tSummary));
       Summary.write(outFs, new Path(outPath, "_summary.json"), summary);
       Report.write(outFs, outPath, summary);
       Summary.print(summary, out);
