@@ -1,5 +1,6 @@
 package io.olmoppl.job;
 
+import static org.apache.spark.sql.functions.array;
 import static org.apache.spark.sql.functions.coalesce;
 import static org.apache.spark.sql.functions.col;
 import static org.apache.spark.sql.functions.count;
@@ -10,6 +11,7 @@ import static org.apache.spark.sql.functions.log10;
 import static org.apache.spark.sql.functions.max;
 import static org.apache.spark.sql.functions.min;
 import static org.apache.spark.sql.functions.octet_length;
+import static org.apache.spark.sql.functions.percentile_approx;
 import static org.apache.spark.sql.functions.sum;
 import static org.apache.spark.sql.functions.when;
 
@@ -216,16 +218,18 @@ record Analysis(Progress.Mode progress, double progressInterval, Buckets.Spec bu
   static Map<String, Object> distribution(Dataset<Row> scored) {
     Dataset<Row> ok = scored.filter(col(ScoreColumns.STATUS).equalTo(lit(DocumentScore.OK))
         .and(col(ScoreColumns.PERPLEXITY).isNotNull()));
-    double[] probs = Arrays.stream(PERCENTILES).map(p -> p / 100).toArray();
-    double[] q = ok.stat().approxQuantile(ScoreColumns.PERPLEXITY, probs, Buckets.RELATIVE_ERROR);
+    Column lg = log10(col(ScoreColumns.PERPLEXITY));
+    // one pass for the percentiles (approxQuantile's algorithm at accuracy 1 / relative error) and the range
+    Column[] probs = Arrays.stream(PERCENTILES).mapToObj(p -> lit(p / 100)).toArray(Column[]::new);
+    Row mm = ok.agg(min(lg), max(lg), percentile_approx(col(ScoreColumns.PERPLEXITY), array(probs),
+        lit((int) Math.round(1 / Buckets.RELATIVE_ERROR)))).first();
+    List<Double> q = mm.isNullAt(2) ? null : mm.getList(2);
     Map<String, Object> pct = new LinkedHashMap<>();
     for (int i = 0; i < PERCENTILES.length; i++) {
-      pct.put(String.format(Locale.ROOT, "p%d", (int) PERCENTILES[i]), q.length == probs.length ? q[i] : null);
+      pct.put(String.format(Locale.ROOT, "p%d", (int) PERCENTILES[i]), q == null ? null : q.get(i));
     }
     Map<String, Object> hist = new LinkedHashMap<>();
     hist.put("of", "log10(perplexity)");
-    Column lg = log10(col(ScoreColumns.PERPLEXITY));
-    Row mm = ok.agg(min(lg), max(lg)).first();
     long[] counts = new long[BINS];
     if (!mm.isNullAt(0)) {
       double lo = mm.getDouble(0);
