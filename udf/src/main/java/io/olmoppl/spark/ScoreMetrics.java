@@ -1,8 +1,11 @@
 package io.olmoppl.spark;
 
-import io.olmoppl.scoring.DocumentScore;
+import io.olmoppl.engine.ScoreVectors;
 import java.io.Serializable;
 import java.util.List;
+import org.apache.arrow.vector.IntVector;
+import org.apache.arrow.vector.VarCharVector;
+import org.apache.arrow.vector.VectorSchemaRoot;
 import org.apache.spark.SparkContext;
 import org.apache.spark.util.CollectionAccumulator;
 import org.apache.spark.util.LongAccumulator;
@@ -34,16 +37,17 @@ public final class ScoreMetrics implements Serializable {
     return new ScoreMetrics(sc);
   }
 
-  /** Counts a scored chunk (executor side). */
-  void recordScores(List<DocumentScore> scores) {
-    long t = 0;
+  /** Counts a scored chunk (executor side): its rows, their scored tokens, the UTF-8 bytes of their texts. */
+  void recordScores(VectorSchemaRoot result, VarCharVector texts) {
+    IntVector t = (IntVector) result.getVector(ScoreVectors.TOKENS);
+    long tok = 0;
     long b = 0;
-    for (DocumentScore s : scores) {
-      t += s.tokens();
-      b += s.bytes();
+    for (int i = 0; i < result.getRowCount(); i++) {
+      tok += t.get(i);
+      b += texts.isNull(i) ? 0 : texts.getValueLength(i);
     }
-    documents.add(scores.size());
-    tokens.add(t);
+    documents.add(result.getRowCount());
+    tokens.add(tok);
     bytes.add(b);
   }
 
