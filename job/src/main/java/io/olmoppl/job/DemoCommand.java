@@ -1,5 +1,6 @@
 package io.olmoppl.job;
 
+import io.olmoppl.job.tools.MakeCheckpointCommand;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.PrintStream;

@@ -107,11 +107,9 @@ final class InspectCommand {
     d.put("bytes_per_dtype", bytes);
     d.put("unique_weight_bytes", c.uniqueWeightBytes());
     d.put("stored_tensors", c.tensors().size());
-    d.put("warnings", new java.util.ArrayList<>(k.warnings()) {
-      {
-        addAll(c.tying().warnings());
-      }
-    });
+    List<String> warnings = new ArrayList<>(k.warnings());
+    warnings.addAll(c.tying().warnings());
+    d.put("warnings", warnings);
     return d;
   }
 }
