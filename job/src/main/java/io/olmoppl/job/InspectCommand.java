@@ -9,6 +9,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
@@ -46,29 +47,42 @@ final class InspectCommand {
       out.println(Summary.json(d));
       return;
     }
-    @SuppressWarnings("unchecked")
+    out.print(table(c, d));
+  }
+
+  /** @return the description as an aligned two-column table (one row per fact, one per config key) */
+  @SuppressWarnings("unchecked")
+  static String table(Checkpoint c, Map<String, Object> d) {
     Map<String, Object> model = (Map<String, Object>) d.get("model");
-    out.println("model        " + c.dir());
-    out.println("fingerprint  " + c.fingerprint());
-    out.println("layout       " + c.config().layout().id());
-    out.println("config       " + d.get("config"));
-    out.printf("parameters   %,d (distinct tensors: %d)%n", c.parameterCount(), c.loadedTensors().size());
+    List<String[]> rows = new ArrayList<>();
+    rows.add(new String[] {"model", c.dir().toString()});
+    rows.add(new String[] {"fingerprint", c.fingerprint()});
+    rows.add(new String[] {"layout", c.config().layout().id()});
+    rows.add(new String[] {"parameters", String.format(Locale.ROOT, "%,d (distinct tensors: %d)",
+        c.parameterCount(), c.loadedTensors().size())});
     if (c.tying().tied()) {
-      out.println("tied group   " + c.tying().roles() + " <- " + c.tying().tiedGroup());
+      rows.add(new String[] {"tied group", c.tying().roles() + " <- " + c.tying().tiedGroup()});
     } else {
-      out.println("tied group   none (untied: embedding " + c.tying().embeddingTensor() + ", output "
-          + c.tying().outputTensor() + ")");
-    }
-    out.println("bytes        " + d.get("bytes_per_dtype") + " (unique " + c.uniqueWeightBytes() + ")");
-    for (String w : c.config().warnings()) {
-      out.println("warning      " + w);
-    }
-    for (String w : c.tying().warnings()) {
-      out.println("warning      " + w);
+      rows.add(new String[] {"tied group", "none (untied: embedding " + c.tying().embeddingTensor() + ", output "
+          + c.tying().outputTensor() + ")"});
     }
     if (model.containsKey("ignored_tensor")) {
-      out.println("ignored      " + model.get("ignored_tensor"));
+      rows.add(new String[] {"ignored", String.valueOf(model.get("ignored_tensor"))});
     }
+    ((Map<String, Long>) d.get("bytes_per_dtype")).forEach((k, v) -> rows.add(new String[] {"bytes " + k,
+        String.format(Locale.ROOT, "%,d", v)}));
+    rows.add(new String[] {"bytes unique", String.format(Locale.ROOT, "%,d", c.uniqueWeightBytes())});
+    ((Map<String, Object>) d.get("config")).forEach((k, v) -> rows.add(new String[] {"config " + k,
+        String.valueOf(v)}));
+    for (Object w : (List<Object>) d.get("warnings")) {
+      rows.add(new String[] {"warning", String.valueOf(w)});
+    }
+    int width = rows.stream().mapToInt(r -> r[0].length()).max().orElse(0);
+    StringBuilder b = new StringBuilder();
+    for (String[] r : rows) {
+      b.append(String.format(Locale.ROOT, "%-" + width + "s  %s%n", r[0], r[1]));
+    }
+    return b.toString();
   }
 
   static Map<String, Object> describe(Checkpoint c) {

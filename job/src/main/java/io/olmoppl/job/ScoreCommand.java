@@ -21,6 +21,8 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
+import java.util.stream.Collectors;
+import java.util.stream.Stream;
 import org.apache.hadoop.fs.FileStatus;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
@@ -64,13 +66,15 @@ public final class ScoreCommand {
       "  --partitions N         repartition the input to N partitions (default: at least spark.default.parallelism)",
       "  --master URL           Spark master when not run by spark-submit (default local[*])",
       "  --properties FILE      read any of these options from a properties file (keys as above or spark.olmoppl.*)",
+      Analysis.HELP,
       "",
       "Every option can also be given as --conf spark.olmoppl.<option>=VALUE to spark-submit.");
 
-  static final Set<String> OPTIONS = Set.of("model", "input", "output", "input-format", "text-column",
-      "output-format", "bos", "window", "stride", "tying", "precision", "device", "batch-tokens", "partitions",
-      "master", "properties", "distribution", "broadcast-max-bytes", "mode", "previous", "id-column",
-      "on-malformed", "scan-weights");
+  static final Set<String> OPTIONS = Stream.concat(Analysis.OPTIONS.stream(), Stream.of("model",
+      "input", "output", "input-format", "text-column", "output-format", "bos", "window", "stride", "tying",
+      "precision", "device", "batch-tokens", "partitions", "master", "properties", "distribution",
+      "broadcast-max-bytes", "mode", "previous", "id-column", "on-malformed", "scan-weights"))
+      .collect(Collectors.toUnmodifiableSet());
   static final Set<String> FLAGS = Set.of("token-logprobs", "allow-long-window");
 
   private ScoreCommand() {}
@@ -80,7 +84,7 @@ public final class ScoreCommand {
     return main(argv, out, System.err);
   }
 
-  /** Parses, starts Spark if needed, runs, stops the session it started. */
+  /** Parses, starts Spark if needed, runs, stops the session it started; warnings and progress on {@code err}. */
   public static Map<String, Object> main(String[] argv, PrintStream out, PrintStream err) throws IOException {
     Args a = Args.parse("score", argv, 1, OPTIONS, FLAGS);
     Request req = Request.from(a);
@@ -95,7 +99,7 @@ public final class ScoreCommand {
     SparkSession.Builder b = SparkSession.builder().appName("olmo-ppl score");
     if (!underSubmit) {
       String master = a.get("master", "local[*]");
-      b.master(master);
+      b.master(master).config("spark.ui.showConsoleProgress", "false"); // olmo-ppl draws its own (Progress)
       if (master.startsWith("local")) {
         b.config("spark.ui.enabled", "false").config("spark.driver.host", "127.0.0.1")
             .config("spark.driver.bindAddress", "127.0.0.1");
@@ -119,7 +123,7 @@ public final class ScoreCommand {
   /** The parsed request. */
   record Request(String model, String input, String output, String inputFormat, String textColumn,
       String outputFormat, Integer partitions, OlmoPerplexity.Distribution distribution, ScoringOptions options,
-      RunOptions run) {
+      RunOptions run, Analysis analysis) {
     static Request from(Args a) {
       String inFmt = a.get("input-format", "auto").toLowerCase(Locale.ROOT);
       if (!List.of("auto", "parquet", "json", "csv", "text", "orc").contains(inFmt)) {
@@ -154,16 +158,16 @@ public final class ScoreCommand {
         throw new UsageException(asOption(e.getMessage()));
       }
       return new Request(a.require("model"), a.require("input"), a.require("output"), inFmt,
-          a.get("text-column", "text"), outFmt, partitions, dist, o, RunOptions.from(a));
+          a.get("text-column", "text"), outFmt, partitions, dist, o, RunOptions.from(a), Analysis.from(a));
     }
   }
 
-  /** Runs a request on an existing session (tests share one), warnings on stderr. @return the summary */
+  /** Runs a request on an existing session (tests share one), warnings and progress on stderr. @return the summary */
   static Map<String, Object> run(SparkSession spark, Request req, PrintStream out) throws IOException {
     return run(spark, req, out, System.err);
   }
 
-  /** Runs a request on an existing session; warnings go to {@code err}. @return the summary */
+  /** Runs a request on an existing session; warnings and progress go to {@code err}. @return the summary */
   static Map<String, Object> run(SparkSession spark, Request req, PrintStream out, PrintStream err)
       throws IOException {
     long t0 = System.nanoTime();
@@ -175,8 +179,11 @@ public final class ScoreCommand {
     Path outPath = new Path(req.output());
     FileSystem outFs = outPath.getFileSystem(spark.sparkContext().hadoopConfiguration());
     Output.prepare(spark, req);
+    Analysis an = req.analysis();
+    Buckets.Cutoffs fixedCutoffs = an.prepare(spark.sparkContext().hadoopConfiguration());
     Dataset<Row> input = read(spark, req);
     OlmoPerplexity.textColumnIndex(input.schema(), req.textColumn(), "--text-column");
+    an.validate(input.schema());
     spark.conf().set(OlmoPerplexity.SCAN_WEIGHTS, Boolean.toString(req.run().scanWeights()));
     OlmoPerplexity.Plan plan = OlmoPerplexity.plan(spark, input.schema(), req.model(), req.textColumn(),
         req.options(), req.distribution());
@@ -187,24 +194,49 @@ public final class ScoreCommand {
     for (String w : plan.checkpoint().tying().warnings()) {
       err.println("olmo-ppl: warning: " + w);
     }
+    Dataset<Row> asRead = input; // counted for progress without the repartition's shuffle
     int target = req.partitions() != null ? req.partitions() : spark.sparkContext().defaultParallelism();
     if (req.partitions() != null || input.rdd().getNumPartitions() < target) {
       input = input.repartition(target);
     }
     ScoreMetrics metrics = ScoreMetrics.register(spark.sparkContext());
+    long tCount = System.nanoTime();
+    Progress progress = Progress.start(spark, asRead, req.textColumn(), metrics, an.progress(),
+        an.progressInterval(), err);
+    long tScore = System.nanoTime();
     Rerun rerun = Rerun.split(spark, input, plan, req);
     Dataset<Row> scored = Malformed.mark(rerun.combine(OlmoPerplexity.apply(rerun.toScore(), plan, metrics)))
         .persist(StorageLevel.MEMORY_AND_DISK());
     try {
       Output.clearForOverwrite(outFs, outPath, req);
-      write(scored, req);
+      Buckets.Cutoffs cutoffs = fixedCutoffs != null ? fixedCutoffs
+          : an.buckets() != null ? Buckets.compute(scored, an.buckets()) : null;
+      Dataset<Row> labelled = cutoffs == null ? scored : scored.withColumn(Buckets.COLUMN, cutoffs.label());
+      if (an.filters()) {
+        write(labelled.filter(an.keep()), req, req.output());
+        if (an.rejected() != null) {
+          write(labelled.filter(org.apache.spark.sql.functions.not(an.keep())), req, an.rejected());
+        }
+      } else {
+        write(labelled, req, req.output());
+      }
+      if (progress != null) {
+        progress.close();
+      }
+      long tSummary = System.nanoTime();
       Map<String, Object> summary = Summary.build(scored, plan, req, metrics, (System.nanoTime() - t0) / 1e9);
       rerun.describe(summary);
+      summary.putAll(an.summarize(labelled, req.textColumn(), cutoffs, summary));
+      summary.putAll(Analysis.timings(summary, t0, tCount, tScore, tSummary));
       Summary.write(outFs, new Path(outPath, "_summary.json"), summary);
+      Report.write(outFs, outPath, summary);
       Output.markComplete(outFs, outPath); // last: an output without the marker is incomplete
       Summary.print(summary, out);
       return summary;
     } finally {
+      if (progress != null) {
+        progress.close();
+      }
       scored.unpersist();
       plan.release();
     }
@@ -281,10 +313,10 @@ public final class ScoreCommand {
         + "'. Pass --input-format parquet|json|csv|text|orc (a directory must hold files of one format).");
   }
 
-  static void write(Dataset<Row> scored, Request req) {
+  static void write(Dataset<Row> scored, Request req, String path) {
     switch (req.outputFormat()) {
       case "json" -> Output.writer(scored).option("ignoreNullFields", "false")
-          .option("compression", "none").json(req.output());
+          .option("compression", "none").json(path);
       case "csv" -> {
         Dataset<Row> flat = scored;
         for (StructField f : scored.schema().fields()) {
@@ -293,9 +325,9 @@ public final class ScoreCommand {
             flat = flat.withColumn(f.name(), to_json(col(f.name())));
           }
         }
-        Output.writer(flat).option("header", "true").option("escape", "\"").csv(req.output());
+        Output.writer(flat).option("header", "true").option("escape", "\"").csv(path);
       }
-      default -> Output.writer(scored).parquet(req.output());
+      default -> Output.writer(scored).parquet(path);
     }
   }
 }

@@ -236,7 +236,7 @@ class ReliabilityTest extends SparkTestBase {
     ScoreCommand.Request req = ScoreCommand.Request.from(Args.parse("score", new String[] {"score", "--model",
         model(), "--input", in.toString(), "--output", rowsOnly.toString(), "--output-format", "json"}, 1,
         ScoreCommand.OPTIONS, ScoreCommand.FLAGS));
-    ScoreCommand.write(spark.read().json(in.toString()), req);
+    ScoreCommand.write(spark.read().json(in.toString()), req, req.output());
     assertTrue(Files.exists(rowsOnly.resolve("part-00000-" + "x").getParent()));
     assertFalse(Files.exists(rowsOnly.resolve(Output.MARKER)), "rows without the summary do not look complete");
     Cli again = cli("score", "--model", model(), "--input", in.toString(), "--output", rowsOnly.toString());

@@ -218,6 +218,10 @@ class StandaloneClusterIT {
     assertEquals(2, pids.size());
     assertTrue(!pids.contains(cluster.pidOf("SparkSubmit")), "the driver never scores");
     assertEquals((long) inProcess.size(), s.get("documents").getAsLong());
+    // progress counted in executor JVMs reaches the driver (accumulators through the listener)
+    String progress = inProcess.size() + "/" + inProcess.size() + " documents, ";
+    assertTrue(Files.readString(cluster.logs.resolve("submit-" + distribution + ".log")).contains(progress),
+        "final progress line '" + progress + "' in " + log);
     return s;
   }
 

@@ -1,9 +1,13 @@
 package io.olmoppl.spark;
 
+import io.olmoppl.engine.ScoreVectors;
 import java.io.Serializable;
 import java.net.InetAddress;
 import java.net.UnknownHostException;
 import java.util.List;
+import org.apache.arrow.vector.IntVector;
+import org.apache.arrow.vector.VarCharVector;
+import org.apache.arrow.vector.VectorSchemaRoot;
 import org.apache.spark.SparkContext;
 import org.apache.spark.SparkEnv;
 import org.apache.spark.util.CollectionAccumulator;
@@ -11,22 +15,48 @@ import org.apache.spark.util.LongAccumulator;
 
 /**
  * Executor-side counters of model loads, reported in the summary. Loads happen once per JVM, so a retried task does
- * not double-count them; document counts are informational only (the summary's totals come from the output rows).
+ * not double-count them. The documents, tokens and UTF-8 bytes scored feed the progress display (Spark sends a
+ * running task's accumulator values with each executor heartbeat and the final ones at task end); they are
+ * informational only (the summary's totals come from the output rows).
  */
 public final class ScoreMetrics implements Serializable {
   private static final long serialVersionUID = 1L;
   private final LongAccumulator modelLoads;
   private final CollectionAccumulator<String> loads;
+  private final LongAccumulator documents;
+  private final LongAccumulator tokens;
+  private final LongAccumulator bytes;
 
-  private ScoreMetrics(LongAccumulator modelLoads, CollectionAccumulator<String> loads) {
-    this.modelLoads = modelLoads;
-    this.loads = loads;
+  private ScoreMetrics(SparkContext sc) {
+    this.modelLoads = sc.longAccumulator("olmo-ppl model loads");
+    this.loads = sc.collectionAccumulator("olmo-ppl executor loads");
+    this.documents = sc.longAccumulator("olmo-ppl documents scored");
+    this.tokens = sc.longAccumulator("olmo-ppl tokens scored");
+    this.bytes = sc.longAccumulator("olmo-ppl bytes scored");
   }
 
   /** Registers the accumulators on the driver. */
   public static ScoreMetrics register(SparkContext sc) {
-    return new ScoreMetrics(sc.longAccumulator("olmo-ppl model loads"),
-        sc.collectionAccumulator("olmo-ppl executor loads"));
+    return new ScoreMetrics(sc);
+  }
+
+  /** Counts a scored chunk (executor side): its rows, their scored tokens, the UTF-8 bytes of their texts. */
+  void recordScores(VectorSchemaRoot result, VarCharVector texts) {
+    IntVector t = (IntVector) result.getVector(ScoreVectors.TOKENS);
+    long tok = 0;
+    long b = 0;
+    for (int i = 0; i < result.getRowCount(); i++) {
+      tok += t.get(i);
+      b += texts.isNull(i) ? 0 : texts.getValueLength(i);
+    }
+    documents.add(result.getRowCount());
+    tokens.add(tok);
+    bytes.add(b);
+  }
+
+  /** @return the accumulator ids of documents, tokens and bytes scored, for a listener reading task updates */
+  public long[] progressIds() {
+    return new long[] {documents.id(), tokens.id(), bytes.id()};
   }
 
   void recordLease(ExecutorModels.Lease lease) {

@@ -135,6 +135,9 @@ public final class ScorePartitionFunction implements MapPartitionsFunction<Row, 
           }
           try (Chunk c = next; VectorSchemaRoot result = await(c.request, lps)) {
             current = rows(c.rows, result, fingerprint, lps).iterator();
+            if (metrics != null) {
+              metrics.recordScores(result, c.texts);
+            }
           }
         }
         return true;
