@@ -144,7 +144,7 @@ class ReliabilityTest extends SparkTestBase {
     Cli r = cli("score", "--model", model(), "--input", jsonl("in.jsonl", "{\"text\":\"x\"}").toString(),
         "--output", tmp.resolve("out").toString(), "--device", "gpu");
     assertEquals(1, r.code());
-    assertTrue(r.err().contains("--device gpu") && r.err().contains("no GPU"), r.err());
+    assertTrue(r.err().contains("device gpu") && r.err().contains("no GPU"), r.err());
     assertFalse(r.err().contains("\tat "), "no stack trace without --verbose: " + r.err());
     Cli verbose = cli("--verbose", "score", "--model", model(), "--input",
         jsonl("in2.jsonl", "{\"text\":\"x\"}").toString(), "--output", tmp.resolve("out").toString(), "--device",
