@@ -51,11 +51,16 @@ final class DemoCommand {
   private DemoCommand() {}
 
   static void run(String[] argv, PrintStream out) throws IOException {
-    run(argv, out, DemoTrainer.Spec.demo());
+    run(argv, out, DemoTrainer.Spec.demo(), DemoCorpus.heldOut());
   }
 
-  /** @return the per-source figures printed */
-  static List<SourceStats> run(String[] argv, PrintStream out, DemoTrainer.Spec spec) throws IOException {
+  /**
+   * @param spec the model to train (or take from the cache)
+   * @param heldOut the held-out chapters to score, each with its two controls
+   * @return the per-source figures printed
+   */
+  static List<SourceStats> run(String[] argv, PrintStream out, DemoTrainer.Spec spec, List<String> heldOut)
+      throws IOException {
     Args a = Args.parse("demo", argv, 1, Set.of("dir", "master", "cache"), Set.of());
     Path dir = Path.of(a.get("dir", "olmo-ppl-demo")).toAbsolutePath();
     if (Files.exists(dir)) {
@@ -74,7 +79,7 @@ final class DemoCommand {
       Files.copy(trained.resolve(f), ckpt.resolve(f));
     }
     Path input = dir.resolve("input.jsonl");
-    writeInput(input);
+    writeInput(input, heldOut);
     out.println("olmo-ppl: scoring " + input + " with the trained model (its embedding is one tensor, tied to the"
         + " output)");
     Path output = dir.resolve("output");
@@ -83,18 +88,19 @@ final class DemoCommand {
     List<SourceStats> stats = bySource(output);
     out.println();
     out.println(table(stats));
-    out.println("Held-out English prose is the least surprising; the same words shuffled lose the order the model");
-    out.println("learned; random characters are unlike anything it saw. (The sample rows are modern English, code,");
-    out.println("other languages and edge cases.)");
+    out.println("prose: the book of Ruth (never trained on); shuffled: the same words in a random order; random:");
+    out.println("random characters, as many bytes as the prose. A model that learned English ranks them prose <");
+    out.println("shuffled < random. The sample rows (modern English, code, other languages) use many tokens the");
+    out.println("King James Bible never does, which this model has never seen.");
     return stats;
   }
 
   /** The evaluation documents, then the bundled sample rows. */
-  private static void writeInput(Path input) throws IOException {
+  private static void writeInput(Path input, List<String> heldOut) throws IOException {
     Gson gson = new Gson();
     try (BufferedWriter w = Files.newBufferedWriter(input, StandardCharsets.UTF_8)) {
       int id = 1;
-      for (DemoCorpus.Doc d : DemoCorpus.evaluation(DemoCorpus.heldOut(), EVAL_SEED)) {
+      for (DemoCorpus.Doc d : DemoCorpus.evaluation(heldOut, EVAL_SEED)) {
         JsonObject o = new JsonObject();
         o.addProperty("id", id++);
         o.addProperty("source", d.source());

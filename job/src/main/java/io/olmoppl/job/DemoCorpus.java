@@ -12,10 +12,12 @@ import java.util.zip.GZIPInputStream;
 
 /**
  * The demo's text: King James Bible chapters bundled with olmo-ppl (made by {@code scripts/demo-corpus} from the Debian
- * package {@code bible-kjv-text}), one chapter per line. Training uses seven books; the book of Ruth is held out and
- * scored by the demo next to two controls made from it: the same words shuffled, and random characters.
+ * package {@code bible-kjv-text}), one chapter per line. Training uses seven books ({@link #TRAIN_BOOKS}); the book of
+ * Ruth is held out and scored by the demo next to two controls made from it: the same words shuffled, and random
+ * characters.
  */
 final class DemoCorpus {
+  static final String TRAIN_BOOKS = "Genesis, Exodus, Judges, 1 Samuel, Matthew, Luke, Acts";
   static final String TRAIN = "/io/olmoppl/demo/kjv-train.txt.gz";
   static final String HELD_OUT = "/io/olmoppl/demo/kjv-heldout.txt";
 

@@ -6,8 +6,6 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.AtomicMoveNotSupportedException;
-import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
@@ -60,8 +58,14 @@ final class DemoModel {
       out.println("olmo-ppl: using the trained demo model cached in " + dir);
       return new Trained(dir, null);
     }
-    Files.createDirectories(cache);
-    Path tmp = Files.createTempDirectory(cache, ".training-");
+    Path tmp;
+    try {
+      Files.createDirectories(cache);
+      tmp = Files.createTempDirectory(cache, ".training-");
+    } catch (IOException e) {
+      throw new IOException("cannot write the demo model cache " + cache + " (" + e + "); pass --cache DIR with a"
+          + " writable directory", e);
+    }
     DemoTrainer.Result r;
     try {
       out.println("olmo-ppl: training the demo model once (" + spec.steps() + " Adam steps on King James Bible"
@@ -75,8 +79,7 @@ final class DemoModel {
       }
       r = new DemoTrainer(spec, line -> out.println("olmo-ppl: training: " + line)).train(text, tok, ckpt);
       JsonObject j = new JsonObject();
-      j.addProperty("corpus", "King James Bible (Genesis, Exodus, Judges, 1 Samuel, Matthew, Luke, Acts), "
-          + DemoCorpus.TRAIN);
+      j.addProperty("corpus", "King James Bible (" + DemoCorpus.TRAIN_BOOKS + "), " + DemoCorpus.TRAIN);
       j.addProperty("spec", spec.toString());
       j.addProperty("format", FORMAT);
       j.addProperty("train_tokens", r.trainTokens());
@@ -90,10 +93,11 @@ final class DemoModel {
           + " nats/token", r.seconds(), r.cpuSeconds(), r.firstLoss(), r.lastLoss()));
       try {
         Files.move(ckpt, dir, StandardCopyOption.ATOMIC_MOVE);
-      } catch (FileAlreadyExistsException | java.nio.file.DirectoryNotEmptyException e) {
-        // another run finished the same model first: same key, same weights
-      } catch (AtomicMoveNotSupportedException e) {
-        throw new IOException("cannot move the trained demo model into " + dir + ": " + e.getMessage(), e);
+      } catch (java.nio.file.FileSystemException e) {
+        if (!Files.isRegularFile(dir.resolve(TRAINING_JSON))) { // else another run finished the same model first
+          throw new IOException("cannot move the trained demo model into " + dir + ": " + e.getMessage()
+              + "; remove that directory or pass --cache DIR", e);
+        }
       }
     } finally {
       deleteTree(tmp);
