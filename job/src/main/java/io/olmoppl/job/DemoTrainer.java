@@ -70,7 +70,7 @@ final class DemoTrainer {
   record Spec(int hidden, int layers, int heads, int intermediate, int seqLen, int batch, int steps, float lr,
       int warmup, long seed, int threads, int chapters) {
 
-    /** The demo's model: about two minutes on two cores. */
+    /** The demo's model: about 90 CPU-seconds of training (one libtorch thread). */
     static Spec demo() {
       return new Spec(64, 2, 4, 128, 64, 16, 600, 1e-2f, 30, 20261129L, 1, 0);
     }
@@ -159,7 +159,7 @@ final class DemoTrainer {
           .setMainTracker(Tracker.cosine().setBaseValue(spec.lr()).optFinalValue(spec.lr() / 10)
               .setMaxUpdates(Math.max(1, spec.steps() - spec.warmup())).build())
           .optWarmUpSteps(spec.warmup()).build()).build();
-      float unseenLogit = (float) Math.log(VOCAB_ROWS - active.length); // all zero rows together
+      float unseenLogit = (float) StrictMath.log(VOCAB_ROWS - active.length); // all zero rows together
       SplittableRandom sampler = new SplittableRandom(spec.seed() + 1);
       int t = spec.seqLen();
       int b = spec.batch();
@@ -301,7 +301,7 @@ final class DemoTrainer {
       int c = config.hiddenSize();
       int i = config.intermediateSize();
       int layers = config.numHiddenLayers();
-      double outStd = 0.02 / Math.sqrt(2.0 * layers); // GPT-2 style scaling of the residual projections
+      double outStd = 0.02 / StrictMath.sqrt(2.0 * layers); // GPT-2 style scaling of the residual projections
       embedding = param(m, Checkpoint.embeddingName(Layout.HF_OLMO), rnd, 0.02, activeRows, c);
       blocks = new NDArray[layers][];
       for (int l = 0; l < layers; l++) {
@@ -315,11 +315,16 @@ final class DemoTrainer {
     private NDArray param(NDManager m, String name, SplittableRandom rnd, double std, int rows, int cols) {
       float[] v = new float[rows * cols];
       for (int k = 0; k < v.length; k++) {
-        // Box-Muller: SplittableRandom has no nextGaussian on Java 17
-        v[k] = (float) (std * Math.sqrt(-2 * Math.log(1.0 - rnd.nextDouble())) * Math.cos(2 * Math.PI
-            * rnd.nextDouble()));
+        // Box-Muller (SplittableRandom has no nextGaussian on Java 17), in StrictMath: Math may round differently
+        // once the JIT compiles this loop, and when that happens depends on the machine's load
+        v[k] = (float) (std * StrictMath.sqrt(-2 * StrictMath.log(1.0 - rnd.nextDouble()))
+            * StrictMath.cos(2 * Math.PI * rnd.nextDouble()));
       }
-      NDArray a = m.create(v, new Shape(rows, cols));
+      // an engine-owned copy: create() may wrap the Java buffer, whose address (and alignment, which picks the
+      // BLAS kernel and so the rounding) differs from run to run
+      NDArray view = m.create(v, new Shape(rows, cols));
+      NDArray a = view.duplicate();
+      view.close();
       a.setRequiresGradient(true);
       byName.put(name, a);
       return a;
