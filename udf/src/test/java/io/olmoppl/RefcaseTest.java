@@ -12,14 +12,10 @@ import io.olmoppl.checkpoint.Checkpoint;
 import io.olmoppl.checkpoint.TyingRule;
 import io.olmoppl.model.OlmoModel;
 import io.olmoppl.model.Precision;
-import io.olmoppl.scoring.Bos;
 import io.olmoppl.scoring.DocumentScore;
 import io.olmoppl.scoring.PerplexityScorer;
-import io.olmoppl.scoring.ScoringOptions;
 import io.olmoppl.tokenizer.OlmoTokenizer;
 import java.util.List;
-import java.util.Map;
-import java.util.stream.Collectors;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
@@ -40,18 +36,10 @@ class RefcaseTest {
       for (Expected e : all) {
         assertArrayEquals(e.ids(), tok.encode(e.text()), name + "/" + e.key() + ": token ids");
       }
-      Map<String, List<Expected>> groups = all.stream()
-          .collect(Collectors.groupingBy(e -> e.window() + "/" + e.stride() + "/" + e.prefix()));
       double worstToken = 0;
       double worstMean = 0;
-      for (List<Expected> group : groups.values()) {
-        Expected g = group.get(0);
-        ScoringOptions opts = ScoringOptions.defaults()
-            .withBos(g.prefix().equals("eos") ? Bos.EOS : Bos.NONE)
-            .withWindow(g.window(), g.stride())
-            .withTokenLogprobs(true)
-            .withBatchTokens(512);
-        PerplexityScorer scorer = new PerplexityScorer(model, tok, opts);
+      for (List<Expected> group : Refcases.groups(name)) {
+        PerplexityScorer scorer = new PerplexityScorer(model, tok, Refcases.options(group.get(0)).withBatchTokens(512));
         List<DocumentScore> got = scorer.score(group.stream().map(Expected::text).toList());
         for (int i = 0; i < group.size(); i++) {
           Expected e = group.get(i);

@@ -91,6 +91,21 @@ public final class Refcases {
     return out;
   }
 
+  /** @return the case's results grouped by (L, S, prefix): each group is scored with one scorer */
+  public static java.util.Collection<List<Expected>> groups(String name) {
+    return expected(name).stream().collect(java.util.stream.Collectors.groupingBy(
+        e -> e.window() + "/" + e.stride() + "/" + e.prefix(), java.util.TreeMap::new,
+        java.util.stream.Collectors.toList())).values();
+  }
+
+  /** @return scoring options that reproduce a result: its prefix, window and stride, with per-token log-probs */
+  public static io.olmoppl.scoring.ScoringOptions options(Expected e) {
+    return io.olmoppl.scoring.ScoringOptions.defaults()
+        .withBos(e.prefix().equals("eos") ? io.olmoppl.scoring.Bos.EOS : io.olmoppl.scoring.Bos.NONE)
+        .withWindow(e.window(), e.stride())
+        .withTokenLogprobs(true);
+  }
+
   private static Double optD(JsonObject o, String k) {
     return o.has(k) && !o.get(k).isJsonNull() ? o.get(k).getAsDouble() : null;
   }

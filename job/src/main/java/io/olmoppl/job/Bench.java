@@ -4,140 +4,336 @@ import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
+import ai.djl.pytorch.jni.JniUtils;
+import com.google.gson.GsonBuilder;
 import io.olmoppl.checkpoint.Checkpoint;
 import io.olmoppl.checkpoint.CheckpointMaker;
 import io.olmoppl.checkpoint.OlmoConfig;
 import io.olmoppl.checkpoint.OlmoConfig.Layout;
 import io.olmoppl.checkpoint.TyingRule;
+import io.olmoppl.engine.ScoringEngine;
+import io.olmoppl.engine.ScoringEngine.EngineStats;
 import io.olmoppl.model.OlmoModel;
 import io.olmoppl.model.Precision;
+import io.olmoppl.scoring.DocumentScore;
 import io.olmoppl.scoring.PerplexityScorer;
 import io.olmoppl.scoring.ScoringOptions;
-import io.olmoppl.spark.OlmoPerplexity;
 import io.olmoppl.tokenizer.OlmoTokenizer;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
-import org.apache.spark.sql.Dataset;
-import org.apache.spark.sql.Encoders;
-import org.apache.spark.sql.Row;
-import org.apache.spark.sql.SparkSession;
+import java.util.SplittableRandom;
+import org.apache.arrow.memory.BufferAllocator;
+import org.apache.arrow.memory.RootAllocator;
+import org.apache.arrow.vector.VarCharVector;
 
 /**
- * Throughput benchmark ({@code scripts/bench}): a random OLMo checkpoint of the given size scored (1) in a bare loop
- * over the scorer and (2) through the Spark DataFrame path on local[*], reported as tokens/s, the model's GFLOP per
- * token, achieved GFLOP/s and the ratio to a ceiling: the fp32 matmul rate measured through the same engine.
+ * {@code olmo-ppl bench}: how close scoring comes to what the machine can do, in one process. It measures the fp32
+ * matmul ceiling through the engine (2048^3 and the model's own shapes), then two workloads (one long document at
+ * window 512 / stride 256; many short documents of mixed lengths at window 512), first through the scoring engine
+ * alone and then end to end through {@code olmo-ppl score} on {@code local[*]}. FLOPs are counted exactly from the
+ * config: projections and the MLP at every computed position, causal attention pairs, the output projection at
+ * scored positions only.
  */
-public final class Bench {
+final class Bench {
+  static final String HELP = String.join("\n",
+      "usage: olmo-ppl bench [--model DIR] [--json] [--long-tokens N] [--short-docs N] [--no-spark]",
+      "",
+      "Measures scoring throughput against the fp32 matmul ceiling of this machine. Without --model it builds the",
+      "benchmark checkpoint (olmo layout, hidden 1024, 8 layers, 16 heads, intermediate 4096, tied, F32).",
+      "  --long-tokens N  tokens of the long document (default 26292)",
+      "  --short-docs N   number of short documents (default 230, about 95 tokens each)",
+      "  --no-spark       skip the end-to-end runs through olmo-ppl score",
+      "  --json           print every figure as JSON instead of the table");
+  static final int WINDOW = 512;
+  static final int LONG_STRIDE = 256;
+
   private Bench() {}
 
-  public static void main(String[] argv) throws Exception {
-    io.olmoppl.Runtime.configure();
-    Args a = Args.parse("bench", argv, 0, Set.of("hidden", "layers", "heads", "intermediate", "docs", "doc-words",
-        "batch-tokens", "master"), Set.of("no-spark"));
-    int hidden = a.integer("hidden", 1024);
-    int layers = a.integer("layers", 8);
-    int heads = a.integer("heads", 16);
-    int inter = a.integer("intermediate", 4 * hidden);
-    int docs = a.integer("docs", 32);
-    int words = a.integer("doc-words", 300);
-    int batchTokens = a.integer("batch-tokens", ScoringOptions.BATCH_TOKENS_DEFAULT);
-    Path dir = Files.createTempDirectory("olmo-ppl-bench");
-    Path tokTmp = dir.resolve("tok.json");
-    try (var in = MakeCheckpointCommand.tokenizer("neox")) {
-      Files.copy(in, tokTmp);
-    }
-    Path ckptDir = dir.resolve("ckpt");
-    CheckpointMaker.small(Layout.OLMO).withDims(hidden, layers, heads, heads, inter, 2048).withTied(true,
-        CheckpointMaker.OutputCopy.NONE).write(ckptDir, tokTmp);
-    Checkpoint ckpt = Checkpoint.open(ckptDir, TyingRule.STRICT);
+  static void run(String[] argv, PrintStream out) throws IOException {
+    Args a = Args.parse("bench", argv, 1, Set.of("model", "long-tokens", "short-docs", "master"),
+        Set.of("json", "no-spark"));
+    boolean json = a.flag("json");
+    PrintStream log = json ? System.err : out;
+    Path work = Files.createTempDirectory("olmo-ppl-bench");
+    Path model = a.get("model") != null ? Path.of(a.get("model")) : benchmarkCheckpoint(work, log);
+    Checkpoint ckpt = Checkpoint.open(model, TyingRule.STRICT);
     OlmoConfig c = ckpt.config();
-    List<String> texts = texts(docs, words);
-
-    double ceiling = matmulGflops();
-    System.out.printf("engine fp32 matmul ceiling (2048^3, %d threads): %.1f GFLOP/s%n",
-        ai.djl.pytorch.jni.JniUtils.getNumThreads(), ceiling);
-    System.out.printf("model: olmo hidden %d, %d layers, %d heads, intermediate %d, %,d parameters (tied)%n",
-        hidden, layers, heads, inter, ckpt.parameterCount());
-    ScoringOptions opts = ScoringOptions.defaults().withBatchTokens(batchTokens);
-    long tokens;
-    double bare;
+    Map<String, Object> r = new LinkedHashMap<>();
+    r.put("machine", machine());
+    r.put("model", Map.of("path", model.toString(), "layout", c.layout().id(), "hidden", c.hiddenSize(),
+        "layers", c.numHiddenLayers(), "heads", c.numAttentionHeads(), "intermediate", c.intermediateSize(),
+        "vocab_rows", c.vocabRows(), "parameters", ckpt.parameterCount(), "unique_weight_bytes",
+        ckpt.uniqueWeightBytes(), "tied", ckpt.tying().tied()));
+    int longTokens = a.integer("long-tokens", 26_292);
+    int shortDocs = a.integer("short-docs", 230);
+    Map<String, Object> loads = new LinkedHashMap<>();
     try (OlmoModel m = OlmoModel.load(ckpt, ckpt, Device.cpu(), Precision.FP32);
-        OlmoTokenizer tok = OlmoTokenizer.load(ckpt.tokenizerJson())) {
-      PerplexityScorer s = new PerplexityScorer(m, tok, opts);
-      s.score(texts.subList(0, Math.min(4, texts.size()))); // warm-up
-      long t0 = System.nanoTime();
-      tokens = s.score(texts).stream().mapToLong(d -> d.tokens()).sum();
-      bare = tokens / ((System.nanoTime() - t0) / 1e9);
-    }
-    double avgLen = (double) tokens / docs;
-    double gflopPerToken = flopsPerToken(c, avgLen) / 1e9;
-    System.out.printf("bare loop: %,d tokens, %.1f tokens/s, %.2f GFLOP/token -> %.1f GFLOP/s = %.0f%% of the"
-        + " matmul ceiling%n", tokens, bare, gflopPerToken, bare * gflopPerToken,
-        100 * bare * gflopPerToken / ceiling);
-    if (!a.flag("no-spark")) {
-      SparkSession spark = SparkSession.builder().master(a.get("master", "local[*]")).appName("olmo-ppl bench")
-          .config("spark.ui.enabled", "false").config("spark.driver.host", "127.0.0.1")
-          .config("spark.driver.bindAddress", "127.0.0.1").getOrCreate();
-      try {
-        Dataset<Row> df = spark.createDataset(texts, Encoders.STRING()).toDF("text")
-            .repartition(spark.sparkContext().defaultParallelism());
-        OlmoPerplexity.score(df, ckptDir.toString(), "text", opts).count(); // loads the executor model
-        df.cache().count();
-        long t0 = System.nanoTime();
-        long n = OlmoPerplexity.score(df, ckptDir.toString(), "text", opts).agg(
-            org.apache.spark.sql.functions.sum("ppl_tokens")).first().getLong(0);
-        double sparkRate = n / ((System.nanoTime() - t0) / 1e9);
-        System.out.printf("spark %s: %,d tokens, %.1f tokens/s = %.2fx the bare loop%n",
-            spark.sparkContext().master(), n, sparkRate, sparkRate / bare);
-      } finally {
-        spark.stop();
+        OlmoTokenizer tok = OlmoTokenizer.load(ckpt.tokenizerJson());
+        ScoringEngine engine = new ScoringEngine(m, tok, ScoringEngine.QUEUE_TOKENS_DEFAULT,
+            java.lang.Runtime.getRuntime().availableProcessors())) {
+      r.put("allocator", allocator());
+      List<String> longDoc = List.of(text(tok, longTokens, new SplittableRandom(1)));
+      List<String> shortMix = shortDocuments(tok, shortDocs, new SplittableRandom(2));
+      score(engine, shortMix.subList(0, Math.min(8, shortMix.size())), WINDOW, WINDOW); // warm-up
+      int threads = JniUtils.getNumThreads();
+      Map<String, Object> ceiling = new LinkedHashMap<>();
+      ceiling.put("threads", threads);
+      ceiling.put("gflops_2048", matmulGflops(2048, 2048, 2048));
+      long rows = 1024;
+      ceiling.put("gflops_qkv", matmulGflops(rows, c.hiddenSize(), c.hiddenSize() + 2L * c.kvDim()));
+      ceiling.put("gflops_up_gate", matmulGflops(rows, c.hiddenSize(), 2L * c.intermediateSize()));
+      ceiling.put("gflops_down", matmulGflops(rows, c.intermediateSize(), c.hiddenSize()));
+      ceiling.put("gflops_logits", matmulGflops(120, c.hiddenSize(), c.vocabRows()));
+      r.put("matmul_ceiling", ceiling);
+      double peak = (double) ceiling.get("gflops_2048");
+      loads.put("long_document", inProcess(engine, c, longDoc, WINDOW, LONG_STRIDE, peak));
+      loads.put("short_documents", inProcess(engine, c, shortMix, WINDOW, WINDOW, peak));
+      r.put("in_process", loads);
+      if (!a.flag("no-spark")) {
+        Map<String, Object> e2e = new LinkedHashMap<>();
+        e2e.put("long_document", endToEnd(model, work.resolve("long"), longDoc, LONG_STRIDE, a.get("master",
+            "local[*]"), loads.get("long_document")));
+        e2e.put("short_documents", endToEnd(model, work.resolve("short"), shortMix, WINDOW, a.get("master",
+            "local[*]"), loads.get("short_documents")));
+        r.put("spark", e2e);
       }
     }
-    System.exit(0);
+    r.put("peak_resident_bytes", peakResidentBytes());
+    r.put("peak_resident_over_weights", (double) peakResidentBytes() / ckpt.uniqueWeightBytes());
+    if (json) {
+      out.println(new GsonBuilder().setPrettyPrinting().serializeSpecialFloatingPointValues().create().toJson(r));
+    } else {
+      print(r, out);
+    }
   }
 
-  /** Forward FLOPs per scored token: 2 x (block matmul params + output projection) + attention scores. */
-  static double flopsPerToken(OlmoConfig c, double avgLen) {
-    long h = c.hiddenSize();
-    long perLayer = h * (h + 2L * c.kvDim()) + h * h + 3L * h * c.intermediateSize();
-    double attention = 2.0 * 2.0 * h * avgLen / 2; // q.k and p.v over on average half the (causal) context
-    return 2.0 * (perLayer * c.numHiddenLayers() + (double) c.vocabRows() * h) + attention * c.numHiddenLayers();
+  /** One workload through the engine: throughput, FLOPs, padding, time outside the forward pass. */
+  private static Map<String, Object> inProcess(ScoringEngine engine, OlmoConfig c, List<String> texts, int window,
+      int stride, double ceiling) {
+    EngineStats s = engine.stats();
+    long positions0 = s.positions();
+    long padded0 = s.paddedPositions();
+    double forward0 = s.forwardSeconds();
+    long t0 = System.nanoTime();
+    List<DocumentScore> scores = score(engine, texts, window, stride);
+    double secs = (System.nanoTime() - t0) / 1e9;
+    long scored = scores.stream().mapToLong(DocumentScore::tokens).sum();
+    double flops = 0;
+    PerplexityScorer plan = engine.scorer(options(window, stride));
+    for (String t : texts) {
+      for (OlmoModel.Window w : plan.plan(engine.tokenizer().encode(t))) {
+        flops += ModelFlops.window(c, w.inputLength(), w.scored());
+      }
+    }
+    long positions = s.positions() - positions0;
+    Map<String, Object> m = new LinkedHashMap<>();
+    m.put("documents", texts.size());
+    m.put("scored_tokens", scored);
+    m.put("seconds", secs);
+    m.put("scored_tokens_per_second", scored / secs);
+    m.put("computed_positions_per_second", positions / secs);
+    m.put("effective_gflops", flops / secs / 1e9);
+    m.put("ratio_to_ceiling", flops / secs / 1e9 / ceiling);
+    m.put("padding_efficiency", (double) positions / (s.paddedPositions() - padded0));
+    m.put("share_outside_forward", 1 - (s.forwardSeconds() - forward0) / secs);
+    return m;
   }
 
-  static double matmulGflops() {
-    try (NDManager m = OlmoModel.engine().newBaseManager()) {
-      NDArray x = m.randomNormal(new Shape(2048, 2048));
-      NDArray y = m.randomNormal(new Shape(2048, 2048));
+  private static List<DocumentScore> score(ScoringEngine engine, List<String> texts, int window, int stride) {
+    try (BufferAllocator alloc = new RootAllocator();
+        VarCharVector v = new VarCharVector("text", alloc)) {
+      v.allocateNew(texts.size());
+      for (int i = 0; i < texts.size(); i++) {
+        v.setSafe(i, texts.get(i).getBytes(StandardCharsets.UTF_8));
+      }
+      v.setValueCount(texts.size());
+      return engine.score(v, engine.scorer(options(window, stride)));
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException(e);
+    }
+  }
+
+  private static ScoringOptions options(int window, int stride) {
+    return ScoringOptions.defaults().withWindow(window, stride);
+  }
+
+  /** The same workload through {@code olmo-ppl score} on local[*] (JSON lines in, parquet out). */
+  private static Map<String, Object> endToEnd(Path model, Path dir, List<String> texts, int stride, String master,
+      Object inProcess) throws IOException {
+    Files.createDirectories(dir);
+    Path input = dir.resolve("input.jsonl");
+    StringBuilder sb = new StringBuilder();
+    com.google.gson.Gson gson = new com.google.gson.Gson();
+    for (String t : texts) {
+      sb.append(gson.toJson(Map.of("text", t))).append('\n');
+    }
+    Files.writeString(input, sb);
+    String[] args = {"score", "--model", model.toString(), "--input", input.toString(), "--output",
+        dir.resolve("out").toString(), "--window", String.valueOf(WINDOW), "--stride", String.valueOf(stride),
+        "--master", master};
+    long t0 = System.nanoTime();
+    Map<String, Object> summary = ScoreCommand.main(args, new PrintStream(java.io.OutputStream.nullOutputStream()));
+    double secs = (System.nanoTime() - t0) / 1e9;
+    long tokens = ((Number) summary.get("tokens")).longValue();
+    double rate = tokens / secs;
+    @SuppressWarnings("unchecked")
+    double bare = (double) ((Map<String, Object>) inProcess).get("scored_tokens_per_second");
+    Map<String, Object> m = new LinkedHashMap<>();
+    m.put("master", master);
+    m.put("scored_tokens", tokens);
+    m.put("seconds", secs);
+    m.put("scored_tokens_per_second", rate);
+    m.put("ratio_to_in_process", rate / bare);
+    return m;
+  }
+
+  private static Path benchmarkCheckpoint(Path work, PrintStream log) throws IOException {
+    Path tok = work.resolve("tokenizer.json");
+    try (var in = MakeCheckpointCommand.tokenizer("neox")) {
+      Files.copy(in, tok);
+    }
+    Path dir = work.resolve("checkpoint");
+    log.println("olmo-ppl bench: writing the benchmark checkpoint to " + dir);
+    CheckpointMaker.small(Layout.OLMO).withDims(1024, 8, 16, 16, 4096, 2048)
+        .withTied(true, CheckpointMaker.OutputCopy.NONE).write(dir, tok);
+    return dir;
+  }
+
+  static double matmulGflops(long m, long k, long n) {
+    try (NDManager nd = OlmoModel.engine().newBaseManager()) {
+      NDArray x = nd.randomNormal(new Shape(m, k));
+      NDArray y = nd.randomNormal(new Shape(k, n));
       for (int i = 0; i < 2; i++) {
         x.matMul(y).close();
       }
-      int reps = 5;
+      int reps = 0;
       long t0 = System.nanoTime();
-      for (int i = 0; i < reps; i++) {
-        x.matMul(y).toFloatArray(); // force completion
-      }
+      do {
+        NDArray z = x.matMul(y);
+        z.toFloatArray(); // force completion
+        z.close();
+        reps++;
+      } while (System.nanoTime() - t0 < 1_000_000_000L);
       double secs = (System.nanoTime() - t0) / 1e9;
-      return reps * 2.0 * 2048 * 2048 * 2048 / secs / 1e9;
+      return reps * 2.0 * m * k * n / secs / 1e9;
     }
   }
 
-  private static List<String> texts(int docs, int words) {
-    String[] vocab = ("the of and to in a is that for it as was with be by on not he this are or his from at which"
+  /** @return a text of about {@code tokens} tokens: words drawn from the tokenizer's own vocabulary of words */
+  static String text(OlmoTokenizer tok, int tokens, SplittableRandom r) {
+    String[] words = ("the of and to in a is that for it as was with be by on not he this are or his from at which"
         + " but have an they you were her she there been one all we their has would when if so no will can more"
-        + " data model token corpus perplexity spark executor window stride byte").split(" ");
-    java.util.SplittableRandom r = new java.util.SplittableRandom(42);
-    List<String> out = new ArrayList<>();
-    for (int d = 0; d < docs; d++) {
-      StringBuilder sb = new StringBuilder();
-      int n = words / 2 + r.nextInt(words);
-      for (int w = 0; w < n; w++) {
-        sb.append(w == 0 ? "" : " ").append(vocab[r.nextInt(vocab.length)]);
+        + " data model token corpus perplexity spark executor window stride byte river mountain history science"
+        + " language people government between through because during without under about against").split(" ");
+    StringBuilder sb = new StringBuilder();
+    int have = 0;
+    while (have < tokens) {
+      StringBuilder chunk = new StringBuilder();
+      for (int w = 0; w < 64; w++) {
+        chunk.append(sb.length() + chunk.length() == 0 ? "" : " ").append(words[r.nextInt(words.length)]);
+        if (r.nextInt(12) == 0) {
+          chunk.append('.');
+        }
       }
-      out.add(sb.toString());
+      sb.append(chunk);
+      have = tok.encode(sb.toString()).length;
+    }
+    long[] ids = tok.encode(sb.toString());
+    // cut at a word boundary near the target length
+    String s = sb.toString();
+    while (ids.length > tokens) {
+      s = s.substring(0, s.lastIndexOf(' '));
+      ids = tok.encode(s);
+    }
+    return s;
+  }
+
+  /** @return {@code n} documents with a log-normal mix of lengths (median about 70 tokens, mean about 95) */
+  static List<String> shortDocuments(OlmoTokenizer tok, int n, SplittableRandom r) {
+    List<String> out = new ArrayList<>(n);
+    for (int i = 0; i < n; i++) {
+      double g = Math.sqrt(-2 * Math.log(1 - r.nextDouble())) * Math.cos(2 * Math.PI * r.nextDouble());
+      int tokens = (int) Math.max(8, Math.min(480, Math.round(Math.exp(Math.log(70) + 0.75 * g))));
+      out.add(text(tok, tokens, r));
     }
     return out;
+  }
+
+  private static Map<String, Object> machine() {
+    Map<String, Object> m = new LinkedHashMap<>();
+    m.put("cores", java.lang.Runtime.getRuntime().availableProcessors());
+    m.put("os", System.getProperty("os.name") + " " + System.getProperty("os.arch"));
+    try {
+      Files.readAllLines(Path.of("/proc/cpuinfo")).stream().filter(l -> l.startsWith("model name")).findFirst()
+          .ifPresent(l -> m.put("cpu", l.substring(l.indexOf(':') + 1).trim()));
+      Files.readAllLines(Path.of("/proc/meminfo")).stream().filter(l -> l.startsWith("MemTotal")).findFirst()
+          .ifPresent(l -> m.put("memory", l.substring(l.indexOf(':') + 1).trim()));
+    } catch (IOException e) {
+      // not Linux: the figures are still valid without the machine's description
+    }
+    return m;
+  }
+
+  private static String allocator() {
+    String preload = System.getenv("LD_PRELOAD");
+    if (preload != null && !preload.isBlank()) {
+      return "LD_PRELOAD=" + preload;
+    }
+    return Boolean.parseBoolean(System.getProperty("olmoppl.malloc.tune", "true"))
+        ? "glibc malloc, tuned by olmo-ppl (fixed 32 MiB mmap threshold, 1 GiB trim threshold)"
+        : "glibc malloc, defaults (-Dolmoppl.malloc.tune=false)";
+  }
+
+  private static long peakResidentBytes() {
+    try {
+      for (String l : Files.readAllLines(Path.of("/proc/self/status"))) {
+        if (l.startsWith("VmHWM:")) {
+          return Long.parseLong(l.replaceAll("[^0-9]", "")) * 1024;
+        }
+      }
+    } catch (IOException e) {
+      // not Linux
+    }
+    return -1;
+  }
+
+  @SuppressWarnings("unchecked")
+  private static void print(Map<String, Object> r, PrintStream out) {
+    Map<String, Object> model = (Map<String, Object>) r.get("model");
+    Map<String, Object> ceil = (Map<String, Object>) r.get("matmul_ceiling");
+    out.printf("machine: %s%n", r.get("machine"));
+    out.printf("model: %s, hidden %s, %s layers, %s heads, intermediate %s, %,d parameters, %,d unique weight"
+        + " bytes%n", model.get("layout"), model.get("hidden"), model.get("layers"), model.get("heads"),
+        model.get("intermediate"), (long) model.get("parameters"), (long) model.get("unique_weight_bytes"));
+    out.printf("allocator: %s%n", r.get("allocator"));
+    out.printf("fp32 matmul ceiling, %s threads: 2048^3 %.1f GFLOP/s; model shapes: qkv %.1f, up|gate %.1f, down"
+        + " %.1f, logits %.1f%n", ceil.get("threads"), ceil.get("gflops_2048"), ceil.get("gflops_qkv"),
+        ceil.get("gflops_up_gate"), ceil.get("gflops_down"), ceil.get("gflops_logits"));
+    Map<String, Object> in = (Map<String, Object>) r.get("in_process");
+    Map<String, Object> spark = (Map<String, Object>) r.get("spark");
+    for (String w : List.of("long_document", "short_documents")) {
+      Map<String, Object> m = (Map<String, Object>) in.get(w);
+      out.printf("%s (%s docs, %,d scored tokens), in process: %.1f scored tokens/s, %.1f positions/s,"
+          + " %.1f GFLOP/s = %.2f x ceiling, padding efficiency %.3f, %.1f%% of wall time outside the forward"
+          + " pass%n", w.replace('_', ' '), m.get("documents"), (long) m.get("scored_tokens"),
+          m.get("scored_tokens_per_second"), m.get("computed_positions_per_second"), m.get("effective_gflops"),
+          m.get("ratio_to_ceiling"), m.get("padding_efficiency"), 100 * (double) m.get("share_outside_forward"));
+      if (spark != null) {
+        Map<String, Object> s = (Map<String, Object>) spark.get(w);
+        out.printf("%s, olmo-ppl score on %s: %.1f scored tokens/s = %.2f x in process%n", w.replace('_', ' '),
+            s.get("master"), s.get("scored_tokens_per_second"), s.get("ratio_to_in_process"));
+      }
+    }
+    out.printf("peak resident memory: %,d bytes = %.2f x the unique weight bytes%n",
+        (long) r.get("peak_resident_bytes"), r.get("peak_resident_over_weights"));
   }
 }

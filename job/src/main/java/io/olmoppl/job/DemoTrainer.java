@@ -7,6 +7,7 @@ import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.ndarray.types.SparseFormat;
+import ai.djl.nn.Activation;
 import ai.djl.training.GradientCollector;
 import ai.djl.training.optimizer.Adam;
 import ai.djl.training.optimizer.Optimizer;
@@ -345,21 +346,25 @@ final class DemoTrainer {
       int h = config.numAttentionHeads();
       int d = config.headDim();
       double eps = config.normEps();
-      NDArray[] rope = Ops.ropeTables(m, t, d, config.ropeTheta()); // (T, D)
-      NDArray mask = Ops.causalMask(m, t); // (T, T)
+      NDArray[] rope = Ops.ropeTables(m, t, d, config.ropeTheta()); // (T, D): cos, signed sin
+      NDArray ones = m.ones(new Shape(c)); // the weightless LayerNorm's scale and shift
+      NDArray zeros = m.zeros(new Shape(c));
       NDArray hs = x.getNDArrayInternal().embedding(x, embedding, SparseFormat.DENSE).head(); // (B, T, C)
       for (NDArray[] blk : blocks) {
-        NDArray qkv = Ops.linear(Ops.layerNorm(hs, eps), blk[0], null, Precision.FP32); // (B, T, 3C)
+        NDArray qkv = Ops.linear(Ops.layerNorm(hs, ones, zeros, eps), blk[0], null, Precision.FP32); // (B, T, 3C)
         NDList parts = qkv.split(new long[] {c, 2L * c}, 2);
         NDArray q = Ops.rope(parts.get(0).reshape(b, t, h, d).transpose(0, 2, 1, 3), rope[0], rope[1]);
         NDArray k = Ops.rope(parts.get(1).reshape(b, t, h, d).transpose(0, 2, 1, 3), rope[0], rope[1]);
         NDArray v = parts.get(2).reshape(b, t, h, d).transpose(0, 2, 1, 3); // (B, H, T, D)
-        NDArray att = Ops.attention(q, k, v, mask, Precision.FP32).transpose(0, 2, 1, 3).reshape(b, t, c);
+        NDArray att = Ops.attention(q, k, v, Precision.FP32, t).reshape(b, t, c); // (B, T, H, D) -> (B, T, C)
         hs = hs.add(Ops.linear(att, blk[1], null, Precision.FP32));
-        NDList ug = Ops.linear(Ops.layerNorm(hs, eps), blk[2], null, Precision.FP32).split(2, 2); // [up | gate]
-        hs = hs.add(Ops.linear(Ops.swiglu(ug.get(0), ug.get(1)), blk[3], null, Precision.FP32));
+        NDList ug = Ops.linear(Ops.layerNorm(hs, ones, zeros, eps), blk[2], null, Precision.FP32).split(2, 2);
+        NDArray up = ug.get(0);
+        NDArray gate = ug.get(1);
+        // silu(gate) * up as Ops.swiglu, but out of place: autograd needs the sigmoid that swiglu overwrites
+        hs = hs.add(Ops.linear(gate.mul(Activation.sigmoid(gate)).mul(up), blk[3], null, Precision.FP32));
       }
-      NDArray flat = Ops.layerNorm(hs, eps).reshape(b * t, c); // (N, C)
+      NDArray flat = Ops.layerNorm(hs, ones, zeros, eps).reshape(b * t, c); // (N, C)
       NDArray logits = Ops.linear(flat, embedding, null, Precision.FP32); // (N, A), tied output
       NDArray all = NDArrays.concat(new NDList(logits, m.full(new Shape(b * t, 1), unseenLogit)), 1); // (N, A+1)
       return all.logSoftmax(-1).gather(y, -1);

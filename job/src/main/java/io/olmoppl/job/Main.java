@@ -5,7 +5,8 @@ import io.olmoppl.job.Args.UsageException;
 import java.io.PrintStream;
 
 /**
- * The {@code olmo-ppl} command line: {@code score}, {@code inspect}, {@code make-checkpoint}, {@code demo}. Also the
+ * The {@code olmo-ppl} command line: {@code score}, {@code inspect}, {@code make-checkpoint}, {@code demo},
+ * {@code bench}. Also the
  * main class of the spark-submit jar.
  */
 public final class Main {
@@ -17,6 +18,7 @@ public final class Main {
       "  inspect          --model DIR [--json]                    describe a checkpoint (layout, tying, fingerprint)",
       "  make-checkpoint  --layout olmo|hf_olmo|olmo2 --out DIR   write a random-initialised checkpoint",
       "  demo             [--dir DIR]                             train a tiny OLMo (once) and score prose vs noise",
+      "  bench            [--model DIR] [--json]                  measure throughput against this machine's ceiling",
       "",
       "Run 'olmo-ppl <command> --help' for the options of a command; README.md explains them all.");
 
@@ -57,6 +59,9 @@ public final class Main {
         case "demo":
           DemoCommand.run(args, out);
           return 0;
+        case "bench":
+          Bench.run(args, out);
+          return 0;
         default:
           throw new UsageException("unknown command '" + cmd + "'");
       }
@@ -79,6 +84,7 @@ public final class Main {
       case "inspect" -> InspectCommand.HELP;
       case "make-checkpoint" -> MakeCheckpointCommand.HELP;
       case "demo" -> DemoCommand.HELP;
+      case "bench" -> Bench.HELP;
       default -> throw new UsageException("unknown command '" + cmd + "'");
     };
   }

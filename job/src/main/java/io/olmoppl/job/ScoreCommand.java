@@ -70,7 +70,7 @@ final class ScoreCommand {
 
   static final Set<String> OPTIONS = Set.of("model", "input", "output", "input-format", "text-column",
       "output-format", "bos", "window", "stride", "tying", "precision", "device", "batch-tokens", "partitions",
-      "master", "properties", "distribution", "broadcast-max-bytes", "gpu-concurrency");
+      "master", "properties", "distribution", "broadcast-max-bytes");
   static final Set<String> FLAGS = Set.of("token-logprobs", "allow-long-window");
 
   private ScoreCommand() {}
@@ -138,8 +138,7 @@ final class ScoreCommand {
         o = new ScoringOptions(Bos.parse(a.get("bos", "auto")), a.integer("window"), a.integer("stride"),
             a.integer("batch-tokens", ScoringOptions.BATCH_TOKENS_DEFAULT), a.flag("token-logprobs"),
             a.flag("allow-long-window"), TyingRule.parse(a.get("tying", "strict")),
-            Precision.parse(a.get("precision", "fp32")), a.get("device", "auto").toLowerCase(Locale.ROOT),
-            a.integer("gpu-concurrency", ScoringOptions.GPU_CONCURRENCY_DEFAULT));
+            Precision.parse(a.get("precision", "fp32")), a.get("device", "auto").toLowerCase(Locale.ROOT));
       } catch (IllegalArgumentException e) {
         throw new UsageException(e.getMessage());
       }

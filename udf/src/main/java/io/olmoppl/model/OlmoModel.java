@@ -18,6 +18,7 @@ import io.olmoppl.checkpoint.WeightSource;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -33,8 +34,15 @@ import java.util.List;
  * The tied embedding/output matrix is one tensor referenced by both roles.
  */
 public final class OlmoModel implements AutoCloseable {
-  /** Bytes of fp32 logits one log-softmax chunk may hold: the full [N, V] logits are never materialised. */
-  static final long LOGIT_CHUNK_BYTES = 64L << 20;
+  /**
+   * Padded tokens per micro-batch on CPU: the windows of a batch run through the model in groups this large, so that
+   * every activation stays small enough for the allocator to reuse (see {@link Ops}). On a GPU a batch runs whole.
+   */
+  static final int CPU_MICRO_BATCH_TOKENS = 1024;
+  /** Bytes of fp32 logits one log-softmax chunk may hold on CPU: the full [N, V] logits are never materialised. */
+  static final long CPU_LOGIT_CHUNK_BYTES = 24L << 20;
+  /** The same on a GPU, where its caching allocator makes size matter only for peak memory. */
+  static final long GPU_LOGIT_CHUNK_BYTES = 1L << 30;
 
   private final OlmoConfig config;
   private final Precision precision;
@@ -47,7 +55,11 @@ public final class OlmoModel implements AutoCloseable {
   private final NDArray finalNormBias; // (C) or null
   private final Layer[] layers;
   private final boolean tied;
-  private volatile java.util.concurrent.Semaphore batchPermits; // null: unbounded (CPU)
+  private final NDArray ones; // (C) gamma of a layer norm without affine weight
+  private final NDArray zeros; // (C) beta of a layer norm without bias
+  private final int microBatchTokens;
+  private final long tempBytes;
+  private final long logitChunkBytes;
 
   /** One block's weights. Fused: qkv = [Q | K | V] rows, upGate = [up | gate] rows (hf_olmo's own layout). */
   record Layer(NDArray qkv, NDArray qkvBias, NDArray out, NDArray outBias, NDArray upGate, NDArray upGateBias,
@@ -102,6 +114,13 @@ public final class OlmoModel implements AutoCloseable {
     this.precision = precision;
     this.device = device;
     this.tied = tied;
+    boolean gpu = device.isGpu();
+    this.microBatchTokens = gpu ? Integer.MAX_VALUE : CPU_MICRO_BATCH_TOKENS;
+    this.tempBytes = gpu ? Long.MAX_VALUE / 8 : Ops.TEMP_BYTES;
+    this.logitChunkBytes = gpu ? GPU_LOGIT_CHUNK_BYTES : CPU_LOGIT_CHUNK_BYTES;
+    if (!gpu) {
+      NativeAllocator.tune();
+    }
     this.weights = engine().newBaseManager(device);
     weights.setName("olmo-weights");
     try {
@@ -121,6 +140,9 @@ public final class OlmoModel implements AutoCloseable {
         finalNormWeight = c.layout() == Layout.OLMO2 ? l.vector("model.norm.weight") : null;
         finalNormBias = null;
       }
+      boolean layerNorm = c.normType() != NormType.RMS_NORM;
+      ones = layerNorm ? weights.ones(new Shape(c.hiddenSize())) : null;
+      zeros = layerNorm ? weights.zeros(new Shape(c.hiddenSize())) : null;
       weights.cap(); // any op that would attach a result to the weights now throws
     } catch (RuntimeException e) {
       weights.close();
@@ -313,34 +335,37 @@ public final class OlmoModel implements AutoCloseable {
   /**
    * Scores windows in one padded batch: for each window, {@code log p(tokens[j+1] | tokens[0..j])} for every scored
    * position j, over the full logit width. Rows are right-padded; with a causal mask padding never reaches a real
-   * position, so a window's scores do not depend on its batch companions.
+   * position, so a window's scores do not depend on its batch companions. On CPU the windows run in micro-batches of
+   * {@link #CPU_MICRO_BATCH_TOKENS} padded tokens (pass them sorted by length to keep padding small). Not thread-safe
+   * for concurrent calls on a GPU model (the engine's one compute thread calls it).
    *
    * @param batchManager per-batch scope; every intermediate is attached to it and freed when it closes
    * @return per window, its scored log-probs in order
    */
   public float[][] logProbs(NDManager batchManager, List<Window> windows) {
-    java.util.concurrent.Semaphore permits = batchPermits;
-    if (permits == null) {
-      return logProbsUnbounded(batchManager, windows);
+    float[][] out = new float[windows.size()][];
+    for (int i = 0; i < windows.size(); ) {
+      int end = i + 1;
+      int t = windows.get(i).inputLength();
+      while (end < windows.size()) {
+        int longest = Math.max(t, windows.get(end).inputLength());
+        if ((long) (end - i + 1) * longest > microBatchTokens) {
+          break;
+        }
+        t = longest;
+        end++;
+      }
+      try (NDManager mb = batchManager.newSubManager()) {
+        float[][] part = forward(mb, windows.subList(i, end));
+        System.arraycopy(part, 0, out, i, part.length);
+      }
+      i = end;
     }
-    permits.acquireUninterruptibly();
-    try {
-      return logProbsUnbounded(batchManager, windows);
-    } finally {
-      permits.release();
-    }
+    return out;
   }
 
-  /**
-   * Bounds how many batches run at once on this model (tasks sharing one GPU share its model and its memory).
-   *
-   * @param n concurrent batches, at least 1
-   */
-  public void limitConcurrentBatches(int n) {
-    batchPermits = new java.util.concurrent.Semaphore(Math.max(1, n), true);
-  }
-
-  private float[][] logProbsUnbounded(NDManager batchManager, List<Window> windows) {
+  /** One micro-batch: embedding, blocks, final norm at the scored rows, log-softmax in row chunks. */
+  private float[][] forward(NDManager m, List<Window> windows) {
     int b = windows.size();
     int t = windows.stream().mapToInt(Window::inputLength).max().orElse(0);
     long[] ids = new long[b * t];
@@ -356,14 +381,14 @@ public final class OlmoModel implements AutoCloseable {
         targets[k++] = w.tokens()[j + 1];
       }
     }
-    NDManager m = batchManager;
     NDArray idArr = m.create(ids, new Shape(b, t)); // (B, T)
-    NDArray x = hidden(m, idArr, b, t); // (B, T, C) after the final norm
+    NDArray x = blocks(m, idArr, b, t); // (B, T, C) before the final norm
     NDArray flat = x.reshape(b * (long) t, config.hiddenSize()); // (B*T, C)
     NDArray rowIdx = m.create(rows);
     NDArray picked = rowIdx.getNDArrayInternal().embedding(rowIdx, flat, SparseFormat.DENSE).head(); // (N, C)
+    picked = norm(picked, finalNormWeight, finalNormBias); // per position: only the scored rows need it
     float[] lp = new float[n];
-    long chunk = Math.max(1, LOGIT_CHUNK_BYTES / (4L * config.vocabRows()));
+    long chunk = Math.max(1, logitChunkBytes / (4L * config.vocabRows()));
     for (int s = 0; s < n; s += chunk) {
       int e = (int) Math.min(n, s + chunk);
       try (NDManager cm = m.newSubManager()) {
@@ -371,9 +396,9 @@ public final class OlmoModel implements AutoCloseable {
         cm.tempAttachAll(xs);
         NDArray logits = Ops.linear(xs, output, outputBias, precision); // (n, V) fp32
         if (config.scaleLogits()) {
-          logits = logits.mul(1.0 / Math.sqrt(config.hiddenSize()));
+          logits = logits.muli(1.0 / Math.sqrt(config.hiddenSize()));
         }
-        NDArray tgt = cm.create(java.util.Arrays.copyOfRange(targets, s, e)).reshape(e - s, 1);
+        NDArray tgt = cm.create(Arrays.copyOfRange(targets, s, e)).reshape(e - s, 1);
         // log p = logits[target] - logsumexp(logits), in float32 over all V rows (padding rows included)
         float[] part = logits.logSoftmax(-1).gather(tgt, -1).toFloatArray();
         System.arraycopy(part, 0, lp, s, e - s);
@@ -382,75 +407,101 @@ public final class OlmoModel implements AutoCloseable {
     float[][] out = new float[b][];
     k = 0;
     for (int i = 0; i < b; i++) {
-      out[i] = java.util.Arrays.copyOfRange(lp, k, k + windows.get(i).scored());
+      out[i] = Arrays.copyOfRange(lp, k, k + windows.get(i).scored());
       k += out[i].length;
     }
     return out;
   }
 
-  /** Embedding, blocks and final norm. @return (B, T, C) float32 */
-  NDArray hidden(NDManager m, NDArray ids, int b, int t) {
+  /** Embedding, then the blocks (each in its own scope, the residual stream updated in place). @return (B, T, C) */
+  NDArray blocks(NDManager m, NDArray ids, int b, int t) {
     OlmoConfig c = config;
-    int h = c.numAttentionHeads();
-    int kvh = c.numKeyValueHeads();
     int d = c.headDim();
-    long cdim = c.hiddenSize();
     NDArray x = ids.getNDArrayInternal().embedding(ids, embedding, SparseFormat.DENSE).head(); // (B, T, C)
     if (x.getDataType() != DataType.FLOAT32) {
       x = x.toType(DataType.FLOAT32, false);
     }
     NDArray[] rope = Ops.ropeTables(m, t, d, c.ropeTheta()); // (T, D) each
-    NDArray mask = Ops.causalMask(m, t); // (T, T)
+    NDArray cos = rope[0].reshape(t, 1, d); // broadcast over the heads of (B, T, heads, D)
+    NDArray sin = rope[1].reshape(t, 1, d);
+    int queryBlock = (int) Math.max(16, tempBytes / (4L * b * c.numAttentionHeads() * t));
     for (Layer l : layers) {
-      NDArray hIn = c.normAfter() ? x : norm(x, l.attnNormW(), l.attnNormB());
-      NDArray qkv = Ops.linear(hIn, l.qkv(), l.qkvBias(), precision); // (B, T, C + 2*K*D)
-      if (c.clipQkv() != null) {
-        qkv = qkv.clip(-c.clipQkv(), c.clipQkv());
+      try (NDManager lm = m.newSubManager()) {
+        NDArray xl = x.reshape(x.getShape()); // a view of x, scoped to this layer: x is updated through it
+        lm.tempAttachAll(xl);
+        attentionBlock(xl, l, b, t, cos, sin, queryBlock);
+        feedForward(xl.reshape(b * (long) t, c.hiddenSize()), l);
       }
-      NDList parts = qkv.split(new long[] {cdim, cdim + c.kvDim()}, 2);
-      NDArray q = parts.get(0); // (B, T, C)
-      NDArray k = parts.get(1); // (B, T, K*D)
-      NDArray v = parts.get(2);
-      if (c.qkNorm()) {
-        // OLMo-2 QK-norm: RMSNorm over the full projected width, before the head split
-        q = rmsNorm(q, l.qNormW());
-        k = rmsNorm(k, l.kNormW());
-      }
-      q = Ops.rope(q.reshape(b, t, h, d).transpose(0, 2, 1, 3), rope[0], rope[1]); // (B, H, T, D)
-      k = Ops.rope(k.reshape(b, t, kvh, d).transpose(0, 2, 1, 3), rope[0], rope[1]); // (B, K, T, D)
-      v = v.reshape(b, t, kvh, d).transpose(0, 2, 1, 3); // (B, K, T, D)
-      NDArray att = Ops.attention(q, k, v, mask, precision); // (B, H, T, D)
-      att = att.transpose(0, 2, 1, 3).reshape(b, t, cdim); // (B, T, C)
-      NDArray a = Ops.linear(att, l.out(), l.outBias(), precision);
-      if (c.normAfter()) {
-        a = norm(a, l.attnNormW(), l.attnNormB());
-      }
-      x = x.add(a);
-      NDArray fIn = c.normAfter() ? x : norm(x, l.ffNormW(), l.ffNormB());
-      NDArray u = Ops.linear(fIn, l.upGate(), l.upGateBias(), precision); // (B, T, 2I): [up | gate]
-      NDList ug = u.split(2, 2);
-      NDArray act = Ops.swiglu(ug.get(0), ug.get(1)); // silu(gate) * up
-      NDArray f = Ops.linear(act, l.down(), l.downBias(), precision); // (B, T, C)
-      if (c.normAfter()) {
-        f = norm(f, l.ffNormW(), l.ffNormB());
-      }
-      x = x.add(f);
     }
-    return norm(x, finalNormWeight, finalNormBias);
+    return x;
   }
 
-  /** The layout's norm, in float32. */
-  private NDArray norm(NDArray x, NDArray w, NDArray b) {
-    NDArray y = config.normType() == NormType.RMS_NORM ? Ops.rmsNorm(x, config.normEps())
-        : Ops.layerNorm(x, config.normEps());
-    if (w != null) {
-      y = y.mul(w);
+  /** x += attention(x) (pre-norm), or x += norm(attention(x)) (OLMo-2's post-sublayer norm), in place. */
+  private void attentionBlock(NDArray x, Layer l, int b, int t, NDArray cos, NDArray sin, int queryBlock) {
+    OlmoConfig c = config;
+    int h = c.numAttentionHeads();
+    int kvh = c.numKeyValueHeads();
+    int d = c.headDim();
+    long cdim = c.hiddenSize();
+    NDArray hIn = c.normAfter() ? x : norm(x, l.attnNormW(), l.attnNormB());
+    NDArray qkv = Ops.linear(hIn, l.qkv(), l.qkvBias(), precision); // (B, T, C + 2*K*D)
+    if (c.clipQkv() != null) {
+      qkv = qkv.clip(-c.clipQkv(), c.clipQkv());
     }
-    return b == null ? y : y.add(b);
+    NDList parts = qkv.split(new long[] {cdim, cdim + c.kvDim()}, 2);
+    NDArray q = parts.get(0); // (B, T, C)
+    NDArray k = parts.get(1); // (B, T, K*D)
+    NDArray v = parts.get(2);
+    if (c.qkNorm()) {
+      // OLMo-2 QK-norm: RMSNorm over the full projected width, before the head split
+      q = rmsNorm(q, l.qNormW());
+      k = rmsNorm(k, l.kNormW());
+    }
+    q = Ops.rope(q.reshape(b, t, h, d), cos, sin).transpose(0, 2, 1, 3); // (B, H, T, D)
+    // keys and values made contiguous as (B, K, T, D): reshaping through (B*K, T, D) copies once
+    k = Ops.rope(k.reshape(b, t, kvh, d), cos, sin).transpose(0, 2, 1, 3).reshape(b * (long) kvh, t, d)
+        .reshape(b, kvh, t, d);
+    v = v.reshape(b, t, kvh, d).transpose(0, 2, 1, 3).reshape(b * (long) kvh, t, d).reshape(b, kvh, t, d);
+    NDArray att = Ops.attention(q, k, v, precision, queryBlock).reshape(b, t, cdim); // (B, T, C)
+    NDArray a = Ops.linear(att, l.out(), l.outBias(), precision);
+    if (c.normAfter()) {
+      a = norm(a, l.attnNormW(), l.attnNormB());
+    }
+    x.addi(a);
+  }
+
+  /** x += mlp(x) over row chunks (the MLP is per position), in place; x is (B*T, C). */
+  private void feedForward(NDArray x, Layer l) {
+    OlmoConfig c = config;
+    long n = x.getShape().get(0);
+    long rows = Math.max(1, tempBytes / (4L * 2 * c.intermediateSize()));
+    for (long r0 = 0; r0 < n; r0 += rows) {
+      try (NDManager cm = x.getManager().newSubManager()) {
+        NDArray xs = x.get(r0 + ":" + Math.min(n, r0 + rows)); // a view: the update lands in x
+        cm.tempAttachAll(xs);
+        NDArray fIn = c.normAfter() ? xs : norm(xs, l.ffNormW(), l.ffNormB());
+        NDArray u = Ops.linear(fIn, l.upGate(), l.upGateBias(), precision); // (rows, 2I): [up | gate]
+        NDList ug = u.split(2, 1);
+        NDArray f = Ops.linear(Ops.swiglu(ug.get(0), ug.get(1)), l.down(), l.downBias(), precision); // (rows, C)
+        if (c.normAfter()) {
+          f = norm(f, l.ffNormW(), l.ffNormB());
+        }
+        xs.addi(f);
+      }
+    }
+  }
+
+  /** The layout's norm, in float32; torch's fused layer norm for OLMo-1. */
+  private NDArray norm(NDArray x, NDArray w, NDArray b) {
+    if (config.normType() == NormType.RMS_NORM) {
+      NDArray y = Ops.rmsNorm(x, config.normEps());
+      return w == null ? y : y.muli(w);
+    }
+    return Ops.layerNorm(x, w == null ? ones : w, b == null ? zeros : b, config.normEps());
   }
 
   private NDArray rmsNorm(NDArray x, NDArray w) {
-    return Ops.rmsNorm(x, config.normEps()).mul(w);
+    return Ops.rmsNorm(x, config.normEps()).muli(w);
   }
 
   /** Builds a device-local per-batch manager for {@link #logProbs}. */

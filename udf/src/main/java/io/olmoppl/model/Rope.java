@@ -12,8 +12,6 @@ import ai.djl.ndarray.NDList;
 final class Rope {
   private Rope() {}
 
-  /** @return {cos, sin}, each (positions, D) */
-
   /** @return {cos, sin} of position p, each concat(freqs, freqs) over D */
   static double[][] row(int p, int d, double theta) {
     double[] c = new double[d];
@@ -27,14 +25,18 @@ final class Rope {
   }
 
   /**
-   * @param x (B, heads, T, D)
+   * x cos + rotate_half(x) sin with rotate_half(x) = [-x2, x1], computed as x cos + [x2, x1] * [-sin, sin]: two new
+   * arrays per call.
+   *
+   * @param x (..., T, D)
    * @param cos (T, D)
-   * @param sin (T, D)
+   * @param signedSin (T, D), first half negated
    * @return x rotated, same shape
    */
-  static NDArray apply(NDArray x, NDArray cos, NDArray sin) {
-    NDList halves = x.split(2, 3); // positive axis: split(-1) throws in DJL
-    NDArray rotated = NDArrays.concat(new NDList(halves.get(1).neg(), halves.get(0)), 3); // rotate_half
-    return x.mul(cos).add(rotated.mul(sin));
+  static NDArray apply(NDArray x, NDArray cos, NDArray signedSin) {
+    int last = x.getShape().dimension() - 1;
+    NDList halves = x.split(2, last); // positive axis: split(-1) throws in DJL
+    NDArray swapped = NDArrays.concat(new NDList(halves.get(1), halves.get(0)), last);
+    return x.mul(cos).addi(swapped.muli(signedSin));
   }
 }

@@ -7,7 +7,7 @@ import io.olmoppl.model.OlmoModel.Window;
 import io.olmoppl.tokenizer.OlmoTokenizer;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
-import java.util.Comparator;
+import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -85,19 +85,18 @@ public final class PerplexityScorer {
   }
 
   /**
-   * Scores texts; a null text gets status {@code null_text}.
+   * Scores texts in this thread; a null text gets status {@code null_text}. The executors' engine
+   * ({@code io.olmoppl.engine.ScoringEngine}) uses the same planning, packing and collecting across tasks.
    *
    * @return one score per text, in order
    */
   public List<DocumentScore> score(List<String> texts) {
-    List<long[]> ids = new ArrayList<>(texts.size());
+    long[][] ids = tokenizer.encodeAll(texts);
     long[] bytes = new long[texts.size()];
     for (int i = 0; i < texts.size(); i++) {
-      String t = texts.get(i);
-      ids.add(t == null ? null : tokenizer.encode(t));
-      bytes[i] = t == null ? 0 : t.getBytes(StandardCharsets.UTF_8).length;
+      bytes[i] = utf8Length(texts.get(i));
     }
-    return scoreIds(ids, bytes);
+    return scoreIds(Arrays.asList(ids), bytes);
   }
 
   /**
@@ -111,40 +110,40 @@ public final class PerplexityScorer {
     List<List<Window>> plans = new ArrayList<>(ids.size());
     List<Item> items = new ArrayList<>();
     for (int d = 0; d < ids.size(); d++) {
-      long[] t = ids.get(d);
-      List<Window> plan = t == null ? List.of() : WindowPlan.plan(fed(t), window, stride);
+      List<Window> plan = plan(ids.get(d));
       plans.add(plan);
       for (int w = 0; w < plan.size(); w++) {
         items.add(new Item(d, w, plan.get(w)));
       }
     }
-    items.sort(Comparator.comparingInt((Item it) -> it.window().inputLength()).reversed());
     float[][][] results = new float[ids.size()][][];
     for (int d = 0; d < ids.size(); d++) {
       results[d] = new float[plans.get(d).size()][];
     }
-    for (int i = 0; i < items.size(); ) {
-      int t = items.get(i).window().inputLength();
-      int end = i + 1;
-      while (end < items.size() && (long) (end - i + 1) * t <= options.batchTokens()) {
-        end++;
-      }
-      List<Item> batch = items.subList(i, end);
-      List<Window> windows = batch.stream().map(Item::window).toList();
+    for (List<Item> batch : Packing.batches(items, it -> it.window().inputLength(), options.batchTokens())) {
       float[][] lp;
       try (NDManager bm = model.newBatchManager()) {
-        lp = model.logProbs(bm, windows);
+        lp = model.logProbs(bm, batch.stream().map(Item::window).toList());
       }
       for (int k = 0; k < batch.size(); k++) {
         results[batch.get(k).doc()][batch.get(k).index()] = lp[k];
       }
-      i = end;
     }
     List<DocumentScore> out = new ArrayList<>(ids.size());
     for (int d = 0; d < ids.size(); d++) {
       out.add(collect(ids.get(d), bytes[d], results[d]));
     }
     return out;
+  }
+
+  /** @return the windows of a document's text token ids (prefix added here); empty for a null text */
+  public List<Window> plan(long[] textIds) {
+    return textIds == null ? List.of() : WindowPlan.plan(fed(textIds), window, stride);
+  }
+
+  /** @return the UTF-8 length of a text, 0 for null */
+  public static long utf8Length(String text) {
+    return text == null ? 0 : text.getBytes(StandardCharsets.UTF_8).length;
   }
 
   private long[] fed(long[] t) {
@@ -157,7 +156,13 @@ public final class PerplexityScorer {
     return x;
   }
 
-  private DocumentScore collect(long[] ids, long bytes, float[][] windows) {
+  /**
+   * A document's score from its windows' log-probs.
+   *
+   * @param ids the text token ids (null for a null text)
+   * @param windows per window of {@link #plan}, its scored log-probs
+   */
+  public DocumentScore collect(long[] ids, long bytes, float[][] windows) {
     if (ids == null) {
       return new DocumentScore(0, 0.0, 0, 0, DocumentScore.NULL_TEXT, options.tokenLogprobs() ? new double[0] : null);
     }

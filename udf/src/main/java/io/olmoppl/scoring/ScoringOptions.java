@@ -18,14 +18,12 @@ import java.util.Map;
  * @param tying tying rule
  * @param precision matmul precision
  * @param device auto, cpu or gpu
- * @param gpuConcurrency batches that may run at once on one GPU's model (tasks sharing a GPU share its model)
  */
 public record ScoringOptions(Bos bos, Integer window, Integer stride, int batchTokens, boolean tokenLogprobs,
-    boolean allowLongWindow, TyingRule tying, Precision precision, String device, int gpuConcurrency)
+    boolean allowLongWindow, TyingRule tying, Precision precision, String device)
     implements Serializable {
   private static final long serialVersionUID = 1L;
   public static final int BATCH_TOKENS_DEFAULT = 4096;
-  public static final int GPU_CONCURRENCY_DEFAULT = 2;
 
   public ScoringOptions {
     if (window != null && window < 1) {
@@ -41,9 +39,6 @@ public record ScoringOptions(Bos bos, Integer window, Integer stride, int batchT
     if (batchTokens < 1) {
       throw new IllegalArgumentException("--batch-tokens must be at least 1, not " + batchTokens);
     }
-    if (gpuConcurrency < 1) {
-      throw new IllegalArgumentException("--gpu-concurrency must be at least 1, not " + gpuConcurrency);
-    }
     if (!device.equals("auto") && !device.equals("cpu") && !device.equals("gpu")) {
       throw new IllegalArgumentException("--device must be auto, cpu or gpu, not '" + device + "'");
     }
@@ -52,47 +47,47 @@ public record ScoringOptions(Bos bos, Integer window, Integer stride, int batchT
   /** @return the defaults: bos auto, model-length disjoint windows, fp32, strict tying */
   public static ScoringOptions defaults() {
     return new ScoringOptions(Bos.AUTO, null, null, BATCH_TOKENS_DEFAULT, false, false, TyingRule.STRICT,
-        Precision.FP32, "auto", GPU_CONCURRENCY_DEFAULT);
+        Precision.FP32, "auto");
   }
 
   public ScoringOptions withBos(Bos b) {
     return new ScoringOptions(b, window, stride, batchTokens, tokenLogprobs, allowLongWindow, tying, precision,
-        device, gpuConcurrency);
+        device);
   }
 
   public ScoringOptions withWindow(Integer w, Integer s) {
     return new ScoringOptions(bos, w, s, batchTokens, tokenLogprobs, allowLongWindow, tying,
-        precision, device, gpuConcurrency);
+        precision, device);
   }
 
   public ScoringOptions withBatchTokens(int n) {
     return new ScoringOptions(bos, window, stride, n, tokenLogprobs, allowLongWindow, tying,
-        precision, device, gpuConcurrency);
+        precision, device);
   }
 
   public ScoringOptions withTokenLogprobs(boolean b) {
     return new ScoringOptions(bos, window, stride, batchTokens, b, allowLongWindow, tying,
-        precision, device, gpuConcurrency);
+        precision, device);
   }
 
   public ScoringOptions withTying(TyingRule r) {
     return new ScoringOptions(bos, window, stride, batchTokens, tokenLogprobs, allowLongWindow, r,
-        precision, device, gpuConcurrency);
+        precision, device);
   }
 
   public ScoringOptions withPrecision(Precision p) {
     return new ScoringOptions(bos, window, stride, batchTokens, tokenLogprobs, allowLongWindow, tying,
-        p, device, gpuConcurrency);
+        p, device);
   }
 
   public ScoringOptions withDevice(String d) {
     return new ScoringOptions(bos, window, stride, batchTokens, tokenLogprobs, allowLongWindow, tying,
-        precision, d, gpuConcurrency);
+        precision, d);
   }
 
   public ScoringOptions withAllowLongWindow(boolean b) {
     return new ScoringOptions(bos, window, stride, batchTokens, tokenLogprobs, b, tying,
-        precision, device, gpuConcurrency);
+        precision, device);
   }
 
   /** @return the options as written to the summary */
@@ -107,7 +102,6 @@ public record ScoringOptions(Bos bos, Integer window, Integer stride, int batchT
     m.put("tying", tying.id());
     m.put("precision", precision.id());
     m.put("device", device);
-    m.put("gpu_concurrency", gpuConcurrency);
     return m;
   }
 }

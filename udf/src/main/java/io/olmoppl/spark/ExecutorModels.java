@@ -6,7 +6,7 @@ import io.olmoppl.checkpoint.CheckpointException;
 import io.olmoppl.checkpoint.Manifest;
 import io.olmoppl.checkpoint.WeightSource;
 import io.olmoppl.model.OlmoModel;
-import io.olmoppl.scoring.PerplexityScorer;
+import io.olmoppl.engine.ScoringEngine;
 import io.olmoppl.tokenizer.OlmoTokenizer;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
@@ -15,7 +15,8 @@ import org.slf4j.LoggerFactory;
 
 /**
  * The executor's models: one per JVM per checkpoint fingerprint (and tying rule, precision, device), built on first
- * use by whichever task comes first, shared by every task thread, closed when the JVM exits. Double-checked locking
+ * use by whichever task comes first, each with the one {@link ScoringEngine} that every task thread hands its rows
+ * to, closed when the JVM exits. Double-checked locking
  * as in Iceberg's {@code SparkExecutorCache}.
  */
 public final class ExecutorModels {
@@ -31,15 +32,11 @@ public final class ExecutorModels {
    *
    * @param bytesReceived weight bytes this JVM received (broadcast blocks, or checkpoint bytes read from files)
    */
-  public record Loaded(Manifest manifest, OlmoModel model, OlmoTokenizer tokenizer, double loadSeconds,
-      long bytesReceived) implements AutoCloseable {
-    /** @return a scorer for these options (cheap; scorers share the model) */
-    public PerplexityScorer scorer(ModelSpec spec) {
-      return new PerplexityScorer(model, tokenizer, spec.options());
-    }
-
+  public record Loaded(Manifest manifest, OlmoModel model, OlmoTokenizer tokenizer, ScoringEngine engine,
+      double loadSeconds, long bytesReceived) implements AutoCloseable {
     @Override
     public void close() {
+      engine.close();
       model.close();
       tokenizer.close();
     }
@@ -91,17 +88,14 @@ public final class ExecutorModels {
       source = ckpt;
       bytes = ckpt.uniqueWeightBytes();
     }
-    Threads.configureOnce();
     OlmoModel model = OlmoModel.load(man.config(), man.tying(), source, device, spec.options().precision());
-    if (device.isGpu()) {
-      model.limitConcurrentBatches(spec.options().gpuConcurrency());
-    }
     OlmoTokenizer tok = OlmoTokenizer.load(man.tokenizerJson());
+    ScoringEngine engine = new ScoringEngine(model, tok, ScoringEngine.QUEUE_TOKENS_DEFAULT, Threads.engineThreads());
     double secs = (System.nanoTime() - t0) / 1e9;
     LOG.info("olmo-ppl: loaded model {} ({}, {}) on {} in {} s from {} ({} weight bytes)", man.fingerprint(),
         man.config().layout().id(), man.tying().tied() ? "tied" : "untied", device, String.format("%.2f", secs),
         spec.distribution(), bytes);
-    return new Loaded(man, model, tok, secs, bytes);
+    return new Loaded(man, model, tok, engine, secs, bytes);
   }
 
   private static void installShutdownHook() {

@@ -1,13 +1,16 @@
 package io.olmoppl.spark;
 
 import io.olmoppl.checkpoint.Checkpoint;
+import io.olmoppl.checkpoint.Manifest;
+import io.olmoppl.engine.ScoringEngine;
+import io.olmoppl.scoring.DocumentScore;
 import io.olmoppl.scoring.PerplexityScorer;
 import io.olmoppl.scoring.ScoringOptions;
-import io.olmoppl.checkpoint.Manifest;
-import io.olmoppl.scoring.DocumentScore;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.Arrays;
-import java.util.Collections;
+import org.apache.arrow.memory.BufferAllocator;
+import org.apache.arrow.vector.VarCharVector;
 import org.apache.spark.api.java.JavaSparkContext;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.SparkSession;
@@ -19,6 +22,7 @@ import org.apache.spark.sql.Encoders;
 import org.apache.spark.sql.types.DataTypes;
 import org.apache.spark.sql.types.StructField;
 import org.apache.spark.sql.types.StructType;
+import scala.collection.immutable.ArraySeq;
 
 /**
  * Spark APIs besides the CLI.
@@ -183,11 +187,15 @@ public final class OlmoPerplexity {
         org.apache.spark.sql.functions.udf(new ScoreUdf(plan.spec()), result).asNonNullable());
   }
 
-  /** The SQL function: one row, one forward batch, on the executor's cached model. */
+  /**
+   * The SQL function: one row per call, handed to the executor's engine, which batches it with the rows that other
+   * tasks hand it at the same time.
+   */
   static final class ScoreUdf implements UDF1<String, Row> {
     private static final long serialVersionUID = 1L;
     private final ModelSpec spec;
-    /** Per task: the UDF is deserialized with each task, so the scorer follows the task's device. */
+    /** Per task: the UDF is deserialized with each task, so the engine follows the task's device. */
+    private transient ScoringEngine engine;
     private transient PerplexityScorer scorer;
 
     ScoreUdf(ModelSpec spec) {
@@ -195,11 +203,23 @@ public final class OlmoPerplexity {
     }
 
     @Override
-    public Row call(String text) {
-      if (scorer == null) {
-        scorer = ExecutorModels.get(spec).loaded().scorer(spec);
+    public Row call(String text) throws InterruptedException {
+      if (engine == null) {
+        engine = ExecutorModels.get(spec).loaded().engine();
+        scorer = engine.scorer(spec.options());
       }
-      DocumentScore s = scorer.score(Collections.singletonList(text)).get(0);
+      DocumentScore s;
+      try (BufferAllocator alloc = ExecutorArrow.newBatchAllocator();
+          VarCharVector texts = new VarCharVector("text", alloc)) {
+        texts.allocateNew(1);
+        if (text == null) {
+          texts.setNull(0);
+        } else {
+          texts.setSafe(0, text.getBytes(StandardCharsets.UTF_8));
+        }
+        texts.setValueCount(1);
+        s = engine.score(texts, scorer).get(0);
+      }
       boolean lps = spec.options().tokenLogprobs();
       Object[] v = new Object[lps ? 8 : 7];
       v[0] = s.tokens();
@@ -212,7 +232,7 @@ public final class OlmoPerplexity {
       if (lps) {
         // as ScorePartitionFunction: null for a null text, else one log-prob per scored target
         v[7] = s.status().equals(DocumentScore.NULL_TEXT) ? null
-            : Arrays.stream(s.tokenLogprobs()).boxed().toList();
+            : ArraySeq.unsafeWrapArray(s.tokenLogprobs());
       }
       return RowFactory.create(v);
     }

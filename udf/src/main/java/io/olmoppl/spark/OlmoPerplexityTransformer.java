@@ -258,8 +258,7 @@ public class OlmoPerplexityTransformer extends Transformer implements DefaultPar
    */
   public ScoringOptions scoringOptions() {
     return new ScoringOptions(Bos.parse(getBos()), getWindow(), getStride(), getBatchTokens(), getTokenLogprobs(),
-        getAllowLongWindow(), TyingRule.parse(getTying()), Precision.parse(getPrecision()), getDevice(),
-        ScoringOptions.GPU_CONCURRENCY_DEFAULT);
+        getAllowLongWindow(), TyingRule.parse(getTying()), Precision.parse(getPrecision()), getDevice());
   }
 
   /**

@@ -1,32 +1,39 @@
 package io.olmoppl.spark;
 
-import io.olmoppl.scoring.DocumentScore;
+import io.olmoppl.engine.ScoreVectors;
+import io.olmoppl.engine.ScoringEngine;
 import io.olmoppl.scoring.PerplexityScorer;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.Iterator;
 import java.util.List;
 import java.util.NoSuchElementException;
 import org.apache.arrow.memory.BufferAllocator;
-import org.apache.arrow.memory.RootAllocator;
 import org.apache.arrow.vector.Float8Vector;
 import org.apache.arrow.vector.IntVector;
 import org.apache.arrow.vector.VarCharVector;
+import org.apache.arrow.vector.VectorSchemaRoot;
 import org.apache.arrow.vector.complex.ListVector;
-import org.apache.arrow.vector.complex.impl.UnionListWriter;
+import org.apache.spark.TaskContext;
 import org.apache.spark.api.java.function.MapPartitionsFunction;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.RowFactory;
+import scala.collection.immutable.ArraySeq;
 
 /**
- * The scoring step inside Spark tasks: rows are taken in chunks, their texts put into an Arrow {@link VarCharVector},
- * scored on the executor's shared model, and the results written to Arrow vectors, then appended to the input rows.
- * Exactly one output row per input row; a row whose text is null gets status {@code null_text}.
+ * The scoring step inside Spark tasks, a thin adapter over the executor's {@link ScoringEngine}: rows are taken in
+ * chunks, their texts put into an Arrow {@link VarCharVector} (a child of the executor's allocator), handed to the
+ * engine, and the engine's Arrow result batch appended to the input rows. Two chunks are in flight, so the next
+ * chunk is tokenized and queued while the engine computes the current one. Exactly one output row per input row.
  */
 public final class ScorePartitionFunction implements MapPartitionsFunction<Row, Row> {
   private static final long serialVersionUID = 1L;
   /** Rows per chunk: enough documents to fill batches sorted by length, few enough to keep memory small. */
   static final int CHUNK_ROWS = 256;
+  /** Chunks a task keeps queued in the engine. */
+  static final int IN_FLIGHT = 2;
 
   private final ModelSpec spec;
   private final int textIndex;
@@ -43,6 +50,43 @@ public final class ScorePartitionFunction implements MapPartitionsFunction<Row, 
     this.metrics = metrics;
   }
 
+  /** A chunk of rows handed to the engine. */
+  private static final class Chunk implements AutoCloseable {
+    final List<Row> rows;
+    final BufferAllocator allocator;
+    final VarCharVector texts;
+    ScoringEngine.Request request;
+    private boolean closed;
+
+    Chunk(List<Row> rows, int textIndex) {
+      this.rows = rows;
+      this.allocator = ExecutorArrow.newBatchAllocator();
+      this.texts = new VarCharVector("text", allocator);
+      texts.allocateNew(rows.size());
+      for (int i = 0; i < rows.size(); i++) {
+        Object v = rows.get(i).get(textIndex);
+        if (v == null) {
+          texts.setNull(i);
+        } else {
+          texts.setSafe(i, v.toString().getBytes(StandardCharsets.UTF_8));
+        }
+      }
+      texts.setValueCount(rows.size());
+    }
+
+    @Override
+    public synchronized void close() {
+      if (!closed) {
+        closed = true;
+        if (request != null) {
+          request.cancel();
+        }
+        texts.close();
+        allocator.close();
+      }
+    }
+  }
+
   @Override
   public Iterator<Row> call(Iterator<Row> input) {
     if (!input.hasNext()) {
@@ -52,22 +96,48 @@ public final class ScorePartitionFunction implements MapPartitionsFunction<Row, 
     if (metrics != null) {
       metrics.recordLease(lease);
     }
-    PerplexityScorer scorer = lease.loaded().scorer(spec);
+    ScoringEngine engine = lease.loaded().engine();
+    PerplexityScorer scorer = engine.scorer(spec.options());
     String fingerprint = spec.fingerprint();
     boolean lps = spec.options().tokenLogprobs();
+    ArrayDeque<Chunk> inFlight = new ArrayDeque<>();
+    TaskContext task = TaskContext.get();
+    if (task != null) {
+      // a killed or failed task drops its queued windows and frees its buffers
+      task.addTaskCompletionListener(ctx -> {
+        synchronized (inFlight) {
+          inFlight.forEach(Chunk::close);
+          inFlight.clear();
+        }
+      });
+    }
     return new Iterator<>() {
-      private Iterator<Row> current = java.util.Collections.emptyIterator();
+      private Iterator<Row> current = Collections.emptyIterator();
 
       @Override
       public boolean hasNext() {
-        while (!current.hasNext() && input.hasNext()) {
-          List<Row> chunk = new ArrayList<>(CHUNK_ROWS);
-          while (input.hasNext() && chunk.size() < CHUNK_ROWS) {
-            chunk.add(input.next());
+        while (!current.hasNext()) {
+          Chunk next;
+          synchronized (inFlight) {
+            while (inFlight.size() < IN_FLIGHT && input.hasNext()) {
+              List<Row> rows = new ArrayList<>(CHUNK_ROWS);
+              while (input.hasNext() && rows.size() < CHUNK_ROWS) {
+                rows.add(input.next());
+              }
+              Chunk c = new Chunk(rows, textIndex);
+              inFlight.add(c);
+              c.request = submit(engine, c, scorer);
+            }
+            next = inFlight.poll();
           }
-          current = scoreChunk(scorer, chunk, fingerprint, lps).iterator();
+          if (next == null) {
+            return false;
+          }
+          try (Chunk c = next; VectorSchemaRoot result = await(c.request, lps)) {
+            current = rows(c.rows, result, fingerprint, lps).iterator();
+          }
         }
-        return current.hasNext();
+        return true;
       }
 
       @Override
@@ -80,100 +150,64 @@ public final class ScorePartitionFunction implements MapPartitionsFunction<Row, 
     };
   }
 
-  private List<Row> scoreChunk(PerplexityScorer scorer, List<Row> rows, String fingerprint, boolean lps) {
-    int n = rows.size();
-    try (BufferAllocator alloc = new RootAllocator();
-        VarCharVector text = new VarCharVector("text", alloc);
-        IntVector tokens = new IntVector(ScoreColumns.TOKENS, alloc);
-        Float8Vector nll = new Float8Vector(ScoreColumns.NLL, alloc);
-        Float8Vector ppl = new Float8Vector(ScoreColumns.PERPLEXITY, alloc);
-        Float8Vector bpb = new Float8Vector(ScoreColumns.BITS_PER_BYTE, alloc);
-        IntVector windows = new IntVector(ScoreColumns.WINDOWS, alloc);
-        VarCharVector status = new VarCharVector(ScoreColumns.STATUS, alloc);
-        ListVector logprobs = ListVector.empty(ScoreColumns.TOKEN_LOGPROBS, alloc)) {
-      // rows -> Arrow record batch of texts
-      text.allocateNew(n);
-      for (int i = 0; i < n; i++) {
-        Object v = rows.get(i).get(textIndex);
-        if (v == null) {
-          text.setNull(i);
-        } else {
-          text.setSafe(i, v.toString().getBytes(StandardCharsets.UTF_8));
-        }
-      }
-      text.setValueCount(n);
-      List<String> texts = new ArrayList<>(n);
-      for (int i = 0; i < n; i++) {
-        texts.add(text.isNull(i) ? null : new String(text.get(i), StandardCharsets.UTF_8));
-      }
-      List<DocumentScore> scores = scorer.score(texts);
-      // scores -> Arrow result vectors
-      tokens.allocateNew(n);
-      nll.allocateNew(n);
-      ppl.allocateNew(n);
-      bpb.allocateNew(n);
-      windows.allocateNew(n);
-      status.allocateNew(n);
-      UnionListWriter lw = logprobs.getWriter();
-      for (int i = 0; i < n; i++) {
-        DocumentScore s = scores.get(i);
-        tokens.set(i, s.tokens());
-        nll.set(i, s.nll());
-        setOrNull(ppl, i, s.perplexity());
-        setOrNull(bpb, i, s.bitsPerByte());
-        windows.set(i, s.windows());
-        status.setSafe(i, s.status().getBytes(StandardCharsets.UTF_8));
-        if (lps) {
-          lw.setPosition(i);
-          if (s.status().equals(DocumentScore.NULL_TEXT)) {
-            lw.writeNull();
-          } else {
-            lw.startList();
-            for (double v : s.tokenLogprobs()) {
-              lw.float8().writeFloat8(v);
-            }
-            lw.endList();
-          }
-        }
-      }
-      for (var v : List.of(tokens, nll, ppl, bpb, windows, status)) {
-        v.setValueCount(n);
-      }
-      if (lps) {
-        lw.setValueCount(n);
-      }
-      // Arrow -> rows: input columns, then the score columns
-      List<Row> out = new ArrayList<>(n);
-      for (int i = 0; i < n; i++) {
-        Row r = rows.get(i);
-        int width = r.length() + ScoreColumns.fields(lps).size();
-        Object[] values = new Object[width];
-        for (int c = 0; c < r.length(); c++) {
-          values[c] = r.get(c);
-        }
-        int c = r.length();
-        values[c++] = tokens.get(i);
-        values[c++] = nll.get(i);
-        values[c++] = ppl.isNull(i) ? null : ppl.get(i);
-        values[c++] = bpb.isNull(i) ? null : bpb.get(i);
-        values[c++] = windows.get(i);
-        values[c++] = new String(status.get(i), StandardCharsets.UTF_8);
-        values[c++] = fingerprint;
-        if (lps) {
-          values[c] = logprobs.isNull(i) ? null : scala.jdk.javaapi.CollectionConverters.asScala(
-              (List<?>) logprobs.getObject(i)).toSeq();
-        }
-        out.add(RowFactory.create(values));
-      }
-      return out;
+  private static ScoringEngine.Request submit(ScoringEngine engine, Chunk c, PerplexityScorer scorer) {
+    try {
+      return engine.submit(c.texts, scorer);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException("interrupted while queueing documents for scoring", e);
     }
   }
 
-  private static void setOrNull(Float8Vector v, int i, Double d) {
-    if (d == null) {
-      v.setNull(i);
-    } else {
-      v.set(i, d);
+  private static VectorSchemaRoot await(ScoringEngine.Request r, boolean lps) {
+    try {
+      return r.result(lps);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException("interrupted while waiting for scores", e);
     }
+  }
+
+  /** Input columns, then the score columns (token log-probs as a Scala sequence over a primitive array). */
+  static List<Row> rows(List<Row> in, VectorSchemaRoot result, String fingerprint, boolean lps) {
+    IntVector tokens = (IntVector) result.getVector(ScoreVectors.TOKENS);
+    Float8Vector nll = (Float8Vector) result.getVector(ScoreVectors.NLL);
+    Float8Vector ppl = (Float8Vector) result.getVector(ScoreVectors.PERPLEXITY);
+    Float8Vector bpb = (Float8Vector) result.getVector(ScoreVectors.BITS_PER_BYTE);
+    IntVector windows = (IntVector) result.getVector(ScoreVectors.WINDOWS);
+    VarCharVector status = (VarCharVector) result.getVector(ScoreVectors.STATUS);
+    ListVector logprobs = lps ? (ListVector) result.getVector(ScoreVectors.TOKEN_LOGPROBS) : null;
+    List<Row> out = new ArrayList<>(in.size());
+    for (int i = 0; i < in.size(); i++) {
+      Row r = in.get(i);
+      Object[] values = new Object[r.length() + ScoreColumns.fields(lps).size()];
+      for (int c = 0; c < r.length(); c++) {
+        values[c] = r.get(c);
+      }
+      int c = r.length();
+      values[c++] = tokens.get(i);
+      values[c++] = nll.get(i);
+      values[c++] = ppl.isNull(i) ? null : ppl.get(i);
+      values[c++] = bpb.isNull(i) ? null : bpb.get(i);
+      values[c++] = windows.get(i);
+      values[c++] = new String(status.get(i), StandardCharsets.UTF_8);
+      values[c++] = fingerprint;
+      if (lps) {
+        values[c] = logprobs.isNull(i) ? null : ArraySeq.unsafeWrapArray(doubles(logprobs, i));
+      }
+      out.add(RowFactory.create(values));
+    }
+    return out;
+  }
+
+  /** @return row {@code i} of a list of float8 as a primitive array */
+  static double[] doubles(ListVector list, int i) {
+    Float8Vector data = (Float8Vector) list.getDataVector();
+    int start = list.getElementStartIndex(i);
+    double[] out = new double[list.getElementEndIndex(i) - start];
+    for (int k = 0; k < out.length; k++) {
+      out[k] = data.get(start + k);
+    }
+    return out;
   }
 }

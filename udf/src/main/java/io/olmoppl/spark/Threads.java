@@ -1,42 +1,43 @@
 package io.olmoppl.spark;
 
+import org.apache.spark.SparkConf;
 import org.apache.spark.SparkEnv;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * libtorch's intra-op thread pool is per process, while Spark runs several tasks per executor: each task gets
- * executor cores / concurrent task slots threads (= {@code spark.task.cpus}), so the tasks together use the
- * executor's cores without oversubscription. A user setting ({@code ai.djl.pytorch.num_threads} or {@code
- * OMP_NUM_THREADS}, which Spark itself sets to {@code spark.task.cpus} in executors it launches) wins.
+ * How many intra-op threads the executor's engine gives libtorch: all of the executor's cores, since one compute
+ * thread runs every forward pass while the tasks only tokenize and convert rows (a partition holding the only long
+ * document then still uses every core). A user setting ({@code ai.djl.pytorch.num_threads} or {@code
+ * OMP_NUM_THREADS}) wins; note that Spark sets {@code OMP_NUM_THREADS} to {@code spark.task.cpus} in the executors it
+ * launches unless {@code spark.executorEnv.OMP_NUM_THREADS} is given, so that variable is only honoured where it
+ * differs from {@code spark.task.cpus}.
  */
 final class Threads {
   private static final Logger LOG = LoggerFactory.getLogger(Threads.class);
-  private static volatile boolean done;
 
   private Threads() {}
 
-  static synchronized void configureOnce() {
-    if (done) {
-      return;
+  /** @return the engine's thread count, or 0 to leave libtorch's own setting */
+  static int engineThreads() {
+    if (System.getProperty("ai.djl.pytorch.num_threads") != null) {
+      return 0;
     }
-    done = true;
-    if (System.getProperty("ai.djl.pytorch.num_threads") != null || System.getenv("OMP_NUM_THREADS") != null
-        || SparkEnv.get() == null) {
-      return;
+    SparkEnv env = SparkEnv.get();
+    if (env == null) {
+      return 0;
     }
-    var conf = SparkEnv.get().conf();
-    int cores = executorCores(conf);
-    int taskCpus = conf.getInt("spark.task.cpus", 1);
-    int slots = Math.max(1, cores / Math.max(1, taskCpus));
-    int threads = Math.max(1, cores / slots);
-    io.olmoppl.model.OlmoModel.engine(); // make sure the engine (and its JNI) is loaded first
-    ai.djl.pytorch.jni.JniUtils.setNumThreads(threads);
-    LOG.info("olmo-ppl: {} executor cores, {} task slots: libtorch uses {} thread(s) per task", cores, slots,
-        threads);
+    SparkConf conf = env.conf();
+    String omp = System.getenv("OMP_NUM_THREADS");
+    if (omp != null && !omp.equals(conf.get("spark.task.cpus", "1"))) {
+      return 0;
+    }
+    int threads = executorCores(conf);
+    LOG.info("olmo-ppl: {} executor cores: the scoring engine runs libtorch with {} thread(s)", threads, threads);
+    return threads;
   }
 
-  private static int executorCores(org.apache.spark.SparkConf conf) {
+  private static int executorCores(SparkConf conf) {
     String master = conf.get("spark.master", "");
     java.util.regex.Matcher lc = java.util.regex.Pattern.compile("local-cluster\\[\\s*\\d+\\s*,\\s*(\\d+)")
         .matcher(master);

@@ -193,7 +193,7 @@ class OpsReferenceTest {
       x[i] = (float) (0.5 + 1e-3 * rnd.nextGaussian());
     }
     try (NDManager m = OlmoModel.engine().newBaseManager()) {
-      NDArray y = Ops.layerNorm(m.create(x, new Shape(2, 3, w)), 1e-5);
+      NDArray y = Ops.layerNorm(m.create(x, new Shape(2, 3, w)), m.ones(new Shape(w)), m.zeros(new Shape(w)), 1e-5);
       assertEquals(new Shape(2, 3, w), y.getShape());
       assertClose(refLayerNorm(x, w, 1e-5), y.toFloatArray(), TOL, "layerNorm");
       // eps is really used: with eps 1e-5 the near-constant row is visibly shrunk compared to eps 1e-12
@@ -239,7 +239,9 @@ class OpsReferenceTest {
         for (int j = 0; j < d; j++) {
           double angle = p * Math.pow(theta, -2.0 * (j % (d / 2)) / d); // concat(freqs, freqs)
           assertEquals(Math.cos(angle), cos[p * d + j], 1e-6, "cos p=" + p + " j=" + j);
-          assertEquals(Math.sin(angle), sin[p * d + j], 1e-6, "sin p=" + p + " j=" + j);
+          // rotate_half folded into the sign: the first half of the sine table is negated
+          double sign = j < d / 2 ? -1 : 1;
+          assertEquals(sign * Math.sin(angle), sin[p * d + j], 1e-6, "signed sin p=" + p + " j=" + j);
         }
       }
     }
@@ -381,11 +383,14 @@ class OpsReferenceTest {
     float[] v = gaussian(rnd, b * kv * t * d, 0, 1);
     double[] ref = refAttention(q, k, v, b, h, kv, t, d);
     try (NDManager m = OlmoModel.engine().newBaseManager()) {
-      NDArray y = Ops.attention(m.create(q, new Shape(b, h, t, d)), m.create(k, new Shape(b, kv, t, d)),
-          m.create(v, new Shape(b, kv, t, d)), Ops.causalMask(m, t), Precision.FP32);
-      assertEquals(new Shape(b, h, t, d), y.getShape());
-      float[] got = y.toFloatArray();
-      assertClose(ref, got, TOL, "attention H=4 K=2");
+      float[] got = null;
+      for (int block : new int[] {t, 3, 1}) { // one block, uneven query blocks, one query per block
+        NDArray y = Ops.attention(m.create(q, new Shape(b, h, t, d)), m.create(k, new Shape(b, kv, t, d)),
+            m.create(v, new Shape(b, kv, t, d)), Precision.FP32, block).transpose(0, 2, 1, 3);
+        assertEquals(new Shape(b, h, t, d), y.getShape());
+        got = y.toFloatArray();
+        assertClose(ref, got, TOL, "attention H=4 K=2, query block " + block);
+      }
       // the other plausible GQA mapping (query head j uses kv head j % K) must give a different answer
       double[] wrong = refAttentionModuloMapping(q, k, v, b, h, kv, t, d);
       double maxDiff = 0;
@@ -422,7 +427,7 @@ class OpsReferenceTest {
     float[] v = gaussian(rnd, b * h * t * d, 0, 1);
     try (NDManager m = OlmoModel.engine().newBaseManager()) {
       NDArray y = Ops.attention(m.create(q, new Shape(b, h, t, d)), m.create(k, new Shape(b, h, t, d)),
-          m.create(v, new Shape(b, h, t, d)), Ops.causalMask(m, t), Precision.FP32);
+          m.create(v, new Shape(b, h, t, d)), Precision.FP32, 4).transpose(0, 2, 1, 3);
       assertClose(refAttention(q, k, v, b, h, h, t, d), y.toFloatArray(), TOL, "attention H=K=2");
     }
   }
