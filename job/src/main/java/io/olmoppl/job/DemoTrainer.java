@@ -45,8 +45,9 @@ import java.util.function.Consumer;
  * trained; every other embedding row is stored as zeros, so its logit is exactly 0 for any input. The loss therefore
  * takes the full-width softmax exactly: logsumexp over the active logits plus one constant logit ln(#zero rows).
  *
- * <p>Deterministic for a given machine: weights are initialised and batches drawn from a seeded {@link
- * SplittableRandom}, there is no dropout, and libtorch runs on {@link Spec#threads} intra-op threads.
+ * <p>Seeded: weights are initialised and batches drawn from a seeded {@link SplittableRandom}, there is no dropout,
+ * and libtorch runs on {@link Spec#threads} intra-op threads. Short runs give the same bytes in separate processes;
+ * long runs (the demo's 600 steps) have been seen to drift apart between processes, for a reason not found yet.
  */
 final class DemoTrainer {
   /** Embedding rows of the OLMo-1 (NeoX) tokenizer's models. */
