@@ -28,7 +28,7 @@ class RefcaseTest {
   @ParameterizedTest
   @MethodSource("cases")
   void reproducesReferenceThroughPublicApi(String name) {
-    Runtime.configure();
+    DjlSettings.configure();
     Checkpoint ckpt = Checkpoint.open(Refcases.dir(name), TyingRule.STRICT);
     List<Expected> all = Refcases.expected(name);
     try (OlmoModel model = OlmoModel.load(ckpt, ckpt, Device.cpu(), Precision.FP32);

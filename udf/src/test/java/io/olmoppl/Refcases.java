@@ -28,6 +28,16 @@ public final class Refcases {
       String prefix, int nScored, double nllSum, Double meanNll, Double ppl, Double bitsPerByte, int windows,
       double[] tokenLogprobs) {}
 
+  /** @return OLMo-1's tokenizer.json (allenai's GPT-NeoX-derived one), from case p01 */
+  public static Path neoxTokenizer() {
+    return dir("p01_olmo_tied_f32").resolve("tokenizer.json");
+  }
+
+  /** @return OLMo-2's tokenizer.json (dolma2), from case p03 */
+  public static Path dolma2Tokenizer() {
+    return dir("p03_olmo2_untied_dolma2").resolve("tokenizer.json");
+  }
+
   /** @return the directory holding every case */
   public static Path root() {
     String dir = System.getProperty("olmoppl.refcases"); // set by modules that get this class from the test-jar

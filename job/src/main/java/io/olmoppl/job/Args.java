@@ -16,7 +16,7 @@ import java.util.Set;
  * --name=value}), then in the {@code --properties} file, then in the Spark configuration as {@code
  * spark.olmoppl.<name>} (spark-submit's {@code --conf} reaches the driver as system properties).
  */
-final class Args {
+public final class Args {
   static final String CONF_PREFIX = "spark.olmoppl.";
 
   private final String command;
@@ -34,7 +34,7 @@ final class Args {
    * @param flags the boolean options this command accepts
    * @throws UsageException for an unknown option or a missing value
    */
-  static Args parse(String command, String[] argv, int from, Set<String> options, Set<String> flags) {
+  public static Args parse(String command, String[] argv, int from, Set<String> options, Set<String> flags) {
     Args a = new Args(command, flags);
     List<String> known = new ArrayList<>(options);
     known.addAll(flags);
@@ -84,7 +84,7 @@ final class Args {
     return a;
   }
 
-  String get(String name) {
+  public String get(String name) {
     String v = values.get(name);
     if (v == null) {
       v = file.getProperty(name, file.getProperty(CONF_PREFIX + name));
@@ -95,12 +95,12 @@ final class Args {
     return v;
   }
 
-  String get(String name, String def) {
+  public String get(String name, String def) {
     String v = get(name);
     return v == null ? def : v;
   }
 
-  String require(String name) {
+  public String require(String name) {
     String v = get(name);
     if (v == null || v.isEmpty()) {
       throw new UsageException("'" + command + "' needs --" + name);
@@ -108,7 +108,7 @@ final class Args {
     return v;
   }
 
-  boolean flag(String name) {
+  public boolean flag(String name) {
     String v = get(name);
     if (v == null) {
       return false;
@@ -122,7 +122,7 @@ final class Args {
     throw new UsageException("--" + name + " is a flag: give it alone, or as true/false, not '" + v + "'");
   }
 
-  Integer integer(String name) {
+  public Integer integer(String name) {
     String v = get(name);
     if (v == null) {
       return null;
@@ -134,16 +134,16 @@ final class Args {
     }
   }
 
-  int integer(String name, int def) {
+  public int integer(String name, int def) {
     Integer v = integer(name);
     return v == null ? def : v;
   }
 
   /** Thrown for bad command lines: printed with the usage hint, exit code 2. */
-  static final class UsageException extends RuntimeException {
+  public static final class UsageException extends RuntimeException {
     private static final long serialVersionUID = 1L;
 
-    UsageException(String message) {
+    public UsageException(String message) {
       super(message);
     }
   }

@@ -2,6 +2,7 @@ package io.olmoppl.job;
 
 import com.google.gson.GsonBuilder;
 import com.google.gson.JsonObject;
+import io.olmoppl.job.tools.MakeCheckpointCommand;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.PrintStream;

@@ -12,11 +12,10 @@ import ai.djl.training.GradientCollector;
 import ai.djl.training.optimizer.Adam;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
-import io.olmoppl.checkpoint.Checkpoint;
 import io.olmoppl.checkpoint.CheckpointMaker;
 import io.olmoppl.checkpoint.CheckpointMaker.OutputCopy;
 import io.olmoppl.checkpoint.OlmoConfig;
-import io.olmoppl.checkpoint.OlmoConfig.Layout;
+import io.olmoppl.checkpoint.CheckpointLayout;
 import io.olmoppl.checkpoint.OlmoConfig.NormType;
 import io.olmoppl.checkpoint.SafetensorsWriter;
 import io.olmoppl.checkpoint.SafetensorsWriter.Tensor;
@@ -78,7 +77,7 @@ final class DemoTrainer {
     }
 
     CheckpointMaker maker() {
-      return CheckpointMaker.small(Layout.HF_OLMO).withDims(hidden, layers, heads, heads, intermediate, seqLen)
+      return CheckpointMaker.small(CheckpointLayout.HF_OLMO).withDims(hidden, layers, heads, heads, intermediate, seqLen)
           .withTied(true, OutputCopy.NONE).withVocabRows(VOCAB_ROWS).withSeed(seed);
     }
   }
@@ -260,7 +259,7 @@ final class DemoTrainer {
   private static void write(CheckpointMaker maker, Map<String, float[]> trained, int[] active, Path tokenizerJson,
       Path out) throws IOException {
     List<Tensor> tensors = new ArrayList<>();
-    String emb = Checkpoint.embeddingName(Layout.HF_OLMO);
+    String emb = CheckpointLayout.HF_OLMO.embedding();
     for (Tensor layoutTensor : maker.tensors()) {
       float[] v = trained.get(layoutTensor.name());
       if (v == null) {
@@ -304,7 +303,7 @@ final class DemoTrainer {
       int i = config.intermediateSize();
       int layers = config.numHiddenLayers();
       double outStd = 0.02 / StrictMath.sqrt(2.0 * layers); // GPT-2 style scaling of the residual projections
-      embedding = param(m, Checkpoint.embeddingName(Layout.HF_OLMO), rnd, 0.02, activeRows, c);
+      embedding = param(m, CheckpointLayout.HF_OLMO.embedding(), rnd, 0.02, activeRows, c);
       blocks = new NDArray[layers][];
       for (int l = 0; l < layers; l++) {
         String p = "model.transformer.blocks." + l + ".";

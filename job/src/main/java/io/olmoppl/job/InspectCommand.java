@@ -5,7 +5,9 @@ import io.olmoppl.checkpoint.OlmoConfig;
 import io.olmoppl.checkpoint.TyingRule;
 import java.io.PrintStream;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
@@ -91,11 +93,9 @@ final class InspectCommand {
     d.put("bytes_per_dtype", bytes);
     d.put("unique_weight_bytes", c.uniqueWeightBytes());
     d.put("stored_tensors", c.tensors().size());
-    d.put("warnings", new java.util.ArrayList<>(k.warnings()) {
-      {
-        addAll(c.tying().warnings());
-      }
-    });
+    List<String> warnings = new ArrayList<>(k.warnings());
+    warnings.addAll(c.tying().warnings());
+    d.put("warnings", warnings);
     return d;
   }
 }

@@ -1,8 +1,13 @@
 package io.olmoppl.job;
 
+import io.olmoppl.DjlSettings;
 import io.olmoppl.checkpoint.CheckpointException;
 import io.olmoppl.job.Args.UsageException;
+import io.olmoppl.job.tools.Bench;
+import io.olmoppl.job.tools.MakeCheckpointCommand;
+import java.io.IOException;
 import java.io.PrintStream;
+import java.io.UncheckedIOException;
 
 /**
  * The {@code olmo-ppl} command line: {@code score}, {@code inspect}, {@code make-checkpoint}, {@code demo},
@@ -35,7 +40,7 @@ public final class Main {
    * @return the exit code: 0 done, 1 the run failed (bad checkpoint, input, output...), 2 bad command line
    */
   public static int run(String[] args, PrintStream out, PrintStream err) {
-    io.olmoppl.Runtime.configure();
+    DjlSettings.configure();
     if (args.length == 0 || args[0].equals("--help") || args[0].equals("-h") || args[0].equals("help")) {
       (args.length == 0 ? err : out).println(USAGE);
       return args.length == 0 ? 2 : 0;
@@ -54,12 +59,15 @@ public final class Main {
           InspectCommand.run(args, out);
           return 0;
         case "make-checkpoint":
+          requireDeveloperTools(cmd);
           MakeCheckpointCommand.run(args, out);
           return 0;
         case "demo":
+          requireDeveloperTools(cmd);
           DemoCommand.run(args, out);
           return 0;
         case "bench":
+          requireDeveloperTools(cmd);
           Bench.run(args, out);
           return 0;
         default:
@@ -72,13 +80,16 @@ public final class Main {
     } catch (CheckpointException | IllegalArgumentException | IllegalStateException | Main.JobException e) {
       err.println("olmo-ppl: error: " + e.getMessage());
       return 1;
-    } catch (java.io.IOException | java.io.UncheckedIOException e) {
+    } catch (IOException | UncheckedIOException e) {
       err.println("olmo-ppl: error: " + e.getMessage());
       return 1;
     }
   }
 
   static String help(String cmd) {
+    if (cmd.equals("make-checkpoint") || cmd.equals("demo") || cmd.equals("bench")) {
+      requireDeveloperTools(cmd);
+    }
     return switch (cmd) {
       case "score" -> ScoreCommand.HELP;
       case "inspect" -> InspectCommand.HELP;
@@ -87,6 +98,17 @@ public final class Main {
       case "bench" -> Bench.HELP;
       default -> throw new UsageException("unknown command '" + cmd + "'");
     };
+  }
+
+  /**
+   * The developer commands write random checkpoints with the udf test-jar's writer, which the spark-submit jar leaves
+   * out (executors never need it); the {@code ./olmo-ppl} launcher has it.
+   */
+  private static void requireDeveloperTools(String cmd) {
+    if (Main.class.getResource("/io/olmoppl/checkpoint/CheckpointMaker.class") == null) {
+      throw new JobException("'" + cmd + "' is a developer command of the ./olmo-ppl launcher in a source checkout;"
+          + " the spark-submit jar does not ship the checkpoint writer it needs");
+    }
   }
 
   /** A failure of the run itself, with a message that says what, why and how to fix it. */

@@ -7,11 +7,11 @@ import io.olmoppl.checkpoint.OlmoConfig;
  * projections and the MLP at every computed position, q.k and p.v over the causal query-key pairs, the output
  * projection at scored positions only.
  */
-final class ModelFlops {
+public final class ModelFlops {
   private ModelFlops() {}
 
   /** @return FLOPs of one window of {@code t} input positions of which {@code scored} are scored */
-  static double window(OlmoConfig c, long t, long scored) {
+  public static double window(OlmoConfig c, long t, long scored) {
     long h = c.hiddenSize();
     long perPosition = h * (h + 2L * c.kvDim()) + h * h + 3L * h * c.intermediateSize(); // qkv, out, up|gate, down
     double pairs = t * (t + 1) / 2.0;
@@ -20,7 +20,7 @@ final class ModelFlops {
   }
 
   /** @return FLOPs per token of full windows of {@code t} positions, every position scored */
-  static double perToken(OlmoConfig c, long t) {
+  public static double perToken(OlmoConfig c, long t) {
     return window(c, t, t) / t;
   }
 }

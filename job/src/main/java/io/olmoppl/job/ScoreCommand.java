@@ -1,14 +1,7 @@
 package io.olmoppl.job;
 
 import static org.apache.spark.sql.functions.col;
-import static org.apache.spark.sql.functions.count;
-import static org.apache.spark.sql.functions.lit;
-import static org.apache.spark.sql.functions.octet_length;
-import static org.apache.spark.sql.functions.size;
-import static org.apache.spark.sql.functions.split;
-import static org.apache.spark.sql.functions.sum;
 import static org.apache.spark.sql.functions.to_json;
-import static org.apache.spark.sql.functions.when;
 
 import io.olmoppl.checkpoint.Checkpoint;
 import io.olmoppl.checkpoint.TyingRule;
@@ -17,10 +10,9 @@ import io.olmoppl.job.Main.JobException;
 import io.olmoppl.model.OlmoModel;
 import io.olmoppl.model.Precision;
 import io.olmoppl.scoring.Bos;
-import io.olmoppl.scoring.DocumentScore;
 import io.olmoppl.scoring.ScoringOptions;
+import io.olmoppl.spark.Localizer;
 import io.olmoppl.spark.OlmoPerplexity;
-import io.olmoppl.spark.ScoreColumns;
 import io.olmoppl.spark.ScoreMetrics;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -38,11 +30,13 @@ import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SaveMode;
 import org.apache.spark.sql.SparkSession;
 import org.apache.spark.sql.types.ArrayType;
+import org.apache.spark.sql.types.MapType;
 import org.apache.spark.sql.types.StructField;
+import org.apache.spark.sql.types.StructType;
 import org.apache.spark.storage.StorageLevel;
 
 /** {@code olmo-ppl score}: reads a dataset, appends per-document perplexity columns, writes it and a summary. */
-final class ScoreCommand {
+public final class ScoreCommand {
   static final String HELP = String.join("\n",
       "usage: olmo-ppl score --model DIR --input PATH --output PATH [options]",
       "",
@@ -76,14 +70,14 @@ final class ScoreCommand {
   private ScoreCommand() {}
 
   /** Parses, starts Spark if needed, runs, stops the session it started. */
-  static Map<String, Object> main(String[] argv, PrintStream out) throws IOException {
+  public static Map<String, Object> main(String[] argv, PrintStream out) throws IOException {
     Args a = Args.parse("score", argv, 1, OPTIONS, FLAGS);
     Request req = Request.from(a);
     // A local checkpoint is validated before Spark starts: a bad model fails in a second, not after a cluster start
     // (a Hadoop URI is validated once Spark is up, from a driver-local copy).
-    if (!req.model.matches("^[a-zA-Z][a-zA-Z0-9+.-]*:.*") || req.model.startsWith("file:")) {
-      Checkpoint.open(java.nio.file.Path.of(req.model.startsWith("file:") ? java.net.URI.create(req.model).getPath()
-          : req.model), req.options.tying());
+    var localModel = Localizer.localPath(req.model); // null for a Hadoop URI
+    if (localModel != null) {
+      Checkpoint.open(localModel, req.options.tying());
     }
     boolean underSubmit = System.getProperty("spark.master") != null;
     boolean ours = SparkSession.getDefaultSession().isEmpty(); // stop only a session this call starts
@@ -104,6 +98,11 @@ final class ScoreCommand {
         spark.stop(); // also under spark-submit: the driver exits when the job is done
       }
     }
+  }
+
+  /** The library names a setting first ("tying must be ..."); the command line calls it --tying. */
+  private static String asOption(String libraryMessage) {
+    return libraryMessage.startsWith("--") ? libraryMessage : "--" + libraryMessage;
   }
 
   /** The parsed request. */
@@ -127,7 +126,7 @@ final class ScoreCommand {
         throw new UsageException("--broadcast-max-bytes must be a number of bytes, not '"
             + a.get("broadcast-max-bytes") + "'");
       } catch (IllegalArgumentException e) {
-        throw new UsageException(e.getMessage());
+        throw new UsageException(asOption(e.getMessage()));
       }
       Integer partitions = a.integer("partitions");
       if (partitions != null && partitions < 1) {
@@ -140,7 +139,7 @@ final class ScoreCommand {
             a.flag("allow-long-window"), TyingRule.parse(a.get("tying", "strict")),
             Precision.parse(a.get("precision", "fp32")), a.get("device", "auto").toLowerCase(Locale.ROOT));
       } catch (IllegalArgumentException e) {
-        throw new UsageException(e.getMessage());
+        throw new UsageException(asOption(e.getMessage()));
       }
       return new Request(a.require("model"), a.require("input"), a.require("output"), inFmt,
           a.get("text-column", "text"), outFmt, partitions, dist, o);
@@ -162,6 +161,7 @@ final class ScoreCommand {
           + " choose a new output path or remove the old one.");
     }
     Dataset<Row> input = read(spark, req);
+    OlmoPerplexity.textColumnIndex(input.schema(), req.textColumn(), "--text-column");
     OlmoPerplexity.Plan plan = OlmoPerplexity.plan(spark, input.schema(), req.model(), req.textColumn(),
         req.options(), req.distribution());
     for (String w : plan.checkpoint().config().warnings()) {
@@ -256,8 +256,8 @@ final class ScoreCommand {
       case "csv" -> {
         Dataset<Row> flat = scored;
         for (StructField f : scored.schema().fields()) {
-          if (f.dataType() instanceof ArrayType || f.dataType() instanceof org.apache.spark.sql.types.StructType
-              || f.dataType() instanceof org.apache.spark.sql.types.MapType) {
+          if (f.dataType() instanceof ArrayType || f.dataType() instanceof StructType
+              || f.dataType() instanceof MapType) {
             flat = flat.withColumn(f.name(), to_json(col(f.name())));
           }
         }
@@ -265,26 +265,5 @@ final class ScoreCommand {
       }
       default -> scored.write().mode(SaveMode.ErrorIfExists).parquet(req.output());
     }
-  }
-
-  /** Counts for the summary, from the scored rows. */
-  static Row totals(Dataset<Row> scored, String textColumn) {
-    var ok = col(ScoreColumns.STATUS).equalTo(lit(DocumentScore.OK));
-    return scored.agg(count(lit(1)),
-        sum(when(ok, col(ScoreColumns.TOKENS)).otherwise(0)),
-        sum(when(ok, col(ScoreColumns.NLL)).otherwise(0.0)),
-        sum(when(ok, octet_length(col(textColumn))).otherwise(0)),
-        // words as lm-eval counts them: len(re.split(r"\s+", doc)), Unicode whitespace, empty edge fields kept
-        sum(when(ok, size(split(col(textColumn), "(?U)\\s+", -1))).otherwise(0)),
-        sum(when(ok, col(ScoreColumns.WINDOWS)).otherwise(0))).first();
-  }
-
-  /** @return documents per status */
-  static Map<String, Long> statusCounts(Dataset<Row> scored) {
-    Map<String, Long> m = new LinkedHashMap<>();
-    for (Row r : scored.groupBy(ScoreColumns.STATUS).count().orderBy(ScoreColumns.STATUS).collectAsList()) {
-      m.put(r.getString(0), r.getLong(1));
-    }
-    return m;
   }
 }

@@ -1,8 +1,19 @@
 package io.olmoppl.job;
 
+import static org.apache.spark.sql.functions.col;
+import static org.apache.spark.sql.functions.count;
+import static org.apache.spark.sql.functions.lit;
+import static org.apache.spark.sql.functions.octet_length;
+import static org.apache.spark.sql.functions.size;
+import static org.apache.spark.sql.functions.split;
+import static org.apache.spark.sql.functions.sum;
+import static org.apache.spark.sql.functions.when;
+
 import com.google.gson.GsonBuilder;
 import io.olmoppl.checkpoint.Checkpoint;
+import io.olmoppl.scoring.DocumentScore;
 import io.olmoppl.spark.OlmoPerplexity;
+import io.olmoppl.spark.ScoreColumns;
 import io.olmoppl.spark.ScoreMetrics;
 import java.io.IOException;
 import java.io.OutputStream;
@@ -27,7 +38,7 @@ final class Summary {
   static Map<String, Object> build(Dataset<Row> scored, OlmoPerplexity.Plan plan, ScoreCommand.Request req,
       ScoreMetrics metrics, double secondsSoFar) {
     long t0 = System.nanoTime();
-    Row t = ScoreCommand.totals(scored, req.textColumn());
+    Row t = totals(scored, req.textColumn());
     long docs = t.getLong(0);
     long tokens = t.isNullAt(1) ? 0 : t.getLong(1);
     double nll = t.isNullAt(2) ? 0 : t.getDouble(2);
@@ -36,7 +47,7 @@ final class Summary {
     long windows = t.isNullAt(5) ? 0 : t.getLong(5);
     Map<String, Object> s = new LinkedHashMap<>();
     s.put("documents", docs);
-    s.put("status", ScoreCommand.statusCounts(scored));
+    s.put("status", statusCounts(scored));
     s.put("tokens", tokens);
     s.put("windows", windows);
     s.put("nll", nll);
@@ -140,5 +151,26 @@ final class Summary {
 
   private static String fmt(Object v) {
     return v == null ? "n/a" : String.format("%.6g", (Double) v);
+  }
+
+  /** Counts for the summary, from the scored rows. */
+  static Row totals(Dataset<Row> scored, String textColumn) {
+    var ok = col(ScoreColumns.STATUS).equalTo(lit(DocumentScore.OK));
+    return scored.agg(count(lit(1)),
+        sum(when(ok, col(ScoreColumns.TOKENS)).otherwise(0)),
+        sum(when(ok, col(ScoreColumns.NLL)).otherwise(0.0)),
+        sum(when(ok, octet_length(col(textColumn))).otherwise(0)),
+        // words as lm-eval counts them: len(re.split(r"\s+", doc)), Unicode whitespace, empty edge fields kept
+        sum(when(ok, size(split(col(textColumn), "(?U)\\s+", -1))).otherwise(0)),
+        sum(when(ok, col(ScoreColumns.WINDOWS)).otherwise(0))).first();
+  }
+
+  /** @return documents per status */
+  static Map<String, Long> statusCounts(Dataset<Row> scored) {
+    Map<String, Long> m = new LinkedHashMap<>();
+    for (Row r : scored.groupBy(ScoreColumns.STATUS).count().orderBy(ScoreColumns.STATUS).collectAsList()) {
+      m.put(r.getString(0), r.getLong(1));
+    }
+    return m;
   }
 }

@@ -15,6 +15,7 @@ import io.olmoppl.scoring.DocumentScore;
 import io.olmoppl.scoring.PerplexityScorer;
 import io.olmoppl.scoring.ScoringOptions;
 import io.olmoppl.tokenizer.OlmoTokenizer;
+import io.olmoppl.job.tools.MakeCheckpointCommand;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;

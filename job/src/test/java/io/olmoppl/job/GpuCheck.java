@@ -8,10 +8,12 @@ import ai.djl.util.cuda.CudaUtils;
 import com.google.gson.GsonBuilder;
 import com.google.gson.JsonArray;
 import com.google.gson.JsonObject;
+import io.olmoppl.DjlSettings;
 import io.olmoppl.Refcases;
 import io.olmoppl.Refcases.Expected;
 import io.olmoppl.checkpoint.Checkpoint;
 import io.olmoppl.checkpoint.TyingRule;
+import io.olmoppl.job.tools.MakeCheckpointCommand;
 import io.olmoppl.model.DeviceMapping;
 import io.olmoppl.model.OlmoModel;
 import io.olmoppl.model.Precision;
@@ -51,7 +53,7 @@ public final class GpuCheck {
   private GpuCheck() {}
 
   public static void main(String[] argv) throws Exception {
-    io.olmoppl.Runtime.configure();
+    DjlSettings.configure();
     String phase = argv.length > 0 ? argv[0] : "";
     Args a = Args.parse("gpu-check", argv, 1, Set.of("device", "refcases", "ours", "checkpoint", "bench", "shape",
         "windows", "batch", "peak-tflops"), Set.of("no-engine"));

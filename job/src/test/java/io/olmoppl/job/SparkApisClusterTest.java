@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.Device;
+import io.olmoppl.DjlSettings;
 import io.olmoppl.Refcases;
 import io.olmoppl.checkpoint.Checkpoint;
 import io.olmoppl.model.OlmoModel;
@@ -73,7 +74,7 @@ class SparkApisClusterTest {
 
   @BeforeAll
   static void start() throws Exception {
-    io.olmoppl.Runtime.configure();
+    DjlSettings.configure();
     modelPath = Refcases.dir(CASE).toAbsolutePath().toString();
     // the reference: the same options in this JVM, straight on the model
     Checkpoint ckpt = Checkpoint.open(Path.of(modelPath), OPTIONS.tying());
@@ -93,16 +94,7 @@ class SparkApisClusterTest {
     Files.createDirectories(Path.of(home, "jars"));
     Files.writeString(Path.of(home, "RELEASE"), "olmo-ppl tests: Spark from the Maven test classpath\n");
     String cp = System.getProperty("surefire.test.class.path", System.getProperty("java.class.path"));
-    String opens = "-XX:+IgnoreUnrecognizedVMOptions --add-modules=jdk.incubator.vector"
-        + " --add-opens=java.base/java.lang=ALL-UNNAMED --add-opens=java.base/java.lang.invoke=ALL-UNNAMED"
-        + " --add-opens=java.base/java.lang.reflect=ALL-UNNAMED --add-opens=java.base/java.io=ALL-UNNAMED"
-        + " --add-opens=java.base/java.net=ALL-UNNAMED --add-opens=java.base/java.nio=ALL-UNNAMED"
-        + " --add-opens=java.base/java.util=ALL-UNNAMED --add-opens=java.base/java.util.concurrent=ALL-UNNAMED"
-        + " --add-opens=java.base/java.util.concurrent.atomic=ALL-UNNAMED"
-        + " --add-opens=java.base/jdk.internal.ref=ALL-UNNAMED --add-opens=java.base/sun.nio.ch=ALL-UNNAMED"
-        + " --add-opens=java.base/sun.nio.cs=ALL-UNNAMED --add-opens=java.base/sun.security.action=ALL-UNNAMED"
-        + " --add-opens=java.base/sun.util.calendar=ALL-UNNAMED -Djdk.reflect.useDirectMethodHandle=false"
-        + " -Dio.netty.tryReflectionSetAccessible=true -Dai.djl.offline=true";
+    String opens = String.join(" ", StandaloneCluster.moduleOptions()) + " -Dai.djl.offline=true";
     // models cached in this JVM by earlier test classes (local[2]) would hide a driver-side load
     ExecutorModels.closeAll();
     spark = SparkSession.builder().master("local-cluster[2,1,1024]").appName("olmo-ppl-apis-test")

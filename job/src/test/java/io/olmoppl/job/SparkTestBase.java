@@ -2,6 +2,7 @@ package io.olmoppl.job;
 
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
+import io.olmoppl.DjlSettings;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -22,7 +23,7 @@ abstract class SparkTestBase {
 
   @BeforeAll
   static void startSpark() {
-    io.olmoppl.Runtime.configure();
+    DjlSettings.configure();
     spark = SparkSession.builder().master("local[2]").appName("olmo-ppl-test")
         .config("spark.ui.enabled", "false").config("spark.driver.host", "127.0.0.1")
         .config("spark.driver.bindAddress", "127.0.0.1").config("spark.sql.shuffle.partitions", "2")

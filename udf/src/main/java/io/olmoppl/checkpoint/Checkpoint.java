@@ -3,7 +3,7 @@ package io.olmoppl.checkpoint;
 import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
-import io.olmoppl.checkpoint.OlmoConfig.Layout;
+import io.olmoppl.checkpoint.CheckpointLayout.Stored;
 import io.olmoppl.checkpoint.SafetensorsFile.TensorInfo;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -11,7 +11,9 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -20,11 +22,12 @@ import java.util.TreeMap;
 import java.util.stream.Stream;
 
 /**
- * A validated Hugging Face checkpoint directory: config, tensor index (single or sharded safetensors), tokenizer, the
- * weight-tying decision and a fingerprint. Opening it reads headers only (plus the two matrices when an output copy
- * has to be compared with the embedding); {@link io.olmoppl.model.OlmoWeights} loads the data.
+ * A validated Hugging Face checkpoint directory: the tensor index (single or sharded safetensors), validation of the
+ * tensors against what the config's {@link CheckpointLayout} requires, the tokenizer, the weight-tying decision and a
+ * fingerprint. Opening it reads headers only (plus the two matrices when an output copy has to be compared with the
+ * embedding); {@link io.olmoppl.model.OlmoModel#load} loads the data.
  *
- * <p>Loading is strict: a missing, unexpected or misshaped tensor is an error naming it, the expected shape and the
+ * <p>Validation is strict: a missing, unexpected or misshaped tensor is an error naming it, the expected shape and the
  * file.
  */
 public final class Checkpoint implements WeightSource {
@@ -61,13 +64,13 @@ public final class Checkpoint implements WeightSource {
    */
   public static Checkpoint open(Path dir, TyingRule rule) {
     if (!Files.isDirectory(dir)) {
-      throw new CheckpointException("--model " + dir + " is not a directory. Pass the Hugging Face checkpoint"
+      throw new CheckpointException("the model path " + dir + " is not a directory. Give the Hugging Face checkpoint"
           + " directory (config.json, model.safetensors, tokenizer.json).");
     }
     Path configPath = dir.resolve("config.json");
     if (!Files.isRegularFile(configPath)) {
       throw new CheckpointException(dir + " has no config.json, so it is not a Hugging Face checkpoint directory."
-          + " Point --model at the directory that holds config.json, model.safetensors and tokenizer.json.");
+          + " Give the model path of the directory that holds config.json, model.safetensors and tokenizer.json.");
     }
     Map<String, Located> tensors = index(dir); // first: a pickle-only directory is refused before anything else
     byte[] configBytes = read(configPath);
@@ -101,7 +104,7 @@ public final class Checkpoint implements WeightSource {
           + " belongs to this model.");
     }
 
-    Map<String, long[]> expected = expectedTensors(config);
+    Map<String, long[]> expected = config.layout().tensors(config);
     Tying tying = resolveTying(config, tensors, rule);
     validate(dir, config, tensors, expected, tying);
     String fingerprint = fingerprint(configBytes, tokBytes, tensors);
@@ -197,7 +200,8 @@ public final class Checkpoint implements WeightSource {
 
   /**
    * OLMo-1 configs in the wild say {@code eos_token_id: 0}, the id the training tokenizer calls {@code
-   * |||IP_ADDRESS|||}; the documents were terminated with {@code <|endoftext|>} (50279). OLMO.md section 3.1.
+   * |||IP_ADDRESS|||}; the documents were terminated with {@code <|endoftext|>} (50279), and allenai's and
+   * transformers' OLMo converters write that id.
    */
   private static OlmoConfig fixEos(OlmoConfig config, JsonObject tok) {
     if (config.eosTokenId() != 0 || !tok.has("added_tokens")) {
@@ -223,82 +227,9 @@ public final class Checkpoint implements WeightSource {
     return config;
   }
 
-  /** Names of the embedding and of the stored output matrix in this layout. */
-  public static String embeddingName(Layout layout) {
-    return layout == Layout.HF_OLMO ? "model.transformer.wte.weight" : "model.embed_tokens.weight";
-  }
-
-  public static String outputName(Layout layout) {
-    return layout == Layout.HF_OLMO ? "model.transformer.ff_out.weight" : "lm_head.weight";
-  }
-
-  /** Every tensor the layout requires, with its shape, except the output matrix (decided by tying). */
-  static Map<String, long[]> expectedTensors(OlmoConfig c) {
-    Map<String, long[]> m = new LinkedHashMap<>();
-    long h = c.hiddenSize();
-    long kvd = c.kvDim();
-    long inter = c.intermediateSize();
-    m.put(embeddingName(c.layout()), new long[] {c.vocabRows(), h});
-    for (int i = 0; i < c.numHiddenLayers(); i++) {
-      if (c.layout() == Layout.HF_OLMO) {
-        String p = "model.transformer.blocks." + i + ".";
-        m.put(p + "att_proj.weight", new long[] {h + 2 * kvd, h});
-        m.put(p + "attn_out.weight", new long[] {h, h});
-        m.put(p + "ff_proj.weight", new long[] {2 * inter, h});
-        m.put(p + "ff_out.weight", new long[] {h, inter});
-        if (c.attentionBias()) {
-          m.put(p + "att_proj.bias", new long[] {h + 2 * kvd});
-          m.put(p + "attn_out.bias", new long[] {h});
-          m.put(p + "ff_proj.bias", new long[] {2 * inter});
-          m.put(p + "ff_out.bias", new long[] {h});
-        }
-        for (String norm : List.of("attn_norm", "ff_norm")) {
-          if (c.normAffine()) {
-            m.put(p + norm + ".weight", new long[] {h});
-          }
-          if (c.normBias()) {
-            m.put(p + norm + ".bias", new long[] {h});
-          }
-        }
-      } else {
-        String p = "model.layers." + i + ".";
-        m.put(p + "self_attn.q_proj.weight", new long[] {h, h});
-        m.put(p + "self_attn.k_proj.weight", new long[] {kvd, h});
-        m.put(p + "self_attn.v_proj.weight", new long[] {kvd, h});
-        m.put(p + "self_attn.o_proj.weight", new long[] {h, h});
-        if (c.attentionBias()) {
-          m.put(p + "self_attn.q_proj.bias", new long[] {h});
-          m.put(p + "self_attn.k_proj.bias", new long[] {kvd});
-          m.put(p + "self_attn.v_proj.bias", new long[] {kvd});
-          m.put(p + "self_attn.o_proj.bias", new long[] {h});
-        }
-        m.put(p + "mlp.gate_proj.weight", new long[] {inter, h});
-        m.put(p + "mlp.up_proj.weight", new long[] {inter, h});
-        m.put(p + "mlp.down_proj.weight", new long[] {h, inter});
-        if (c.layout() == Layout.OLMO2) {
-          m.put(p + "self_attn.q_norm.weight", new long[] {h});
-          m.put(p + "self_attn.k_norm.weight", new long[] {kvd});
-          m.put(p + "post_attention_layernorm.weight", new long[] {h});
-          m.put(p + "post_feedforward_layernorm.weight", new long[] {h});
-        }
-      }
-    }
-    if (c.layout() == Layout.HF_OLMO) {
-      if (c.normAffine()) {
-        m.put("model.transformer.ln_f.weight", new long[] {h});
-      }
-      if (c.normBias()) {
-        m.put("model.transformer.ln_f.bias", new long[] {h});
-      }
-    } else if (c.layout() == Layout.OLMO2) {
-      m.put("model.norm.weight", new long[] {h});
-    }
-    return m;
-  }
-
   private static Tying resolveTying(OlmoConfig c, Map<String, Located> tensors, TyingRule rule) {
-    String emb = embeddingName(c.layout());
-    String out = outputName(c.layout());
+    String emb = c.layout().embedding();
+    String out = c.layout().output();
     Located e = tensors.get(emb);
     Located o = tensors.get(out);
     String key = c.tyingKey() + (c.tyingKeyPresent() ? "" : " (absent: " + c.layout().id() + " default)");
@@ -330,15 +261,15 @@ public final class Checkpoint implements WeightSource {
         + " that differs from the embedding " + emb + " (max abs difference " + diff + ")";
     switch (rule) {
       case CONFIG:
-        return new Tying(true, List.of(emb), emb, emb, out, List.of(both + "; --tying config: logits use " + emb
+        return new Tying(true, List.of(emb), emb, emb, out, List.of(both + "; tying config: logits use " + emb
             + " (OLMo's rule) and " + out + " is ignored"));
       case CHECKPOINT:
-        return new Tying(false, List.of(), emb, out, null, List.of(both + "; --tying checkpoint: " + out
+        return new Tying(false, List.of(), emb, out, null, List.of(both + "; tying checkpoint: " + out
             + " is used as an untied output projection"));
       default:
-        throw new CheckpointException(both + ". olmo-ppl will not pick one silently. Choose: --tying config"
-            + " (OLMo's rule: logits from " + emb + ", ignore " + out + ") or --tying checkpoint (use " + out
-            + " as an untied output matrix), or fix the checkpoint.");
+        throw new CheckpointException(both + ". olmo-ppl will not pick one silently. Set tying to config (--tying"
+            + " config on the command line; OLMo's rule: logits from " + emb + ", ignore " + out + ") or to checkpoint"
+            + " (--tying checkpoint: use " + out + " as an untied output matrix), or fix the checkpoint.");
     }
   }
 
@@ -388,9 +319,9 @@ public final class Checkpoint implements WeightSource {
   }
 
   private static void checkShape(String name, Located t, long[] shape) {
-    if (!java.util.Arrays.equals(t.info().shape(), shape)) {
+    if (!Arrays.equals(t.info().shape(), shape)) {
       throw new CheckpointException("tensor " + name + " in " + t.file().path() + " has shape "
-          + t.info().shapeString() + " but the config implies " + java.util.Arrays.toString(shape)
+          + t.info().shapeString() + " but the config implies " + Arrays.toString(shape)
           + ". The weights do not match config.json; use the config that belongs to these weights.");
     }
   }
@@ -401,17 +332,17 @@ public final class Checkpoint implements WeightSource {
     for (Map.Entry<String, long[]> e : expected.entrySet()) {
       Located t = tensors.get(e.getKey());
       if (t == null) {
-        missing.add(e.getKey() + " " + java.util.Arrays.toString(e.getValue()));
+        missing.add(e.getKey() + " " + Arrays.toString(e.getValue()));
       } else {
         checkShape(e.getKey(), t, e.getValue());
       }
     }
-    String out = outputName(c.layout());
-    boolean outBias = c.layout() == Layout.HF_OLMO && c.mlpBias() && !tying.tied();
+    String out = c.layout().output();
+    Stored outBias = c.layout().loadedOutputBias(c, tying.tied());
     if (!tying.tied()) {
       checkShape(out, tensors.get(out), new long[] {c.vocabRows(), c.hiddenSize()});
-      if (outBias && !tensors.containsKey("model.transformer.ff_out.bias")) {
-        missing.add("model.transformer.ff_out.bias [" + c.vocabRows() + "]");
+      if (outBias != null && !tensors.containsKey(outBias.name())) {
+        missing.add(outBias.toString());
       }
     }
     if (!missing.isEmpty()) {
@@ -422,8 +353,8 @@ public final class Checkpoint implements WeightSource {
     List<String> unexpected = new ArrayList<>();
     for (Map.Entry<String, Located> e : tensors.entrySet()) {
       String n = e.getKey();
-      if (expected.containsKey(n) || n.equals(out) || (outBias && n.equals("model.transformer.ff_out.bias"))
-          || n.endsWith("rotary_emb.inv_freq")) {
+      if (expected.containsKey(n) || n.equals(out) || (outBias != null && n.equals(outBias.name()))
+          || c.layout().ignorable(n)) {
         continue;
       }
       unexpected.add(n + " " + e.getValue().info().shapeString() + " in " + e.getValue().file().path().getFileName());
@@ -451,7 +382,7 @@ public final class Checkpoint implements WeightSource {
             .getBytes(StandardCharsets.UTF_8));
       }
       return HexFormat.of().formatHex(md.digest()).substring(0, 16);
-    } catch (java.security.NoSuchAlgorithmException e) {
+    } catch (NoSuchAlgorithmException e) {
       throw new IllegalStateException(e);
     }
   }
@@ -507,9 +438,9 @@ public final class Checkpoint implements WeightSource {
     List<String> names = new ArrayList<>(expected.keySet());
     if (!tying.tied()) {
       names.add(tying.outputTensor());
-      if (tensors.containsKey("model.transformer.ff_out.bias") && config.layout() == Layout.HF_OLMO
-          && config.mlpBias()) {
-        names.add("model.transformer.ff_out.bias");
+      Stored bias = config.layout().loadedOutputBias(config, tying.tied());
+      if (bias != null) {
+        names.add(bias.name());
       }
     }
     return names;

@@ -1,5 +1,6 @@
 package io.olmoppl.checkpoint;
 
+import java.nio.ByteBuffer;
 import java.util.Locale;
 
 /** The safetensors dtypes this project reads. Everything is widened to float32 before it reaches the engine. */
@@ -19,6 +20,15 @@ public enum DType {
     return bytes;
   }
 
+  /** @return the name config.json gives the dtype ({@code torch_dtype}) */
+  public String torchName() {
+    return switch (this) {
+      case F32 -> "float32";
+      case F16 -> "float16";
+      case BF16 -> "bfloat16";
+    };
+  }
+
   /**
    * @param name the safetensors dtype string, e.g. {@code "BF16"}
    * @return the dtype
@@ -36,7 +46,7 @@ public enum DType {
   }
 
   /** Widens one stored element (read little-endian from {@code raw}) to float, exactly. */
-  static float widen(DType d, java.nio.ByteBuffer raw, int byteIndex) {
+  static float widen(DType d, ByteBuffer raw, int byteIndex) {
     switch (d) {
       case F32:
         return raw.getFloat(byteIndex);

@@ -1,7 +1,9 @@
 package io.olmoppl.checkpoint;
 
 import io.olmoppl.checkpoint.SafetensorsFile.TensorInfo;
+import java.io.IOException;
 import java.io.Serializable;
+import java.nio.file.Files;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -28,8 +30,8 @@ public record Manifest(OlmoConfig config, Tying tying, String fingerprint, byte[
     }
     try {
       return new Manifest(c.config(), c.tying(), c.fingerprint(),
-          java.nio.file.Files.readAllBytes(c.tokenizerJson()), t);
-    } catch (java.io.IOException e) {
+          Files.readAllBytes(c.tokenizerJson()), t);
+    } catch (IOException e) {
       throw new CheckpointException("cannot read " + c.tokenizerJson() + ": " + e.getMessage(), e);
     }
   }

@@ -4,6 +4,7 @@ import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
 import java.io.IOException;
+import java.io.Serializable;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
@@ -11,6 +12,8 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collection;
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -33,7 +36,7 @@ public final class SafetensorsFile {
 
   /** Where one tensor lies in the file. */
   public record TensorInfo(String name, DType dtype, long[] shape, long begin, long end)
-      implements java.io.Serializable {
+      implements Serializable {
     /** @return number of elements */
     public long numel() {
       long n = 1;
@@ -50,7 +53,7 @@ public final class SafetensorsFile {
 
     /** @return the shape as {@code [a, b]} */
     public String shapeString() {
-      return java.util.Arrays.toString(shape);
+      return Arrays.toString(shape);
     }
   }
 
@@ -156,7 +159,7 @@ public final class SafetensorsFile {
     }
   }
 
-  private static void checkNoOverlap(Path path, java.util.Collection<TensorInfo> infos) {
+  private static void checkNoOverlap(Path path, Collection<TensorInfo> infos) {
     List<TensorInfo> sorted = new ArrayList<>(infos);
     sorted.sort((a, b) -> Long.compare(a.begin(), b.begin()));
     for (int i = 1; i < sorted.size(); i++) {

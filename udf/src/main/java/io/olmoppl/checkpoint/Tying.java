@@ -1,5 +1,6 @@
 package io.olmoppl.checkpoint;
 
+import java.io.Serializable;
 import java.util.List;
 
 /**
@@ -10,11 +11,11 @@ import java.util.List;
  *     [model.transformer.wte.weight, model.transformer.ff_out.weight]}
  * @param embeddingTensor the tensor used as input embedding
  * @param outputTensor the tensor used as output projection (the embedding itself when tied)
- * @param ignoredTensor a stored output matrix that {@code --tying config} ignores, or null
+ * @param ignoredTensor a stored output matrix that the tying rule {@code config} ignores, or null
  * @param warnings what the user should know about the decision
  */
 public record Tying(boolean tied, List<String> tiedGroup, String embeddingTensor, String outputTensor,
-    String ignoredTensor, List<String> warnings) implements java.io.Serializable {
+    String ignoredTensor, List<String> warnings) implements Serializable {
 
   /** @return the roles the one tied matrix serves */
   public List<String> roles() {

@@ -19,7 +19,7 @@ public enum TyingRule {
     try {
       return valueOf(s.trim().toUpperCase(Locale.ROOT));
     } catch (IllegalArgumentException e) {
-      throw new IllegalArgumentException("--tying must be strict, config or checkpoint, not '" + s + "'");
+      throw new IllegalArgumentException("tying must be strict, config or checkpoint, not '" + s + "'");
     }
   }
 

@@ -195,7 +195,7 @@ public final class ScoringEngine implements AutoCloseable {
       }
       return;
     }
-    stats.record(batch.stream().map(Work::window).toList(), System.nanoTime() - t0);
+    stats.record(model.microBatches(batch.stream().map(Work::window).toList()), System.nanoTime() - t0);
     for (int k = 0; k < batch.size(); k++) {
       batch.get(k).deliver(lp[k]);
     }
@@ -338,13 +338,16 @@ public final class ScoringEngine implements AutoCloseable {
     private final AtomicLong scored = new AtomicLong();
     private final AtomicLong forwardNanos = new AtomicLong();
 
-    void record(List<Window> batch, long nanos) {
-      int longest = batch.stream().mapToInt(Window::inputLength).max().orElse(0);
+    /** @param passes the batch as the model runs it: padded forward passes of windows */
+    void record(List<List<Window>> passes, long nanos) {
       batches.incrementAndGet();
-      windows.addAndGet(batch.size());
-      positions.addAndGet(batch.stream().mapToLong(Window::inputLength).sum());
-      padded.addAndGet((long) longest * batch.size());
-      scored.addAndGet(batch.stream().mapToLong(Window::scored).sum());
+      for (List<Window> pass : passes) {
+        int longest = pass.stream().mapToInt(Window::inputLength).max().orElse(0);
+        windows.addAndGet(pass.size());
+        positions.addAndGet(pass.stream().mapToLong(Window::inputLength).sum());
+        padded.addAndGet((long) longest * pass.size());
+        scored.addAndGet(pass.stream().mapToLong(Window::scored).sum());
+      }
       forwardNanos.addAndGet(nanos);
     }
 
@@ -361,7 +364,7 @@ public final class ScoringEngine implements AutoCloseable {
       return positions.get();
     }
 
-    /** @return padded positions (batch size x longest window, summed over batches) */
+    /** @return padded positions (windows x longest window, summed over the padded forward passes) */
     public long paddedPositions() {
       return padded.get();
     }

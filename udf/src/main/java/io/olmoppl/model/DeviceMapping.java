@@ -7,7 +7,7 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Maps {@code --device auto|cpu|gpu} and the GPU addresses Spark assigned to a task to an engine device. Spark's
+ * Maps the device setting ({@code auto|cpu|gpu}) and the GPU addresses Spark assigned to a task to an engine device. Spark's
  * addresses are physical GPU ids; when {@code CUDA_VISIBLE_DEVICES} already narrows what the process sees, address
  * {@code a} is CUDA device {@code indexOf(a)} in that list. Free of Spark classes so that tools without Spark (the GPU
  * check) use the same rule.
@@ -34,9 +34,9 @@ public final class DeviceMapping {
     boolean gpuOnly = mode.equals("gpu");
     if (engineGpus == 0) {
       if (gpuOnly) {
-        throw new IllegalStateException("--device gpu was requested but the PyTorch engine sees no CUDA device."
+        throw new IllegalStateException("device gpu was requested but the PyTorch engine sees no CUDA device."
             + " Build with -Pcuda (pytorch-native-cu124) or point PYTORCH_LIBRARY_PATH at a CUDA libtorch, and run"
-            + " on GPU executors; or use --device cpu.");
+            + " on GPU executors; or use device cpu.");
       }
       if (!addresses.isEmpty()) {
         LOG.warn("olmo-ppl: Spark assigned GPU {} but the engine has no CUDA; scoring on CPU", addresses);

@@ -1,22 +1,18 @@
 package io.olmoppl.model;
 
 import ai.djl.Device;
+import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.ndarray.types.SparseFormat;
+import io.olmoppl.DjlSettings;
 import io.olmoppl.checkpoint.Checkpoint;
-import io.olmoppl.checkpoint.DType;
 import io.olmoppl.checkpoint.OlmoConfig;
-import io.olmoppl.checkpoint.OlmoConfig.Layout;
 import io.olmoppl.checkpoint.OlmoConfig.NormType;
-import io.olmoppl.checkpoint.SafetensorsFile.TensorInfo;
 import io.olmoppl.checkpoint.WeightSource;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -124,22 +120,13 @@ public final class OlmoModel implements AutoCloseable {
     this.weights = engine().newBaseManager(device);
     weights.setName("olmo-weights");
     try {
-      Loader l = new Loader(src, weights, precision);
-      embedding = l.matrix(embName);
-      output = tied ? embedding : l.matrix(outName);
-      outputBias = !tied && c.layout() == Layout.HF_OLMO && c.mlpBias() ? l.vector("model.transformer.ff_out.bias")
-          : null;
-      layers = new Layer[c.numHiddenLayers()];
-      for (int i = 0; i < layers.length; i++) {
-        layers[i] = c.layout() == Layout.HF_OLMO ? hfOlmoLayer(l, c, i) : transformersLayer(l, c, i);
-      }
-      if (c.layout() == Layout.HF_OLMO) {
-        finalNormWeight = c.normAffine() ? l.vector("model.transformer.ln_f.weight") : null;
-        finalNormBias = c.normBias() ? l.vector("model.transformer.ln_f.bias") : null;
-      } else {
-        finalNormWeight = c.layout() == Layout.OLMO2 ? l.vector("model.norm.weight") : null;
-        finalNormBias = null;
-      }
+      WeightLoader.Loaded w = new WeightLoader(src, weights, precision).load(c, tied, embName, outName);
+      embedding = w.embedding();
+      output = w.output();
+      outputBias = w.outputBias();
+      layers = w.layers();
+      finalNormWeight = w.finalNormWeight();
+      finalNormBias = w.finalNormBias();
       boolean layerNorm = c.normType() != NormType.RMS_NORM;
       ones = layerNorm ? weights.ones(new Shape(c.hiddenSize())) : null;
       zeros = layerNorm ? weights.zeros(new Shape(c.hiddenSize())) : null;
@@ -147,156 +134,6 @@ public final class OlmoModel implements AutoCloseable {
     } catch (RuntimeException e) {
       weights.close();
       throw e;
-    }
-  }
-
-  private static Layer hfOlmoLayer(Loader l, OlmoConfig c, int i) {
-    String p = "model.transformer.blocks." + i + ".";
-    boolean b = c.attentionBias();
-    return new Layer(l.matrix(p + "att_proj.weight"), b ? l.vector(p + "att_proj.bias") : null,
-        l.matrix(p + "attn_out.weight"), b ? l.vector(p + "attn_out.bias") : null,
-        l.matrix(p + "ff_proj.weight"), b ? l.vector(p + "ff_proj.bias") : null,
-        l.matrix(p + "ff_out.weight"), b ? l.vector(p + "ff_out.bias") : null,
-        c.normAffine() ? l.vector(p + "attn_norm.weight") : null,
-        c.normBias() ? l.vector(p + "attn_norm.bias") : null,
-        c.normAffine() ? l.vector(p + "ff_norm.weight") : null,
-        c.normBias() ? l.vector(p + "ff_norm.bias") : null, null, null);
-  }
-
-  private static Layer transformersLayer(Loader l, OlmoConfig c, int i) {
-    String p = "model.layers." + i + ".";
-    String a = p + "self_attn.";
-    boolean olmo2 = c.layout() == Layout.OLMO2;
-    boolean b = c.attentionBias();
-    return new Layer(
-        l.fusedMatrix(a + "q_proj.weight", a + "k_proj.weight", a + "v_proj.weight"),
-        b ? l.fusedVector(a + "q_proj.bias", a + "k_proj.bias", a + "v_proj.bias") : null,
-        l.matrix(a + "o_proj.weight"), b ? l.vector(a + "o_proj.bias") : null,
-        l.fusedMatrix(p + "mlp.up_proj.weight", p + "mlp.gate_proj.weight"), null,
-        l.matrix(p + "mlp.down_proj.weight"), null,
-        olmo2 ? l.vector(p + "post_attention_layernorm.weight") : null, null,
-        olmo2 ? l.vector(p + "post_feedforward_layernorm.weight") : null, null,
-        olmo2 ? l.vector(a + "q_norm.weight") : null, olmo2 ? l.vector(a + "k_norm.weight") : null);
-  }
-
-  /** Turns stored tensors into engine arrays in the weights' manager (before it is capped). */
-  private static final class Loader {
-    private static final int BF16_BLOCK = 1 << 24; // elements widened per direct-buffer round trip
-    private final WeightSource src;
-    private final NDManager m;
-    private final Precision precision;
-    private ByteBuffer scratch;
-
-    Loader(WeightSource src, NDManager m, Precision precision) {
-      this.src = src;
-      this.m = m;
-      this.precision = precision;
-    }
-
-    /** A projection matrix, in the matmul precision. */
-    NDArray matrix(String name) {
-      return inMatmulPrecision(fp32(name));
-    }
-
-    /** A norm weight or bias: always float32. */
-    NDArray vector(String name) {
-      return fp32(name);
-    }
-
-    NDArray fusedMatrix(String... names) {
-      return inMatmulPrecision(fused(names));
-    }
-
-    /** fp16 mode keeps projection matrices in fp16 (half the device memory); the fp32 copy is freed. */
-    private NDArray inMatmulPrecision(NDArray a) {
-      if (precision != Precision.FP16) {
-        return a;
-      }
-      NDArray h = a.toType(DataType.FLOAT16, true);
-      a.close();
-      return h;
-    }
-
-    NDArray fusedVector(String... names) {
-      return fused(names);
-    }
-
-    private NDArray fused(String... names) {
-      NDList parts = new NDList();
-      for (String n : names) {
-        parts.add(fp32(n));
-      }
-      NDArray fused = NDArrays.concat(parts, 0);
-      parts.close();
-      return fused;
-    }
-
-    /** Reads a tensor as float32 on the device; stored F16/BF16 values are widened exactly. */
-    NDArray fp32(String name) {
-      TensorInfo info = src.info(name);
-      long[] shape = info.shape();
-      long rowElems = shape.length == 0 ? 1 : info.numel() / Math.max(1, shape[0]);
-      NDList parts = new NDList();
-      for (ByteBuffer chunk : src.chunks(name)) {
-        long elems = chunk.remaining() / info.dtype().bytes();
-        long[] cs = shape.clone();
-        if (cs.length > 0) {
-          cs[0] = rowElems == 0 ? 0 : elems / rowElems;
-        }
-        parts.add(chunkToFloat(chunk.order(ByteOrder.LITTLE_ENDIAN), info.dtype(), new Shape(cs)));
-      }
-      if (parts.size() == 1) {
-        return parts.get(0);
-      }
-      NDArray all = NDArrays.concat(parts, 0);
-      parts.close();
-      return all;
-    }
-
-    private NDArray chunkToFloat(ByteBuffer chunk, DType dtype, Shape shape) {
-      if (dtype == DType.BF16) {
-        // DJL's PyTorch JNI aborts the JVM on any BF16 tensor: widen in Java (bf16 = upper half of a float32).
-        return bf16ToFloat(chunk, shape);
-      }
-      ByteBuffer direct = chunk;
-      if (!chunk.isDirect()) {
-        direct = ByteBuffer.allocateDirect(chunk.remaining()).order(ByteOrder.LITTLE_ENDIAN);
-        direct.put(chunk.duplicate()).flip();
-      }
-      // a view over the (read-only) mapping, then an engine-owned float32 copy, so the mapping can go
-      NDArray view = m.create(direct, shape, dtype == DType.F32 ? DataType.FLOAT32 : DataType.FLOAT16);
-      NDArray owned = dtype == DType.F32 ? view.duplicate() : view.toType(DataType.FLOAT32, true);
-      view.close();
-      return owned;
-    }
-
-    private NDArray bf16ToFloat(ByteBuffer chunk, Shape shape) {
-      long n = shape.size();
-      if (scratch == null) {
-        scratch = ByteBuffer.allocateDirect(BF16_BLOCK * 4).order(ByteOrder.LITTLE_ENDIAN);
-      }
-      NDList blocks = new NDList();
-      int pos = chunk.position();
-      for (long done = 0; done < n; ) {
-        int len = (int) Math.min(BF16_BLOCK, n - done);
-        scratch.clear();
-        for (int i = 0; i < len; i++) {
-          scratch.putInt((chunk.getShort(pos + 2 * i) & 0xFFFF) << 16);
-        }
-        scratch.flip();
-        NDArray view = m.create(scratch, new Shape(len), DataType.FLOAT32);
-        blocks.add(view.duplicate());
-        view.close();
-        pos += 2 * len;
-        done += len;
-      }
-      NDArray flat = blocks.size() == 1 ? blocks.get(0) : NDArrays.concat(blocks, 0);
-      NDArray shaped = flat.reshape(shape); // a view: torch keeps the storage alive after the flat handle closes
-      if (blocks.size() > 1) {
-        flat.close();
-      }
-      blocks.close();
-      return shaped;
     }
   }
 
@@ -344,6 +181,23 @@ public final class OlmoModel implements AutoCloseable {
    */
   public float[][] logProbs(NDManager batchManager, List<Window> windows) {
     float[][] out = new float[windows.size()][];
+    int i = 0;
+    for (List<Window> micro : microBatches(windows)) {
+      try (NDManager mb = batchManager.newSubManager()) {
+        float[][] part = forward(mb, micro);
+        System.arraycopy(part, 0, out, i, part.length);
+      }
+      i += micro.size();
+    }
+    return out;
+  }
+
+  /**
+   * @return the groups of consecutive windows that {@link #logProbs} runs as one padded forward pass: on CPU as many
+   *     as fit {@link #CPU_MICRO_BATCH_TOKENS} padded tokens (at least one), on a GPU all of them
+   */
+  public List<List<Window>> microBatches(List<Window> windows) {
+    List<List<Window>> out = new ArrayList<>();
     for (int i = 0; i < windows.size(); ) {
       int end = i + 1;
       int t = windows.get(i).inputLength();
@@ -355,10 +209,7 @@ public final class OlmoModel implements AutoCloseable {
         t = longest;
         end++;
       }
-      try (NDManager mb = batchManager.newSubManager()) {
-        float[][] part = forward(mb, windows.subList(i, end));
-        System.arraycopy(part, 0, out, i, part.length);
-      }
+      out.add(windows.subList(i, end));
       i = end;
     }
     return out;
@@ -512,9 +363,9 @@ public final class OlmoModel implements AutoCloseable {
   }
 
   /** @return the PyTorch engine (the tokenizers jar registers a second engine, which must never be picked) */
-  public static ai.djl.engine.Engine engine() {
-    io.olmoppl.Runtime.configure();
-    return ai.djl.engine.Engine.getEngine("PyTorch");
+  public static Engine engine() {
+    DjlSettings.configure();
+    return Engine.getEngine("PyTorch");
   }
 
   @Override
@@ -522,7 +373,10 @@ public final class OlmoModel implements AutoCloseable {
     weights.close();
   }
 
-  /** @return what the model holds, for tests: number of distinct arrays in the weights' manager */
+  /**
+   * @return the distinct embedding-side matrices the model holds, for tests: the embedding, plus the output matrix when
+   *     untied (one array when tied: both roles are the same tensor)
+   */
   public List<NDArray> distinctWeights() {
     List<NDArray> all = new ArrayList<>();
     all.add(embedding);

@@ -12,7 +12,7 @@ public enum Precision {
     try {
       return valueOf(s.trim().toUpperCase(Locale.ROOT));
     } catch (IllegalArgumentException e) {
-      throw new IllegalArgumentException("--precision must be fp32 or fp16, not '" + s + "'");
+      throw new IllegalArgumentException("precision must be fp32 or fp16, not '" + s + "'");
     }
   }
 

@@ -5,11 +5,12 @@ import io.olmoppl.model.DeviceMapping;
 import io.olmoppl.model.OlmoModel;
 import java.util.Arrays;
 import java.util.List;
+import org.apache.spark.SparkEnv;
 import org.apache.spark.TaskContext;
 import org.apache.spark.resource.ResourceInformation;
 
 /**
- * Chooses the engine device for a task from {@code --device auto|cpu|gpu} and the GPU Spark assigned to it
+ * Chooses the engine device for a task from the device setting ({@code auto|cpu|gpu}) and the GPU Spark assigned to it
  * ({@code TaskContext.resourcesJMap().get("gpu")}). Spark's addresses are physical GPU ids; when {@code
  * CUDA_VISIBLE_DEVICES} already narrows what the process sees, address {@code a} is CUDA device {@code
  * indexOf(a)} in that list.
@@ -30,8 +31,8 @@ public final class Devices {
       if (gpu != null) {
         addresses = Arrays.asList(gpu.addresses());
       }
-      String amount = org.apache.spark.SparkEnv.get() == null ? null
-          : org.apache.spark.SparkEnv.get().conf().get("spark.task.resource.gpu.amount", null);
+      String amount = SparkEnv.get() == null ? null
+          : SparkEnv.get().conf().get("spark.task.resource.gpu.amount", null);
       requested = amount != null;
     }
     return choose(mode, addresses, requested, System.getenv("CUDA_VISIBLE_DEVICES"),

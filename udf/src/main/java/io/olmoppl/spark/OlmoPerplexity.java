@@ -6,12 +6,18 @@ import io.olmoppl.engine.ScoringEngine;
 import io.olmoppl.scoring.DocumentScore;
 import io.olmoppl.scoring.PerplexityScorer;
 import io.olmoppl.scoring.ScoringOptions;
+import java.io.Serializable;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.Collections;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 import org.apache.arrow.memory.BufferAllocator;
 import org.apache.arrow.vector.VarCharVector;
 import org.apache.spark.api.java.JavaSparkContext;
+import org.apache.spark.broadcast.Broadcast;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.SparkSession;
 import org.apache.spark.sql.Row;
@@ -45,7 +51,7 @@ import scala.collection.immutable.ArraySeq;
 public final class OlmoPerplexity {
   private OlmoPerplexity() {}
 
-  /** Default largest checkpoint that {@code --distribution auto} broadcasts: 4 GiB of weights. */
+  /** Default largest checkpoint that distribution {@code auto} broadcasts: 4 GiB of weights. */
   public static final long BROADCAST_MAX_BYTES_DEFAULT = 4L << 30;
 
   /**
@@ -55,10 +61,10 @@ public final class OlmoPerplexity {
    *     read the checkpoint path themselves; {@code auto}: broadcast up to {@code broadcastMaxBytes}, files above
    * @param broadcastMaxBytes the {@code auto} threshold
    */
-  public record Distribution(String mode, long broadcastMaxBytes) implements java.io.Serializable {
+  public record Distribution(String mode, long broadcastMaxBytes) implements Serializable {
     public Distribution {
-      if (!java.util.List.of("auto", "files", "broadcast").contains(mode)) {
-        throw new IllegalArgumentException("--distribution must be auto, files or broadcast, not '" + mode + "'");
+      if (!List.of("auto", "files", "broadcast").contains(mode)) {
+        throw new IllegalArgumentException("distribution must be auto, files or broadcast, not '" + mode + "'");
       }
     }
 
@@ -79,9 +85,9 @@ public final class OlmoPerplexity {
    * Broadcasts shared by the plans of one application: calling {@link #score} again with the same checkpoint reuses
    * them instead of broadcasting the weights again. They live until {@link Plan#release()} or the session ends.
    */
-  private static final java.util.Map<String, Shared> SHARED = new java.util.concurrent.ConcurrentHashMap<>();
+  private static final Map<String, Shared> SHARED = new ConcurrentHashMap<>();
 
-  private record Shared(org.apache.spark.broadcast.Broadcast<Manifest> manifest, WeightsBroadcast weights) {}
+  private record Shared(Broadcast<Manifest> manifest, WeightsBroadcast weights) {}
 
   /** A validated scoring plan: the checkpoint as the driver saw it and what tasks need. */
   public record Plan(Checkpoint checkpoint, ModelSpec spec, int textIndex, StructType outputSchema, int window,
@@ -111,17 +117,7 @@ public final class OlmoPerplexity {
       ScoringOptions options, Distribution distribution) {
     Checkpoint ckpt = Checkpoint.open(Localizer.localize(modelPath, "driver-" + Integer.toHexString(
         modelPath.hashCode())), options.tying());
-    int idx = Arrays.asList(schema.fieldNames()).indexOf(textColumn);
-    if (idx < 0) {
-      throw new IllegalArgumentException("the input has no column '" + textColumn + "' (columns: "
-          + String.join(", ", schema.fieldNames()) + "). Name the column that holds the documents with"
-          + " --text-column.");
-    }
-    StructField f = schema.fields()[idx];
-    if (!f.dataType().equals(DataTypes.StringType)) {
-      throw new IllegalArgumentException("the text column '" + textColumn + "' has type "
-          + f.dataType().simpleString() + ", not string. Point --text-column at a string column, or cast it first.");
-    }
+    int idx = textColumnIndex(schema, textColumn, "textColumn");
     int window = PerplexityScorer.resolveWindow(ckpt.config(), options);
     int stride = PerplexityScorer.resolveStride(window, options);
     JavaSparkContext jsc = JavaSparkContext.fromSparkContext(spark.sparkContext());
@@ -133,10 +129,33 @@ public final class OlmoPerplexity {
       return new Shared(jsc.broadcast(manifest), broadcast
           ? WeightsBroadcast.create(jsc, ckpt, manifest, WeightsBroadcast.BLOCK_BYTES_DEFAULT) : null);
     });
-    String path = modelPath.contains(":") ? modelPath : Path.of(modelPath).toAbsolutePath().toString();
+    Path local = Localizer.localPath(modelPath);
+    String path = local == null ? modelPath : local.toAbsolutePath().toString();
     ModelSpec spec = new ModelSpec(path, ckpt.fingerprint(), shared.manifest(), shared.weights(), options);
     return new Plan(ckpt, spec, idx, ScoreColumns.outputSchema(schema, options.tokenLogprobs()), window, stride,
         PerplexityScorer.prefixToken(ckpt.config(), options.bos()), key);
+  }
+
+  /**
+   * The one check of the text column, for every entry point: it exists and holds strings.
+   *
+   * @param setting how the caller's user names the column setting, for the message ({@code textColumn}, {@code
+   *     inputCol}, {@code --text-column})
+   * @return the column's index in {@code schema}
+   * @throws IllegalArgumentException naming the column, the input's columns or its type, and the setting
+   */
+  public static int textColumnIndex(StructType schema, String column, String setting) {
+    int idx = Arrays.asList(schema.fieldNames()).indexOf(column);
+    if (idx < 0) {
+      throw new IllegalArgumentException("the input has no column '" + column + "' (columns: "
+          + String.join(", ", schema.fieldNames()) + "). Set " + setting + " to the column that holds the documents.");
+    }
+    StructField f = schema.fields()[idx];
+    if (!f.dataType().equals(DataTypes.StringType)) {
+      throw new IllegalArgumentException("the text column '" + column + "' (" + setting + ") has type "
+          + f.dataType().simpleString() + ", not string. Set " + setting + " to a string column, or cast it first.");
+    }
+    return idx;
   }
 
   /**

@@ -4,6 +4,7 @@ import io.olmoppl.checkpoint.TyingRule;
 import io.olmoppl.model.Precision;
 import io.olmoppl.scoring.Bos;
 import io.olmoppl.scoring.ScoringOptions;
+import java.io.Serializable;
 import java.util.Arrays;
 import java.util.List;
 import org.apache.spark.ml.Transformer;
@@ -21,6 +22,7 @@ import org.apache.spark.sql.Row;
 import org.apache.spark.sql.types.DataTypes;
 import org.apache.spark.sql.types.StructField;
 import org.apache.spark.sql.types.StructType;
+import scala.runtime.AbstractFunction1;
 
 /**
  * Spark ML {@link Transformer}: appends the per-document perplexity columns ({@link ScoreColumns}) to a dataset, by
@@ -278,16 +280,10 @@ public class OlmoPerplexityTransformer extends Transformer implements DefaultPar
     } catch (IllegalArgumentException e) { // stride above window: each valid alone
       throw new IllegalArgumentException(uid + ": invalid params: " + e.getMessage(), e);
     }
-    String col = getInputCol();
-    List<String> names = Arrays.asList(schema.fieldNames());
-    if (!names.contains(col)) {
-      throw new IllegalArgumentException(uid + ": the input has no column '" + col + "' (param inputCol; columns: "
-          + String.join(", ", names) + "). Set inputCol to the column that holds the documents.");
-    }
-    StructField f = schema.apply(col);
-    if (!f.dataType().equals(DataTypes.StringType)) {
-      throw new IllegalArgumentException(uid + ": the input column '" + col + "' (param inputCol) has type "
-          + f.dataType().simpleString() + ", not string. Cast it to string first.");
+    try {
+      OlmoPerplexity.textColumnIndex(schema, getInputCol(), "inputCol");
+    } catch (IllegalArgumentException e) {
+      throw new IllegalArgumentException(uid + ": " + e.getMessage(), e);
     }
     return ScoreColumns.outputSchema(schema, options.tokenLogprobs());
   }
@@ -305,8 +301,8 @@ public class OlmoPerplexityTransformer extends Transformer implements DefaultPar
   }
 
   /** Validator of string params that must not be empty. */
-  private static final class NonBlank extends scala.runtime.AbstractFunction1<String, Object>
-      implements java.io.Serializable {
+  private static final class NonBlank extends AbstractFunction1<String, Object>
+      implements Serializable {
     private static final long serialVersionUID = 1L;
 
     @Override

@@ -1,8 +1,11 @@
 package io.olmoppl.spark;
 
 import java.io.Serializable;
+import java.net.InetAddress;
+import java.net.UnknownHostException;
 import java.util.List;
 import org.apache.spark.SparkContext;
+import org.apache.spark.SparkEnv;
 import org.apache.spark.util.CollectionAccumulator;
 import org.apache.spark.util.LongAccumulator;
 
@@ -29,11 +32,11 @@ public final class ScoreMetrics implements Serializable {
   void recordLease(ExecutorModels.Lease lease) {
     if (lease.built()) {
       modelLoads.add(1);
-      String exec = org.apache.spark.SparkEnv.get() == null ? "?" : org.apache.spark.SparkEnv.get().executorId();
+      String exec = SparkEnv.get() == null ? "?" : SparkEnv.get().executorId();
       String host;
       try {
-        host = java.net.InetAddress.getLocalHost().getHostName();
-      } catch (java.net.UnknownHostException e) {
+        host = InetAddress.getLocalHost().getHostName();
+      } catch (UnknownHostException e) {
         host = "?";
       }
       loads.add(exec + "\t" + host + "\t" + ProcessHandle.current().pid() + "\t" + lease.loaded().loadSeconds()

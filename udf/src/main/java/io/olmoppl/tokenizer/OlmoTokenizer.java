@@ -2,7 +2,8 @@ package io.olmoppl.tokenizer;
 
 import ai.djl.huggingface.tokenizers.Encoding;
 import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
-import io.olmoppl.Runtime;
+import io.olmoppl.DjlSettings;
+import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Path;
@@ -23,7 +24,7 @@ public final class OlmoTokenizer implements AutoCloseable {
 
   /** Loads {@code tokenizer.json}. */
   public static OlmoTokenizer load(Path tokenizerJson) {
-    Runtime.configure();
+    DjlSettings.configure();
     try {
       return new OlmoTokenizer(HuggingFaceTokenizer.newInstance(tokenizerJson,
           Map.of("addSpecialTokens", "false", "truncation", "false", "padding", "false")));
@@ -34,9 +35,9 @@ public final class OlmoTokenizer implements AutoCloseable {
 
   /** Loads a tokenizer from the bytes of a {@code tokenizer.json} (broadcast to executors). */
   public static OlmoTokenizer load(byte[] tokenizerJson) {
-    Runtime.configure();
+    DjlSettings.configure();
     try {
-      return new OlmoTokenizer(HuggingFaceTokenizer.newInstance(new java.io.ByteArrayInputStream(tokenizerJson),
+      return new OlmoTokenizer(HuggingFaceTokenizer.newInstance(new ByteArrayInputStream(tokenizerJson),
           Map.of("addSpecialTokens", "false", "truncation", "false", "padding", "false")));
     } catch (IOException e) {
       throw new UncheckedIOException("cannot load the broadcast tokenizer", e);

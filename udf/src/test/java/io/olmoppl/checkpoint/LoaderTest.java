@@ -11,8 +11,8 @@ import ai.djl.ndarray.NDManager;
 import com.google.gson.JsonNull;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
+import io.olmoppl.DjlSettings;
 import io.olmoppl.Refcases;
-import io.olmoppl.checkpoint.OlmoConfig.Layout;
 import io.olmoppl.checkpoint.SafetensorsWriter.Tensor;
 import io.olmoppl.model.OlmoModel;
 import io.olmoppl.model.OlmoModel.Window;
@@ -35,12 +35,13 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * {@link Checkpoint#open} on broken directories: every refusal is a {@link CheckpointException} whose message names
- * the problem (file, tensor, shapes). Also sharded checkpoints and the config quirks of OLMO.md sections 2a and 3.
+ * the problem (file, tensor, shapes). Also sharded checkpoints and the config quirks of released OLMo checkpoints
+ * (hf_olmo's multi_query_attention, OLMo-1's eos_token_id 0).
  */
 class LoaderTest {
   /** olmo layout, hidden 16, 1 block, 4 heads, 2 kv heads (kv dim 8), I = 24, untied, F32. */
   private static final CheckpointMaker MAKER =
-      CheckpointMaker.small(Layout.OLMO).withDims(16, 1, 4, 2, 24, 32).withVocabRows(50304).withSeed(42);
+      CheckpointMaker.small(CheckpointLayout.OLMO).withDims(16, 1, 4, 2, 24, 32).withVocabRows(CheckpointMaker.NEOX_ROWS).withSeed(42);
 
   private static final String K_PROJ = "model.layers.0.self_attn.k_proj.weight";
 
@@ -49,17 +50,13 @@ class LoaderTest {
 
   @BeforeAll
   static void configure() {
-    io.olmoppl.Runtime.configure();
-  }
-
-  static Path neoxTokenizer() {
-    return Refcases.dir("p01_olmo_tied_f32").resolve("tokenizer.json");
+    DjlSettings.configure();
   }
 
   /** A valid checkpoint directory. */
   private Path valid(String name) throws IOException {
     Path dir = tmp.resolve(name);
-    MAKER.write(dir, neoxTokenizer());
+    MAKER.write(dir, Refcases.neoxTokenizer());
     return dir;
   }
 
@@ -108,7 +105,7 @@ class LoaderTest {
   @Test
   void validCheckpointOpens() throws IOException {
     Checkpoint c = Checkpoint.open(valid("ok"), TyingRule.STRICT);
-    assertEquals(Layout.OLMO, c.config().layout());
+    assertEquals(CheckpointLayout.OLMO, c.config().layout());
     assertEquals(2, c.config().numKeyValueHeads());
     assertEquals(MAKER.tensors().size(), c.tensors().size());
     assertFalse(c.tying().tied());
@@ -285,7 +282,7 @@ class LoaderTest {
   @Test
   void tokenizerLargerThanEmbedding() throws IOException {
     Path dir = tmp.resolve("smallvocab");
-    MAKER.withVocabRows(1000).write(dir, neoxTokenizer());
+    MAKER.withVocabRows(1000).write(dir, Refcases.neoxTokenizer());
     assertMentions(refused(dir), "tokenizer.json", "50279", "1000 embedding rows");
   }
 
@@ -381,7 +378,7 @@ class LoaderTest {
   // config quirks
 
   private static JsonObject hfOlmoConfig() {
-    return CheckpointMaker.small(Layout.HF_OLMO).withDims(16, 1, 4, 4, 24, 32).config();
+    return CheckpointMaker.small(CheckpointLayout.HF_OLMO).withDims(16, 1, 4, 4, 24, 32).config();
   }
 
   @Test
@@ -413,9 +410,9 @@ class LoaderTest {
   @Test
   void multiQueryHfOlmoCheckpointLoads() throws IOException {
     // the checkpoint's att_proj has d_model + 2 * head_dim rows when kv = 1
-    CheckpointMaker mqa = CheckpointMaker.small(Layout.HF_OLMO).withDims(16, 1, 4, 1, 24, 32);
+    CheckpointMaker mqa = CheckpointMaker.small(CheckpointLayout.HF_OLMO).withDims(16, 1, 4, 1, 24, 32);
     Path dir = tmp.resolve("mqa");
-    mqa.write(dir, neoxTokenizer());
+    mqa.write(dir, Refcases.neoxTokenizer());
     patchConfig(dir, j -> {
       j.add("n_kv_heads", JsonNull.INSTANCE);
       j.addProperty("multi_query_attention", true);
@@ -427,9 +424,9 @@ class LoaderTest {
 
   @Test
   void eosZeroWithNeoxTokenizerBecomes50279WithWarning() throws IOException {
-    for (Layout layout : new Layout[] {Layout.OLMO, Layout.HF_OLMO}) {
+    for (CheckpointLayout layout : new CheckpointLayout[] {CheckpointLayout.OLMO, CheckpointLayout.HF_OLMO}) {
       Path dir = tmp.resolve("eos0-" + layout.id());
-      CheckpointMaker.small(layout).withDims(16, 1, 4, 4, 24, 32).withVocabRows(50304).write(dir, neoxTokenizer());
+      CheckpointMaker.small(layout).withDims(16, 1, 4, 4, 24, 32).withVocabRows(CheckpointMaker.NEOX_ROWS).write(dir, Refcases.neoxTokenizer());
       patchConfig(dir, j -> j.addProperty("eos_token_id", 0));
       Checkpoint c = Checkpoint.open(dir, TyingRule.STRICT);
       assertEquals(50279, c.config().eosTokenId(), layout.id());

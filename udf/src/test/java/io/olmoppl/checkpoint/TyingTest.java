@@ -14,9 +14,9 @@ import ai.djl.ndarray.NDManager;
 import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
+import io.olmoppl.DjlSettings;
 import io.olmoppl.Refcases;
 import io.olmoppl.checkpoint.CheckpointMaker.OutputCopy;
-import io.olmoppl.checkpoint.OlmoConfig.Layout;
 import io.olmoppl.checkpoint.SafetensorsWriter.Tensor;
 import io.olmoppl.model.OlmoModel;
 import io.olmoppl.model.OlmoModel.Window;
@@ -33,12 +33,13 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 
 /**
- * The project's tying rule (OLMO.md sections 1.5 and 8): a tied checkpoint that also stores the output matrix is one
- * tensor when the copy is byte-identical; a differing copy is refused by default, or resolved by {@code --tying config}
- * (logits from the embedding) or {@code --tying checkpoint} (the stored matrix, untied).
+ * The project's tying rule (weight tying is at the tensor level; OLMo's models compute tied logits from the embedding):
+ * a tied checkpoint that also stores the output matrix is one tensor when the copy is byte-identical; a differing copy
+ * is refused by default, or resolved by the tying rule {@code config} (logits from the embedding) or {@code
+ * checkpoint} (the stored matrix, untied).
  */
 class TyingTest {
-  private static final int VOCAB = 50304;
+  private static final int VOCAB = CheckpointMaker.NEOX_ROWS;
   private static final int HIDDEN = 16;
   /** CheckpointMaker's DIFFERENT copy adds 0.5 to element (V*C)/2, i.e. row V/2, column 0. */
   private static final long CHANGED_ROW = VOCAB / 2;
@@ -51,21 +52,17 @@ class TyingTest {
 
   @BeforeAll
   static void configure() {
-    io.olmoppl.Runtime.configure();
+    DjlSettings.configure();
   }
 
-  static Path neoxTokenizer() {
-    return Refcases.dir("p01_olmo_tied_f32").resolve("tokenizer.json");
-  }
-
-  private static CheckpointMaker tiedMaker(Layout layout, OutputCopy copy) {
+  private static CheckpointMaker tiedMaker(CheckpointLayout layout, OutputCopy copy) {
     return CheckpointMaker.small(layout).withDims(HIDDEN, 1, 4, 2, 24, 32).withVocabRows(VOCAB).withSeed(77)
         .withTied(true, copy);
   }
 
   private Path write(String name, CheckpointMaker maker) throws IOException {
     Path dir = tmp.resolve(name);
-    maker.write(dir, neoxTokenizer());
+    maker.write(dir, Refcases.neoxTokenizer());
     return dir;
   }
 
@@ -79,8 +76,8 @@ class TyingTest {
     return c.tensors().values().stream().mapToLong(l -> l.info().byteLength()).sum();
   }
 
-  private static String tyingKey(Layout layout) {
-    return layout == Layout.HF_OLMO ? "weight_tying" : "tie_word_embeddings";
+  private static String tyingKey(CheckpointLayout layout) {
+    return layout == CheckpointLayout.HF_OLMO ? "weight_tying" : "tie_word_embeddings";
   }
 
   // ---------------------------------------------------------------------------------------------------------------
@@ -135,7 +132,7 @@ class TyingTest {
     List<Tensor> t = maker.tensors();
     float[] emb = t.get(0).values();
     float[] copy = t.get(t.size() - 1).values();
-    assertEquals(Checkpoint.outputName(maker.layout()), t.get(t.size() - 1).name());
+    assertEquals(maker.layout().output(), t.get(t.size() - 1).name());
     double max = 0;
     for (int i = 0; i < emb.length; i++) {
       max = Math.max(max, Math.abs((double) emb[i] - copy[i]));
@@ -144,14 +141,14 @@ class TyingTest {
   }
 
   @ParameterizedTest
-  @EnumSource(value = Layout.class, names = {"HF_OLMO", "OLMO"})
-  void differingCopyIsRefusedByDefault(Layout layout) throws IOException {
+  @EnumSource(value = CheckpointLayout.class, names = {"HF_OLMO", "OLMO"})
+  void differingCopyIsRefusedByDefault(CheckpointLayout layout) throws IOException {
     CheckpointMaker maker = tiedMaker(layout, OutputCopy.DIFFERENT);
     Path dir = write("strict-" + layout.id(), maker);
     CheckpointException e = assertThrows(CheckpointException.class, () -> Checkpoint.open(dir, TyingRule.STRICT));
     String msg = e.getMessage();
-    String emb = Checkpoint.embeddingName(layout);
-    String out = Checkpoint.outputName(layout);
+    String emb = layout.embedding();
+    String out = layout.output();
     for (String part : List.of(emb, out, "max abs difference", tyingKey(layout), "--tying config",
         "--tying checkpoint")) {
       assertTrue(msg.contains(part), "message should mention '" + part + "': " + msg);
@@ -162,10 +159,10 @@ class TyingTest {
   }
 
   @ParameterizedTest
-  @EnumSource(value = Layout.class, names = {"HF_OLMO", "OLMO"})
-  void tyingConfigUsesEmbeddingAndTyingCheckpointUsesStoredMatrix(Layout layout) throws IOException {
-    String emb = Checkpoint.embeddingName(layout);
-    String out = Checkpoint.outputName(layout);
+  @EnumSource(value = CheckpointLayout.class, names = {"HF_OLMO", "OLMO"})
+  void tyingConfigUsesEmbeddingAndTyingCheckpointUsesStoredMatrix(CheckpointLayout layout) throws IOException {
+    String emb = layout.embedding();
+    String out = layout.output();
     Path different = write("diff-" + layout.id(), tiedMaker(layout, OutputCopy.DIFFERENT));
     Path plain = write("plain-" + layout.id(), tiedMaker(layout, OutputCopy.NONE));
     Checkpoint none = Checkpoint.open(plain, TyingRule.STRICT);
@@ -180,7 +177,7 @@ class TyingTest {
     assertEquals(emb, tc.outputTensor());
     assertEquals(out, tc.ignoredTensor());
     assertEquals(1, tc.warnings().size());
-    assertTrue(tc.warnings().get(0).contains("--tying config") && tc.warnings().get(0).contains(out),
+    assertTrue(tc.warnings().get(0).contains("tying config") && tc.warnings().get(0).contains(out),
         tc.warnings().get(0));
     assertEquals(none.uniqueWeightBytes(), cfg.uniqueWeightBytes());
     try (OlmoModel m = OlmoModel.load(cfg, cfg, Device.cpu(), Precision.FP32)) {
@@ -202,7 +199,7 @@ class TyingTest {
     assertEquals(emb, tk.embeddingTensor());
     assertEquals(out, tk.outputTensor());
     assertEquals(1, tk.warnings().size());
-    assertTrue(tk.warnings().get(0).contains("--tying checkpoint"), tk.warnings().get(0));
+    assertTrue(tk.warnings().get(0).contains("tying checkpoint"), tk.warnings().get(0));
     assertEquals(cfg.uniqueWeightBytes() + (long) VOCAB * HIDDEN * 4, ck.uniqueWeightBytes(), "two matrices");
     try (OlmoModel m = OlmoModel.load(ck, ck, Device.cpu(), Precision.FP32)) {
       assertFalse(m.tied());
@@ -228,24 +225,24 @@ class TyingTest {
   // (c) untied config, no output matrix
 
   @ParameterizedTest
-  @EnumSource(value = Layout.class, names = {"HF_OLMO", "OLMO", "OLMO2"})
-  void untiedConfigWithoutOutputMatrixIsRefused(Layout layout) throws IOException {
+  @EnumSource(value = CheckpointLayout.class, names = {"HF_OLMO", "OLMO", "OLMO2"})
+  void untiedConfigWithoutOutputMatrixIsRefused(CheckpointLayout layout) throws IOException {
     CheckpointMaker maker = CheckpointMaker.small(layout).withDims(HIDDEN, 1, 4, 2, 24, 32)
-        .withVocabRows(layout == Layout.OLMO2 ? 100352 : VOCAB).withTied(true, OutputCopy.NONE);
+        .withVocabRows(layout == CheckpointLayout.OLMO2 ? CheckpointMaker.DOLMA2_ROWS : VOCAB).withTied(true, OutputCopy.NONE);
     Path dir = tmp.resolve("untied-" + layout.id());
-    maker.write(dir, layout == Layout.OLMO2 ? Refcases.dir("p03_olmo2_untied_dolma2").resolve("tokenizer.json")
-        : neoxTokenizer());
+    maker.write(dir, layout == CheckpointLayout.OLMO2 ? Refcases.dolma2Tokenizer()
+        : Refcases.neoxTokenizer());
     Path cfgPath = dir.resolve("config.json");
     JsonObject j = JsonParser.parseString(Files.readString(cfgPath)).getAsJsonObject();
     j.addProperty(tyingKey(layout), false);
     Files.writeString(cfgPath, j.toString());
     CheckpointException e = assertThrows(CheckpointException.class, () -> Checkpoint.open(dir, TyingRule.STRICT));
-    String out = Checkpoint.outputName(layout);
+    String out = layout.output();
     for (String part : List.of(out, tyingKey(layout), "untied",
-        "[" + (layout == Layout.OLMO2 ? 100352 : VOCAB) + ", " + HIDDEN + "]")) {
+        "[" + (layout == CheckpointLayout.OLMO2 ? CheckpointMaker.DOLMA2_ROWS : VOCAB) + ", " + HIDDEN + "]")) {
       assertTrue(e.getMessage().contains(part), "message should mention '" + part + "': " + e.getMessage());
     }
-    if (layout == Layout.OLMO) {
+    if (layout == CheckpointLayout.OLMO) {
       assertTrue(e.getMessage().contains("lm_head.weight"));
     }
   }
@@ -253,7 +250,7 @@ class TyingTest {
   @Test
   void untiedByDefaultWhenTransformersKeyIsAbsent() throws IOException {
     // transformers' tie_word_embeddings defaults to false: without the key, the missing lm_head is an error too
-    Path dir = write("nokey", tiedMaker(Layout.OLMO, OutputCopy.NONE));
+    Path dir = write("nokey", tiedMaker(CheckpointLayout.OLMO, OutputCopy.NONE));
     Path cfgPath = dir.resolve("config.json");
     JsonObject j = JsonParser.parseString(Files.readString(cfgPath)).getAsJsonObject();
     j.remove("tie_word_embeddings");
@@ -267,7 +264,7 @@ class TyingTest {
 
   @Test
   void identicalF16CopyIsOneTiedTensor() throws IOException {
-    CheckpointMaker maker = tiedMaker(Layout.OLMO, OutputCopy.IDENTICAL).withDtype(DType.F16);
+    CheckpointMaker maker = tiedMaker(CheckpointLayout.OLMO, OutputCopy.IDENTICAL).withDtype(DType.F16);
     Path dir = write("identical-f16", maker);
     Checkpoint c = Checkpoint.open(dir, TyingRule.STRICT);
     assertEquals(DType.F16, c.tensors().get("lm_head.weight").info().dtype());
@@ -284,7 +281,7 @@ class TyingTest {
       assertEquals(t.tiedGroup(), Checkpoint.open(dir, rule).tying().tiedGroup(), rule.id());
     }
     // and it scores like the F16 checkpoint without the copy
-    Checkpoint plain = Checkpoint.open(write("plain-f16", tiedMaker(Layout.OLMO, OutputCopy.NONE)
+    Checkpoint plain = Checkpoint.open(write("plain-f16", tiedMaker(CheckpointLayout.OLMO, OutputCopy.NONE)
         .withDtype(DType.F16)), TyingRule.STRICT);
     float[] a = score(c);
     float[] b = score(plain);

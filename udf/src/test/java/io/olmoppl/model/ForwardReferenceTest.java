@@ -7,11 +7,12 @@ import ai.djl.Device;
 import ai.djl.ndarray.NDManager;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
+import io.olmoppl.DjlSettings;
 import io.olmoppl.Refcases;
 import io.olmoppl.checkpoint.Checkpoint;
+import io.olmoppl.checkpoint.CheckpointLayout;
 import io.olmoppl.checkpoint.CheckpointMaker;
 import io.olmoppl.checkpoint.CheckpointMaker.OutputCopy;
-import io.olmoppl.checkpoint.OlmoConfig.Layout;
 import io.olmoppl.checkpoint.SafetensorsWriter.Tensor;
 import io.olmoppl.checkpoint.TyingRule;
 import io.olmoppl.model.OlmoModel.Window;
@@ -28,8 +29,9 @@ import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
 /**
- * A whole forward pass in plain {@code double}, written from OLMO.md section 2 (2a hf_olmo, 2b transformers OLMo, 2c
- * OLMo-2) on the weights a {@link CheckpointMaker} wrote, compared per token with {@link OlmoModel#logProbs}.
+ * A whole forward pass in plain {@code double}, written from the public references (allenai/OLMo {@code olmo/model.py}
+ * for hf_olmo, transformers {@code modeling_olmo.py} and {@code modeling_olmo2.py}) and spelling the tensor names out
+ * itself, on the weights a {@link CheckpointMaker} wrote, compared per token with {@link OlmoModel#logProbs}.
  */
 class ForwardReferenceTest {
   private static final double TOL = 1e-4;
@@ -42,21 +44,13 @@ class ForwardReferenceTest {
 
   @BeforeAll
   static void configure() {
-    io.olmoppl.Runtime.configure();
-  }
-
-  static Path neoxTokenizer() {
-    return Refcases.dir("p01_olmo_tied_f32").resolve("tokenizer.json");
-  }
-
-  static Path dolma2Tokenizer() {
-    return Refcases.dir("p03_olmo2_untied_dolma2").resolve("tokenizer.json");
+    DjlSettings.configure();
   }
 
   static Stream<Arguments> cases() {
-    CheckpointMaker olmo = CheckpointMaker.small(Layout.OLMO).withDims(16, 2, 4, 2, 24, 64).withVocabRows(50304);
-    CheckpointMaker hf = CheckpointMaker.small(Layout.HF_OLMO).withDims(16, 2, 4, 2, 24, 64).withVocabRows(50304);
-    CheckpointMaker olmo2 = CheckpointMaker.small(Layout.OLMO2).withDims(16, 2, 4, 2, 24, 64).withVocabRows(100352);
+    CheckpointMaker olmo = CheckpointMaker.small(CheckpointLayout.OLMO).withDims(16, 2, 4, 2, 24, 64).withVocabRows(CheckpointMaker.NEOX_ROWS);
+    CheckpointMaker hf = CheckpointMaker.small(CheckpointLayout.HF_OLMO).withDims(16, 2, 4, 2, 24, 64).withVocabRows(CheckpointMaker.NEOX_ROWS);
+    CheckpointMaker olmo2 = CheckpointMaker.small(CheckpointLayout.OLMO2).withDims(16, 2, 4, 2, 24, 64).withVocabRows(CheckpointMaker.DOLMA2_ROWS);
     return Stream.of(
         Arguments.of("olmo_gqa_untied", olmo.withSeed(101), null),
         Arguments.of("olmo_tied_d8", olmo.withDims(32, 1, 4, 4, 40, 64).withTied(true, OutputCopy.NONE)
@@ -71,7 +65,7 @@ class ForwardReferenceTest {
   @MethodSource("cases")
   void logProbsMatchDoubleReference(String name, CheckpointMaker maker, Double clipQkv) throws Exception {
     Path dir = tmp.resolve(name);
-    maker.write(dir, maker.layout() == Layout.OLMO2 ? dolma2Tokenizer() : neoxTokenizer());
+    maker.write(dir, maker.layout() == CheckpointLayout.OLMO2 ? Refcases.dolma2Tokenizer() : Refcases.neoxTokenizer());
     if (clipQkv != null) {
       Path cfg = dir.resolve("config.json");
       JsonObject j = JsonParser.parseString(Files.readString(cfg)).getAsJsonObject();
@@ -119,7 +113,7 @@ class ForwardReferenceTest {
 
   /** The double forward pass over the maker's tensors (for F32 exactly the stored values). */
   static final class Reference {
-    final Layout layout;
+    final CheckpointLayout layout;
     final int c;
     final int layers;
     final int h;
@@ -143,8 +137,8 @@ class ForwardReferenceTest {
       this.inter = m.intermediate();
       this.vocab = m.vocabRows();
       this.tied = m.tied();
-      this.theta = layout == Layout.OLMO2 ? 500000.0 : 10000.0;
-      this.eps = layout == Layout.OLMO2 ? 1e-6 : 1e-5;
+      this.theta = layout == CheckpointLayout.OLMO2 ? 500000.0 : 10000.0;
+      this.eps = layout == CheckpointLayout.OLMO2 ? 1e-6 : 1e-5;
       this.clip = clip;
       for (Tensor t : m.tensors()) {
         w.put(t.name(), t.values());
@@ -154,7 +148,7 @@ class ForwardReferenceTest {
     /** @return log p(tokens[j+1] | tokens[0..j]) for j = 0..T-2 */
     double[] logProbs(long[] tokens) {
       int t = tokens.length - 1; // inputs
-      String emb = Checkpoint.embeddingName(layout);
+      String emb = layout.embedding();
       float[] e = w.get(emb);
       double[][] x = new double[t][c];
       for (int p = 0; p < t; p++) {
@@ -167,7 +161,7 @@ class ForwardReferenceTest {
         double[][] q;
         double[][] k;
         double[][] v;
-        if (layout == Layout.HF_OLMO) {
+        if (layout == CheckpointLayout.HF_OLMO) {
           String pre = "model.transformer.blocks." + l + ".";
           double[][] qkv = linear(layerNorm(x), w.get(pre + "att_proj.weight"), c + 2 * kvd); // rows [Q | K | V]
           clip(qkv);
@@ -176,14 +170,14 @@ class ForwardReferenceTest {
           v = cols(qkv, c + kvd, kvd);
         } else {
           String pre = "model.layers." + l + ".self_attn.";
-          double[][] in = layout == Layout.OLMO2 ? x : layerNorm(x); // OLMo-2 has no pre-norm
+          double[][] in = layout == CheckpointLayout.OLMO2 ? x : layerNorm(x); // OLMo-2 has no pre-norm
           q = linear(in, w.get(pre + "q_proj.weight"), c);
           k = linear(in, w.get(pre + "k_proj.weight"), kvd);
           v = linear(in, w.get(pre + "v_proj.weight"), kvd);
           clip(q);
           clip(k);
           clip(v);
-          if (layout == Layout.OLMO2) { // QK-norm over the full projected width
+          if (layout == CheckpointLayout.OLMO2) { // QK-norm over the full projected width
             q = rmsNorm(q, w.get(pre + "q_norm.weight"));
             k = rmsNorm(k, w.get(pre + "k_norm.weight"));
           }
@@ -191,16 +185,16 @@ class ForwardReferenceTest {
         q = rope(q, h);
         k = rope(k, kv);
         double[][] att = attention(q, k, v);
-        double[][] a = linear(att, w.get(layout == Layout.HF_OLMO ? "model.transformer.blocks." + l
+        double[][] a = linear(att, w.get(layout == CheckpointLayout.HF_OLMO ? "model.transformer.blocks." + l
             + ".attn_out.weight" : "model.layers." + l + ".self_attn.o_proj.weight"), c);
-        if (layout == Layout.OLMO2) {
+        if (layout == CheckpointLayout.OLMO2) {
           a = rmsNorm(a, w.get("model.layers." + l + ".post_attention_layernorm.weight"));
         }
         x = add(x, a);
         double[][] up;
         double[][] gate;
-        double[][] fin = layout == Layout.OLMO2 ? x : layerNorm(x);
-        if (layout == Layout.HF_OLMO) {
+        double[][] fin = layout == CheckpointLayout.OLMO2 ? x : layerNorm(x);
+        if (layout == CheckpointLayout.HF_OLMO) {
           double[][] u = linear(fin, w.get("model.transformer.blocks." + l + ".ff_proj.weight"), 2 * inter);
           up = cols(u, 0, inter); // "x, gate = x.chunk(2, dim=-1)": first half is the value
           gate = cols(u, inter, inter);
@@ -215,15 +209,15 @@ class ForwardReferenceTest {
             act[p][i] = g / (1 + Math.exp(-g)) * up[p][i]; // silu(gate) * up
           }
         }
-        double[][] f = linear(act, w.get(layout == Layout.HF_OLMO ? "model.transformer.blocks." + l
+        double[][] f = linear(act, w.get(layout == CheckpointLayout.HF_OLMO ? "model.transformer.blocks." + l
             + ".ff_out.weight" : "model.layers." + l + ".mlp.down_proj.weight"), c);
-        if (layout == Layout.OLMO2) {
+        if (layout == CheckpointLayout.OLMO2) {
           f = rmsNorm(f, w.get("model.layers." + l + ".post_feedforward_layernorm.weight"));
         }
         x = add(x, f);
       }
-      x = layout == Layout.OLMO2 ? rmsNorm(x, w.get("model.norm.weight")) : layerNorm(x);
-      float[] out = tied ? e : w.get(Checkpoint.outputName(layout));
+      x = layout == CheckpointLayout.OLMO2 ? rmsNorm(x, w.get("model.norm.weight")) : layerNorm(x);
+      float[] out = tied ? e : w.get(layout.output());
       double[] lp = new double[t];
       for (int p = 0; p < t; p++) {
         double[] logits = new double[vocab]; // the full embedding width, padding rows included

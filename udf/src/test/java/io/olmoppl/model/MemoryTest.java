@@ -10,6 +10,7 @@ import ai.djl.Device;
 import ai.djl.ndarray.BaseNDManager;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import io.olmoppl.DjlSettings;
 import io.olmoppl.Refcases;
 import io.olmoppl.checkpoint.Checkpoint;
 import io.olmoppl.checkpoint.TyingRule;
@@ -28,15 +29,16 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /**
- * Native-memory discipline (PLATFORM.md section 4): the weights' manager is capped, so an op with a weight as receiver
- * fails instead of leaking into it, and scoring many batches leaves the weights' manager exactly as loaded.
+ * Native-memory discipline (DJL puts an op's result in its receiver's manager, docs/development/memory_management.md
+ * in deepjavalibrary/djl): the weights' manager is capped, so an op with a weight as receiver fails instead of leaking
+ * into it, and scoring many batches leaves the weights' manager exactly as loaded.
  */
 class MemoryTest {
   private static OlmoModel model;
 
   @BeforeAll
   static void load() {
-    io.olmoppl.Runtime.configure();
+    DjlSettings.configure();
     // p01: tied OLMo, 2 blocks; the tied matrix is one tensor
     Checkpoint ckpt = Checkpoint.open(Refcases.dir("p01_olmo_tied_f32"), TyingRule.STRICT);
     model = OlmoModel.load(ckpt, ckpt, Device.cpu(), Precision.FP32);

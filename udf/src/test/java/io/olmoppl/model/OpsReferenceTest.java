@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
+import io.olmoppl.DjlSettings;
 import java.util.Random;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -15,14 +16,15 @@ import org.junit.jupiter.params.provider.ValueSource;
 /**
  * Op-level control tests: a naive {@code double} implementation of every forward-pass building block, kept here, checked
  * against the NDArray version in {@link Ops} on seeded random inputs (Jlama's "control ops" pattern). Reference
- * semantics: OLMO.md section 2a (LayerNorm, RMSNorm, NeoX RoPE, SwiGLU, GQA attention).
+ * semantics: allenai/OLMo {@code olmo/model.py} and transformers {@code modeling_olmo.py} (weightless LayerNorm,
+ * RMSNorm, NeoX "rotate half" RoPE, SwiGLU {@code silu(gate) * up}, GQA attention with fp32 softmax).
  */
 class OpsReferenceTest {
   private static final double TOL = 1e-5;
 
   @BeforeAll
   static void configure() {
-    io.olmoppl.Runtime.configure();
+    DjlSettings.configure();
   }
 
   // ---------------------------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.Device;
 import ai.djl.ndarray.NDManager;
+import io.olmoppl.DjlSettings;
 import io.olmoppl.Refcases;
 import io.olmoppl.checkpoint.Checkpoint;
 import io.olmoppl.checkpoint.TyingRule;
@@ -26,8 +27,8 @@ import org.junit.jupiter.params.provider.CsvSource;
 
 /**
  * Properties of scoring on reference case p04 (GQA, F16 weights, 128 positions): batch and permutation invariance,
- * the window contract of OLMO.md section 8 (checked against transcriptions written here, and against lm-eval's
- * rolling windows for S = L), causality, and {@link WindowPlan} on small arrays.
+ * the window contract (see {@link #contractWindows}; checked against lm-evaluation-harness's rolling windows for
+ * S = L), causality, and {@link WindowPlan} on small arrays.
  */
 class InvarianceTest {
   /** Per-token tolerance; document sums get the same tolerance per scored token (float32 log-probs summed). */
@@ -39,7 +40,7 @@ class InvarianceTest {
 
   @BeforeAll
   static void load() {
-    io.olmoppl.Runtime.configure();
+    DjlSettings.configure();
     ckpt = Checkpoint.open(Refcases.dir("p04_olmo_untied_gqa_f16"), TyingRule.STRICT);
     model = OlmoModel.load(ckpt, ckpt, Device.cpu(), Precision.FP32);
     tokenizer = OlmoTokenizer.load(ckpt.tokenizerJson());
@@ -149,8 +150,9 @@ class InvarianceTest {
   // (b) window contract
 
   /**
-   * OLMO.md section 8, transcribed per target: target x[i] (1 <= i <= n-1) belongs to block 0 if i <= L, else to block
-   * 1 + (i - L - 1) / S; a block whose last target is x[e] is predicted from x[max(0, e-L) .. e-1].
+   * The window contract, per target: target x[i] (1 <= i <= n-1) belongs to block 0 if i <= L, else to block
+   * 1 + (i - L - 1) / S; a block whose last target is x[e] is predicted from x[max(0, e-L) .. e-1] (the strided
+   * sliding window of transformers' docs/source/en/perplexity.md; with S = L, lm-evaluation-harness's rolling windows).
    */
   static List<Window> contractWindows(long[] x, int l, int s) {
     int n = x.length;
@@ -176,7 +178,8 @@ class InvarianceTest {
   /**
    * lm-eval's {@code get_rolling_token_windows(token_list, prefix_token, max_seq_len=L, context_len=1)} followed by
    * {@code make_disjoint_window}, and the model input {@code (context + continuation)[-(L+1):][:-1]} scoring the last
-   * {@code len(continuation)} positions (OLMO.md section 4.1).
+   * {@code len(continuation)} positions (lm-evaluation-harness {@code lm_eval/utils.py} and {@code
+   * loglikelihood_rolling} in {@code lm_eval/models/huggingface.py}).
    */
   static List<Window> lmEvalRollingWindows(long[] tokens, long prefix, int l) {
     List<Window> out = new ArrayList<>();

@@ -32,7 +32,7 @@ class DevicesTest {
   @Test
   void gpuModeWithoutEngineGpusFailsWithTheFix() {
     String m = fails("gpu", NONE, false, null, 0);
-    assertTrue(m.contains("--device gpu") && m.contains("-Pcuda") && m.contains("PYTORCH_LIBRARY_PATH"), m);
+    assertTrue(m.contains("device gpu") && m.contains("-Pcuda") && m.contains("PYTORCH_LIBRARY_PATH"), m);
     // also when Spark did assign a GPU: the engine (CPU natives) cannot use it
     m = fails("gpu", List.of("0"), true, null, 0);
     assertTrue(m.contains("-Pcuda") && m.contains("PYTORCH_LIBRARY_PATH"), m);

@@ -1,9 +1,11 @@
-package io.olmoppl.job;
+package io.olmoppl.job.tools;
 
+import io.olmoppl.checkpoint.CheckpointLayout;
+import io.olmoppl.checkpoint.CheckpointException;
 import io.olmoppl.checkpoint.CheckpointMaker;
 import io.olmoppl.checkpoint.CheckpointMaker.OutputCopy;
 import io.olmoppl.checkpoint.DType;
-import io.olmoppl.checkpoint.OlmoConfig.Layout;
+import io.olmoppl.job.Args;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.PrintStream;
@@ -13,9 +15,13 @@ import java.nio.file.StandardCopyOption;
 import java.util.Locale;
 import java.util.Set;
 
-/** {@code olmo-ppl make-checkpoint}: a random-initialised checkpoint in a real layout with the real tokenizer. */
-final class MakeCheckpointCommand {
-  static final String HELP = String.join("\n",
+/**
+ * {@code olmo-ppl make-checkpoint}: a random-initialised checkpoint in a real layout with the real tokenizer. A
+ * developer command of the {@code ./olmo-ppl} launcher: it needs the checkpoint writer of the udf test-jar, which the
+ * spark-submit jar leaves out.
+ */
+public final class MakeCheckpointCommand {
+  public static final String HELP = String.join("\n",
       "usage: olmo-ppl make-checkpoint --layout olmo|hf_olmo|olmo2 --out DIR [options]",
       "",
       "  --hidden N (64)  --layers N (2)  --heads N (4)  --kv-heads N (= heads)  --intermediate N (2 x hidden)",
@@ -29,16 +35,13 @@ final class MakeCheckpointCommand {
 
   private MakeCheckpointCommand() {}
 
-  static void run(String[] argv, PrintStream out) throws IOException {
+  public static void run(String[] argv, PrintStream out) throws IOException {
     Args a = Args.parse("make-checkpoint", argv, 1, Set.of("layout", "out", "hidden", "layers", "heads", "kv-heads",
         "intermediate", "max-positions", "seed", "dtype", "output-copy", "tokenizer"), Set.of("tied", "untied"));
-    Layout layout = switch (a.require("layout").toLowerCase(Locale.ROOT)) {
-      case "olmo" -> Layout.OLMO;
-      case "hf_olmo" -> Layout.HF_OLMO;
-      case "olmo2" -> Layout.OLMO2;
-      default -> throw new Args.UsageException("--layout must be olmo, hf_olmo or olmo2, not '" + a.get("layout")
-          + "'");
-    };
+    CheckpointLayout layout = CheckpointLayout.byId(a.require("layout"));
+    if (layout == null) {
+      throw new Args.UsageException("--layout must be olmo, hf_olmo or olmo2, not '" + a.get("layout") + "'");
+    }
     Path dir = Path.of(a.require("out"));
     if (Files.exists(dir) && !isEmptyDir(dir)) {
       throw new Args.UsageException("--out " + dir + " exists and is not empty; choose a new directory");
@@ -46,7 +49,7 @@ final class MakeCheckpointCommand {
     if (a.flag("tied") && a.flag("untied")) {
       throw new Args.UsageException("give --tied or --untied, not both");
     }
-    boolean tied = a.flag("tied") || (!a.flag("untied") && layout == Layout.HF_OLMO);
+    boolean tied = a.flag("tied") || (!a.flag("untied") && layout == CheckpointLayout.HF_OLMO);
     int hidden = a.integer("hidden", 64);
     int heads = a.integer("heads", 4);
     DType dtype;
@@ -61,18 +64,18 @@ final class MakeCheckpointCommand {
     if (copy != OutputCopy.NONE && !tied) {
       throw new Args.UsageException("--output-copy applies to tied checkpoints; add --tied");
     }
-    String tok = a.get("tokenizer", layout == Layout.OLMO2 ? "dolma2" : "neox");
+    String tok = a.get("tokenizer", layout == CheckpointLayout.OLMO2 ? "dolma2" : "neox");
     CheckpointMaker maker = CheckpointMaker.small(layout)
         .withDims(hidden, a.integer("layers", 2), heads, a.integer("kv-heads", heads),
             a.integer("intermediate", 2 * hidden), a.integer("max-positions", 256))
         .withTied(tied, copy).withDtype(dtype).withSeed(a.integer("seed", 0))
-        .withVocabRows(tok.equals("dolma2") ? 100352 : 50304);
+        .withVocabRows(tok.equals("dolma2") ? CheckpointMaker.DOLMA2_ROWS : CheckpointMaker.NEOX_ROWS);
     Path tmp = Files.createTempFile("olmo-ppl-tokenizer", ".json");
     try {
       Files.copy(tokenizer(tok), tmp, StandardCopyOption.REPLACE_EXISTING);
       try {
         maker.write(dir, tmp);
-      } catch (io.olmoppl.checkpoint.CheckpointException | IllegalArgumentException e) {
+      } catch (CheckpointException | IllegalArgumentException e) {
         throw new Args.UsageException(e.getMessage());
       }
     } finally {
@@ -92,7 +95,7 @@ final class MakeCheckpointCommand {
   }
 
   /** @return the bundled tokenizer {@code neox} or {@code dolma2}, or a tokenizer.json path */
-  static InputStream tokenizer(String name) throws IOException {
+  public static InputStream tokenizer(String name) throws IOException {
     String res = switch (name) {
       case "neox" -> "/io/olmoppl/tokenizers/allenai_gpt-neox-olmo-dolma-v1_5.json";
       case "dolma2" -> "/io/olmoppl/tokenizers/allenai_dolma2.json";

@@ -1,12 +1,14 @@
 package io.olmoppl;
 
+import java.io.File;
+
 /**
  * Process-wide settings DJL reads from system properties. The job sets them itself so that executors need no extra
  * environment: offline mode (no model hub, no native downloads), the CPU flavour of the tokenizers library, and
  * PyTorch as the default engine (the tokenizers jar registers a second engine).
  */
-public final class Runtime {
-  private Runtime() {}
+public final class DjlSettings {
+  private DjlSettings() {}
 
   /** Idempotent; never overrides a value the user set. */
   public static void configure() {
@@ -16,7 +18,7 @@ public final class Runtime {
     setIfAbsent("ai.djl.pytorch.graph_optimizer", "false");
     if (System.getProperty("DJL_CACHE_DIR") == null && System.getenv("DJL_CACHE_DIR") == null) {
       String home = System.getProperty("user.home");
-      if (home == null || home.isEmpty() || "?".equals(home) || !new java.io.File(home).canWrite()) {
+      if (home == null || home.isEmpty() || "?".equals(home) || !new File(home).canWrite()) {
         System.setProperty("DJL_CACHE_DIR", System.getProperty("java.io.tmpdir") + "/olmo-ppl-djl");
       }
     }

@@ -1,4 +1,4 @@
-package io.olmoppl.job;
+package io.olmoppl.job.tools;
 
 import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
@@ -9,10 +9,13 @@ import com.google.gson.GsonBuilder;
 import io.olmoppl.checkpoint.Checkpoint;
 import io.olmoppl.checkpoint.CheckpointMaker;
 import io.olmoppl.checkpoint.OlmoConfig;
-import io.olmoppl.checkpoint.OlmoConfig.Layout;
+import io.olmoppl.checkpoint.CheckpointLayout;
 import io.olmoppl.checkpoint.TyingRule;
 import io.olmoppl.engine.ScoringEngine;
 import io.olmoppl.engine.ScoringEngine.EngineStats;
+import io.olmoppl.job.Args;
+import io.olmoppl.job.ModelFlops;
+import io.olmoppl.job.ScoreCommand;
 import io.olmoppl.model.OlmoModel;
 import io.olmoppl.model.Precision;
 import io.olmoppl.scoring.DocumentScore;
@@ -33,6 +36,7 @@ import java.util.SplittableRandom;
 import org.apache.arrow.memory.BufferAllocator;
 import org.apache.arrow.memory.RootAllocator;
 import org.apache.arrow.vector.VarCharVector;
+import org.apache.spark.sql.SparkSession;
 
 /**
  * {@code olmo-ppl bench}: how close scoring comes to what the machine can do, in one process. It measures the fp32
@@ -42,8 +46,8 @@ import org.apache.arrow.vector.VarCharVector;
  * config: projections and the MLP at every computed position, causal attention pairs, the output projection at
  * scored positions only.
  */
-final class Bench {
-  static final String HELP = String.join("\n",
+public final class Bench {
+  public static final String HELP = String.join("\n",
       "usage: olmo-ppl bench [--model DIR] [--json] [--long-tokens N] [--short-docs N] [--no-spark]",
       "",
       "Measures scoring throughput against the fp32 matmul ceiling of this machine. Without --model it builds the",
@@ -57,7 +61,7 @@ final class Bench {
 
   private Bench() {}
 
-  static void run(String[] argv, PrintStream out) throws IOException {
+  public static void run(String[] argv, PrintStream out) throws IOException {
     Args a = Args.parse("bench", argv, 1, Set.of("model", "long-tokens", "short-docs", "master"),
         Set.of("json", "no-spark"));
     boolean json = a.flag("json");
@@ -75,13 +79,17 @@ final class Bench {
     int longTokens = a.integer("long-tokens", 26_292);
     int shortDocs = a.integer("short-docs", 230);
     Map<String, Object> loads = new LinkedHashMap<>();
+    List<String> longDoc;
+    List<String> shortMix;
+    long rssBefore = residentBytes("VmRSS:");
+    resetPeakResident();
     try (OlmoModel m = OlmoModel.load(ckpt, ckpt, Device.cpu(), Precision.FP32);
         OlmoTokenizer tok = OlmoTokenizer.load(ckpt.tokenizerJson());
         ScoringEngine engine = new ScoringEngine(m, tok, ScoringEngine.QUEUE_TOKENS_DEFAULT,
-            java.lang.Runtime.getRuntime().availableProcessors())) {
+            Runtime.getRuntime().availableProcessors())) {
       r.put("allocator", allocator());
-      List<String> longDoc = List.of(text(tok, longTokens, new SplittableRandom(1)));
-      List<String> shortMix = shortDocuments(tok, shortDocs, new SplittableRandom(2));
+      longDoc = List.of(text(tok, longTokens, new SplittableRandom(1)));
+      shortMix = shortDocuments(tok, shortDocs, new SplittableRandom(2));
       score(engine, shortMix.subList(0, Math.min(8, shortMix.size())), WINDOW, WINDOW); // warm-up
       int threads = JniUtils.getNumThreads();
       Map<String, Object> ceiling = new LinkedHashMap<>();
@@ -89,25 +97,42 @@ final class Bench {
       ceiling.put("gflops_2048", matmulGflops(2048, 2048, 2048));
       long rows = 1024;
       ceiling.put("gflops_qkv", matmulGflops(rows, c.hiddenSize(), c.hiddenSize() + 2L * c.kvDim()));
-      ceiling.put("gflops_up_gate", matmulGflops(rows, c.hiddenSize(), 2L * c.intermediateSize()));
-      ceiling.put("gflops_down", matmulGflops(rows, c.intermediateSize(), c.hiddenSize()));
+      ceiling.put("gflops_up_gate", matmulGflops(256, c.hiddenSize(), 2L * c.intermediateSize()));
+      ceiling.put("gflops_down", matmulGflops(256, c.intermediateSize(), c.hiddenSize()));
       ceiling.put("gflops_logits", matmulGflops(120, c.hiddenSize(), c.vocabRows()));
       r.put("matmul_ceiling", ceiling);
       double peak = (double) ceiling.get("gflops_2048");
       loads.put("long_document", inProcess(engine, c, longDoc, WINDOW, LONG_STRIDE, peak));
       loads.put("short_documents", inProcess(engine, c, shortMix, WINDOW, WINDOW, peak));
       r.put("in_process", loads);
-      if (!a.flag("no-spark")) {
+    }
+    long peakResident = residentBytes("VmHWM:");
+    Map<String, Object> mem = new LinkedHashMap<>();
+    mem.put("resident_before_model_bytes", rssBefore);
+    mem.put("peak_resident_bytes", peakResident);
+    mem.put("scoring_bytes", peakResident - rssBefore);
+    mem.put("unique_weight_bytes", ckpt.uniqueWeightBytes());
+    mem.put("scoring_over_weights", (double) (peakResident - rssBefore) / ckpt.uniqueWeightBytes());
+    r.put("memory", mem);
+    if (!a.flag("no-spark")) {
+      String master = a.get("master", "local[*]");
+      SparkSession spark = SparkSession.builder().appName("olmo-ppl bench").master(master)
+          .config("spark.ui.enabled", "false").config("spark.driver.host", "127.0.0.1")
+          .config("spark.driver.bindAddress", "127.0.0.1").getOrCreate();
+      try {
+        // warm-up: Spark's first job and the executor's model load are not part of the steady state
+        endToEnd(model, work.resolve("warm-up"), shortMix.subList(0, Math.min(4, shortMix.size())), WINDOW, master,
+            null);
         Map<String, Object> e2e = new LinkedHashMap<>();
-        e2e.put("long_document", endToEnd(model, work.resolve("long"), longDoc, LONG_STRIDE, a.get("master",
-            "local[*]"), loads.get("long_document")));
-        e2e.put("short_documents", endToEnd(model, work.resolve("short"), shortMix, WINDOW, a.get("master",
-            "local[*]"), loads.get("short_documents")));
+        e2e.put("long_document", endToEnd(model, work.resolve("long"), longDoc, LONG_STRIDE, master,
+            loads.get("long_document")));
+        e2e.put("short_documents", endToEnd(model, work.resolve("short"), shortMix, WINDOW, master,
+            loads.get("short_documents")));
         r.put("spark", e2e);
+      } finally {
+        spark.stop();
       }
     }
-    r.put("peak_resident_bytes", peakResidentBytes());
-    r.put("peak_resident_over_weights", (double) peakResidentBytes() / ckpt.uniqueWeightBytes());
     if (json) {
       out.println(new GsonBuilder().setPrettyPrinting().serializeSpecialFloatingPointValues().create().toJson(r));
     } else {
@@ -185,14 +210,16 @@ final class Bench {
     double secs = (System.nanoTime() - t0) / 1e9;
     long tokens = ((Number) summary.get("tokens")).longValue();
     double rate = tokens / secs;
-    @SuppressWarnings("unchecked")
-    double bare = (double) ((Map<String, Object>) inProcess).get("scored_tokens_per_second");
     Map<String, Object> m = new LinkedHashMap<>();
     m.put("master", master);
     m.put("scored_tokens", tokens);
     m.put("seconds", secs);
     m.put("scored_tokens_per_second", rate);
-    m.put("ratio_to_in_process", rate / bare);
+    if (inProcess != null) {
+      @SuppressWarnings("unchecked")
+      double bare = (double) ((Map<String, Object>) inProcess).get("scored_tokens_per_second");
+      m.put("ratio_to_in_process", rate / bare);
+    }
     return m;
   }
 
@@ -203,7 +230,7 @@ final class Bench {
     }
     Path dir = work.resolve("checkpoint");
     log.println("olmo-ppl bench: writing the benchmark checkpoint to " + dir);
-    CheckpointMaker.small(Layout.OLMO).withDims(1024, 8, 16, 16, 4096, 2048)
+    CheckpointMaker.small(CheckpointLayout.OLMO).withDims(1024, 8, 16, 16, 4096, 2048)
         .withTied(true, CheckpointMaker.OutputCopy.NONE).write(dir, tok);
     return dir;
   }
@@ -270,7 +297,7 @@ final class Bench {
 
   private static Map<String, Object> machine() {
     Map<String, Object> m = new LinkedHashMap<>();
-    m.put("cores", java.lang.Runtime.getRuntime().availableProcessors());
+    m.put("cores", Runtime.getRuntime().availableProcessors());
     m.put("os", System.getProperty("os.name") + " " + System.getProperty("os.arch"));
     try {
       Files.readAllLines(Path.of("/proc/cpuinfo")).stream().filter(l -> l.startsWith("model name")).findFirst()
@@ -293,10 +320,11 @@ final class Bench {
         : "glibc malloc, defaults (-Dolmoppl.malloc.tune=false)";
   }
 
-  private static long peakResidentBytes() {
+  /** @return a /proc/self/status memory line in bytes ({@code VmRSS:} now, {@code VmHWM:} peak); -1 off Linux */
+  private static long residentBytes(String key) {
     try {
       for (String l : Files.readAllLines(Path.of("/proc/self/status"))) {
-        if (l.startsWith("VmHWM:")) {
+        if (l.startsWith(key)) {
           return Long.parseLong(l.replaceAll("[^0-9]", "")) * 1024;
         }
       }
@@ -304,6 +332,15 @@ final class Bench {
       // not Linux
     }
     return -1;
+  }
+
+  /** Resets the process's peak resident size to the current one (Linux 4.0+), so the peak is the scoring's own. */
+  private static void resetPeakResident() {
+    try {
+      Files.writeString(Path.of("/proc/self/clear_refs"), "5");
+    } catch (IOException e) {
+      // not Linux, or not allowed: the peak then covers the whole process life
+    }
   }
 
   @SuppressWarnings("unchecked")
@@ -333,7 +370,9 @@ final class Bench {
             s.get("master"), s.get("scored_tokens_per_second"), s.get("ratio_to_in_process"));
       }
     }
-    out.printf("peak resident memory: %,d bytes = %.2f x the unique weight bytes%n",
-        (long) r.get("peak_resident_bytes"), r.get("peak_resident_over_weights"));
+    Map<String, Object> mem = (Map<String, Object>) r.get("memory");
+    out.printf("memory: resident %,d bytes before the model, peak %,d while scoring in process: %,d bytes for"
+        + " scoring = %.2f x the unique weight bytes%n", (long) mem.get("resident_before_model_bytes"),
+        (long) mem.get("peak_resident_bytes"), (long) mem.get("scoring_bytes"), mem.get("scoring_over_weights"));
   }
 }

@@ -2,6 +2,7 @@ package io.olmoppl.checkpoint;
 
 import com.google.gson.JsonArray;
 import com.google.gson.JsonObject;
+import java.io.BufferedOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.ByteBuffer;
@@ -11,7 +12,10 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 
-/** Writes safetensors files (random-initialised checkpoints for the demo and tests). */
+/**
+ * Writes safetensors files (random-initialised checkpoints for tests and the developer commands): the 8-byte header
+ * length, the JSON header padded to 8 bytes, the tensors in order. Test code, shipped in the udf test-jar.
+ */
 public final class SafetensorsWriter {
   private SafetensorsWriter() {}
 
@@ -43,7 +47,7 @@ public final class SafetensorsWriter {
     header.add("__metadata__", meta);
     byte[] hb = header.toString().getBytes(StandardCharsets.UTF_8);
     int pad = (8 - hb.length % 8) % 8; // the reference writer pads the header with spaces to 8-byte alignment
-    try (OutputStream out = new java.io.BufferedOutputStream(Files.newOutputStream(path), 1 << 20)) {
+    try (OutputStream out = new BufferedOutputStream(Files.newOutputStream(path), 1 << 20)) {
       ByteBuffer len = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(hb.length + pad);
       out.write(len.array());
       out.write(hb);

@@ -1,0 +1,165 @@
+package io.olmoppl.checkpoint;
+
+import com.google.gson.GsonBuilder;
+import com.google.gson.JsonObject;
+import io.olmoppl.checkpoint.CheckpointLayout.Dims;
+import io.olmoppl.checkpoint.SafetensorsWriter.Tensor;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+
+/**
+ * Writes a random-initialised OLMo checkpoint in a real Hugging Face layout (config.json, model.safetensors,
+ * tokenizer.json): for tests that need checkpoints the reference cases do not cover, and for the developer commands
+ * {@code make-checkpoint}, {@code demo} and {@code bench}. The config and the tensor names and shapes are the
+ * {@link CheckpointLayout}'s; this class only draws the values. It is test code of the udf module, shipped in its
+ * test-jar, so that neither the executor library nor the spark-submit jar carries it.
+ *
+ * @param layout hf_olmo, olmo or olmo2
+ * @param hidden C
+ * @param layers number of blocks
+ * @param heads H
+ * @param kvHeads K (hf_olmo writes it as n_kv_heads)
+ * @param intermediate I, the gated MLP width
+ * @param vocabRows embedding rows
+ * @param maxPositions context length
+ * @param tied whether the config ties the output matrix to the embedding
+ * @param dtype stored dtype
+ * @param seed random seed
+ * @param outputCopy for tied models: also store the output matrix under its own name: NONE, IDENTICAL or DIFFERENT
+ */
+public record CheckpointMaker(CheckpointLayout layout, int hidden, int layers, int heads, int kvHeads, int intermediate,
+    int vocabRows, int maxPositions, boolean tied, DType dtype, long seed, OutputCopy outputCopy) {
+
+  /** What a tied checkpoint stores under the output matrix's own name. */
+  public enum OutputCopy {
+    NONE,
+    IDENTICAL,
+    DIFFERENT
+  }
+
+  /**
+   * Embedding rows of OLMo-1 checkpoints (allenai/OLMo-1B-hf, OLMo-7B: embedding_size 50304): the NeoX-derived
+   * tokenizer's 50280 ids padded to a multiple of 128.
+   */
+  public static final int NEOX_ROWS = 50304;
+
+  /** Embedding rows of OLMo-2 checkpoints (allenai/OLMo-2-1124-7B: vocab_size 100352): dolma2's ids padded. */
+  public static final int DOLMA2_ROWS = 100352;
+
+  /**
+   * Standard deviation of a projection is {@code PROJECTION_GAIN / sqrt(fan_in)}: small enough that a few random
+   * blocks keep the residual stream near unit scale, so log-probs stay spread out instead of saturating.
+   */
+  static final double PROJECTION_GAIN = 0.3;
+
+  /** Seed of {@link #small}: any fixed value, so that a test writes the same checkpoint on every run. */
+  static final long DEFAULT_SEED = 1234;
+
+  /** Small defaults: 2 blocks, hidden 32, 4 heads, the layout's tokenizer width, the layout's default tying. */
+  public static CheckpointMaker small(CheckpointLayout layout) {
+    return new CheckpointMaker(layout, 32, 2, 4, 4, 64, layout == CheckpointLayout.OLMO2 ? DOLMA2_ROWS : NEOX_ROWS,
+        256, layout == CheckpointLayout.HF_OLMO, DType.F32, DEFAULT_SEED, OutputCopy.NONE);
+  }
+
+  public CheckpointMaker withTied(boolean t, OutputCopy copy) {
+    return new CheckpointMaker(layout, hidden, layers, heads, kvHeads, intermediate, vocabRows, maxPositions, t,
+        dtype, seed, copy);
+  }
+
+  public CheckpointMaker withDims(int hidden, int layers, int heads, int kvHeads, int intermediate, int maxPositions) {
+    return new CheckpointMaker(layout, hidden, layers, heads, kvHeads, intermediate, vocabRows, maxPositions, tied,
+        dtype, seed, outputCopy);
+  }
+
+  public CheckpointMaker withDtype(DType d) {
+    return new CheckpointMaker(layout, hidden, layers, heads, kvHeads, intermediate, vocabRows, maxPositions, tied,
+        d, seed, outputCopy);
+  }
+
+  public CheckpointMaker withVocabRows(int rows) {
+    return new CheckpointMaker(layout, hidden, layers, heads, kvHeads, intermediate, rows, maxPositions, tied,
+        dtype, seed, outputCopy);
+  }
+
+  public CheckpointMaker withSeed(long s) {
+    return new CheckpointMaker(layout, hidden, layers, heads, kvHeads, intermediate, vocabRows, maxPositions, tied,
+        dtype, s, outputCopy);
+  }
+
+  /** Writes the checkpoint into {@code out} (created if absent), copying {@code tokenizerJson} next to it. */
+  public void write(Path out, Path tokenizerJson) throws IOException {
+    Files.createDirectories(out);
+    Files.copy(tokenizerJson, out.resolve("tokenizer.json"), StandardCopyOption.REPLACE_EXISTING);
+    Files.writeString(out.resolve("config.json"), new GsonBuilder().setPrettyPrinting().serializeNulls().create()
+        .toJson(config()) + "\n");
+    SafetensorsWriter.write(out.resolve("model.safetensors"), tensors());
+  }
+
+  /** @return config.json in the layout's own keys */
+  public JsonObject config() {
+    return layout.configJson(new Dims(hidden, layers, heads, kvHeads, intermediate, vocabRows, maxPositions), tied,
+        dtype);
+  }
+
+  /**
+   * @return the tensors the layout requires for {@link #config()}, in the layout's order: projections and the
+   *     embedding random normal, norm weights around 1, then the output matrix as {@link #outputCopy} says
+   */
+  public List<Tensor> tensors() {
+    OlmoConfig c = OlmoConfig.fromJson(config(), layout.id() + " config");
+    SplittableRandom rnd = new SplittableRandom(seed);
+    List<Tensor> t = new ArrayList<>();
+    String emb = layout.embedding();
+    Tensor embedding = null;
+    for (Map.Entry<String, long[]> e : layout.tensors(c).entrySet()) {
+      long[] shape = e.getValue();
+      Tensor x = shape.length == 1 ? around1(rnd, e.getKey(), (int) shape[0])
+          : normal(rnd, e.getKey(), e.getKey().equals(emb) ? 1.0 : PROJECTION_GAIN, (int) shape[0], (int) shape[1]);
+      if (e.getKey().equals(emb)) {
+        embedding = x;
+      }
+      t.add(x);
+    }
+    String out = layout.output();
+    if (!tied) {
+      t.add(normal(rnd, out, 1.0, vocabRows, hidden));
+    } else if (outputCopy == OutputCopy.IDENTICAL) {
+      t.add(new Tensor(out, dtype, embedding.shape(), embedding.values().clone()));
+    } else if (outputCopy == OutputCopy.DIFFERENT) {
+      float[] v = embedding.values().clone();
+      v[v.length / 2] += 0.5f;
+      t.add(new Tensor(out, dtype, embedding.shape(), v));
+    }
+    return t;
+  }
+
+  private Tensor normal(SplittableRandom rnd, String name, double gain, int rows, int cols) {
+    float[] v = new float[rows * cols];
+    double std = gain / Math.sqrt(cols);
+    for (int i = 0; i < v.length; i++) {
+      v[i] = (float) (gaussian(rnd) * std);
+    }
+    return new Tensor(name, dtype, new long[] {rows, cols}, v);
+  }
+
+  private Tensor around1(SplittableRandom rnd, String name, int n) {
+    float[] v = new float[n];
+    for (int i = 0; i < n; i++) {
+      v[i] = (float) (1.0 + 0.1 * gaussian(rnd));
+    }
+    return new Tensor(name, dtype, new long[] {n}, v);
+  }
+
+  private static double gaussian(SplittableRandom rnd) {
+    // Box-Muller: SplittableRandom has no nextGaussian on Java 17
+    double u = 1.0 - rnd.nextDouble();
+    double w = rnd.nextDouble();
+    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * w);
+  }
+}
