@@ -130,6 +130,10 @@ public final class Args {
     try {
       return Integer.parseInt(v.trim());
     } catch (NumberFormatException e) {
+      if (v.trim().matches("[+-]?[0-9]+")) {
+        throw new UsageException("--" + name + " " + v.trim() + " is out of range: it must be between "
+            + Integer.MIN_VALUE + " and " + Integer.MAX_VALUE);
+      }
       throw new UsageException("--" + name + " must be a whole number, not '" + v + "'");
     }
   }

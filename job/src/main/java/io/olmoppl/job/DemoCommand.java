@@ -84,7 +84,7 @@ final class DemoCommand {
         + " output)");
     Path output = dir.resolve("output");
     ScoreCommand.main(new String[] {"score", "--model", ckpt.toString(), "--input", input.toString(), "--output",
-        output.toString(), "--output-format", "json", "--master", a.get("master", "local[2]")}, out);
+        output.toString(), "--output-format", "json", "--master", a.get("master", "local[2]")}, out, System.err);
     List<SourceStats> stats = bySource(output);
     out.println();
     out.println(table(stats));

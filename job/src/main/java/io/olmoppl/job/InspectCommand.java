@@ -3,6 +3,7 @@ package io.olmoppl.job;
 import io.olmoppl.checkpoint.Checkpoint;
 import io.olmoppl.checkpoint.OlmoConfig;
 import io.olmoppl.checkpoint.TyingRule;
+import io.olmoppl.checkpoint.WeightScan;
 import java.io.PrintStream;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -15,21 +16,30 @@ import java.util.TreeMap;
 /** {@code olmo-ppl inspect}: layout, config, parameters, tied group, bytes per precision, fingerprint. */
 final class InspectCommand {
   static final String HELP = String.join("\n",
-      "usage: olmo-ppl inspect --model DIR [--json] [--tying strict|config|checkpoint]",
+      "usage: olmo-ppl inspect --model DIR [--json] [--tying strict|config|checkpoint] [--scan-weights true|false]",
       "",
       "Validates the checkpoint as 'score' would and describes it: layout, config, parameter count (distinct",
       "tensors), the tied group (the roles the one matrix serves and every name the file stores it under), bytes",
-      "per stored precision and the model fingerprint written to every scored row.");
+      "per stored precision and the model fingerprint written to every scored row. Every loaded weight is checked",
+      "for NaN and infinite values unless --scan-weights false.");
 
   private InspectCommand() {}
 
   static void run(String[] argv, PrintStream out) {
-    Args a = Args.parse("inspect", argv, 1, Set.of("model", "tying"), Set.of("json"));
-    Checkpoint c;
+    Args a = Args.parse("inspect", argv, 1, Set.of("model", "tying", "scan-weights"), Set.of("json"));
+    TyingRule rule;
     try {
-      c = Checkpoint.open(Path.of(a.require("model")), TyingRule.parse(a.get("tying", "strict")));
+      rule = TyingRule.parse(a.get("tying", "strict"));
     } catch (IllegalArgumentException e) {
       throw new Args.UsageException(e.getMessage());
+    }
+    Checkpoint c = Checkpoint.open(Path.of(a.require("model")), rule);
+    String scan = a.get("scan-weights", "true");
+    if (!scan.equals("true") && !scan.equals("false")) {
+      throw new Args.UsageException("--scan-weights must be true or false, not '" + scan + "'");
+    }
+    if (scan.equals("true")) {
+      WeightScan.requireFinite(c, "--scan-weights false");
     }
     Map<String, Object> d = describe(c);
     if (a.flag("json")) {

@@ -25,7 +25,8 @@ public final class Main {
       "  demo             [--dir DIR]                             train a tiny OLMo (once) and score prose vs noise",
       "  bench            [--model DIR] [--json]                  measure throughput against this machine's ceiling",
       "",
-      "Run 'olmo-ppl <command> --help' for the options of a command; README.md explains them all.");
+      "Run 'olmo-ppl <command> --help' for the options of a command; README.md explains them all.",
+      "--verbose (with any command) prints the stack trace of an error.");
 
   private Main() {}
 
@@ -45,6 +46,14 @@ public final class Main {
       (args.length == 0 ? err : out).println(USAGE);
       return args.length == 0 ? 2 : 0;
     }
+    boolean verbose = java.util.Arrays.asList(args).contains("--verbose");
+    if (verbose) {
+      args = java.util.Arrays.stream(args).filter(x -> !x.equals("--verbose")).toArray(String[]::new);
+      if (args.length == 0) {
+        err.println(USAGE);
+        return 2;
+      }
+    }
     String cmd = args[0];
     try {
       if (args.length > 1 && (args[1].equals("--help") || args[1].equals("-h"))) {
@@ -53,7 +62,7 @@ public final class Main {
       }
       switch (cmd) {
         case "score":
-          ScoreCommand.main(args, out);
+          ScoreCommand.main(args, out, err);
           return 0;
         case "inspect":
           InspectCommand.run(args, out);
@@ -77,13 +86,38 @@ public final class Main {
       err.println("olmo-ppl: error: " + e.getMessage());
       err.println("Run 'olmo-ppl " + (cmd.startsWith("-") ? "" : cmd + " ") + "--help' for usage.");
       return 2;
-    } catch (CheckpointException | IllegalArgumentException | IllegalStateException | Main.JobException e) {
-      err.println("olmo-ppl: error: " + e.getMessage());
-      return 1;
-    } catch (IOException | UncheckedIOException e) {
-      err.println("olmo-ppl: error: " + e.getMessage());
+    } catch (Exception | LinkageError e) {
+      err.println("olmo-ppl: error: " + message(e));
+      if (verbose) {
+        e.printStackTrace(err);
+      } else {
+        err.println("(run with --verbose for the stack trace)");
+      }
       return 1;
     }
+  }
+
+  /**
+   * @return the message for the user: the project's own exception where one is in the cause chain (a task failure
+   *     reaches the driver wrapped in Spark exceptions), else the first line of the outermost message
+   */
+  static String message(Throwable e) {
+    for (Throwable c = e; c != null; c = c.getCause() == c ? null : c.getCause()) {
+      if ((c instanceof CheckpointException || c instanceof JobException) && c.getMessage() != null) {
+        return c.getMessage();
+      }
+    }
+    for (Throwable c = e; c != null; c = c.getCause() == c ? null : c.getCause()) {
+      boolean ours = (c instanceof IllegalArgumentException || c instanceof IllegalStateException
+          || c instanceof IOException || c instanceof UncheckedIOException)
+          && c.getStackTrace().length > 0 && c.getStackTrace()[0].getClassName().startsWith("io.olmoppl.");
+      if (ours && c.getMessage() != null) {
+        return c.getMessage();
+      }
+    }
+    String m = e.getMessage() == null ? e.getClass().getName() : e.getMessage();
+    int nl = m.indexOf('\n');
+    return nl < 0 ? m : m.substring(0, nl);
   }
 
   static String help(String cmd) {

@@ -27,7 +27,6 @@ import org.apache.hadoop.fs.Path;
 import org.apache.spark.sql.DataFrameReader;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
-import org.apache.spark.sql.SaveMode;
 import org.apache.spark.sql.SparkSession;
 import org.apache.spark.sql.types.ArrayType;
 import org.apache.spark.sql.types.MapType;
@@ -42,7 +41,13 @@ public final class ScoreCommand {
       "",
       "  --model DIR            Hugging Face OLMo checkpoint (config.json, model.safetensors, tokenizer.json)",
       "  --input PATH           file or directory (a directory is read whole); any Hadoop file system URI",
-      "  --output PATH          output directory; must not exist",
+      "  --output PATH          output directory; must not exist (see --mode)",
+      "  --mode error|overwrite an existing --output: refuse (default) or replace it",
+      "  --previous PATH        an earlier output: carry over its rows whose text (or --id-column) and ppl_model",
+      "                         are unchanged, score only the rest",
+      "  --id-column NAME       row key for --previous (default: a hash of the text)",
+      "  --on-malformed M       status|fail: malformed JSON lines get status malformed (default) or stop the run",
+      "  --scan-weights B       true|false: refuse NaN/infinite weights before scoring (default true)",
       "  --input-format F       auto|parquet|json|csv|text|orc (default auto: by extension; json = JSON lines;",
       "                         csv = header row, multi-line values; text = one document per line)",
       "  --text-column NAME     column holding the documents (default text; also the column name for text input)",
@@ -64,13 +69,19 @@ public final class ScoreCommand {
 
   static final Set<String> OPTIONS = Set.of("model", "input", "output", "input-format", "text-column",
       "output-format", "bos", "window", "stride", "tying", "precision", "device", "batch-tokens", "partitions",
-      "master", "properties", "distribution", "broadcast-max-bytes");
+      "master", "properties", "distribution", "broadcast-max-bytes", "mode", "previous", "id-column",
+      "on-malformed", "scan-weights");
   static final Set<String> FLAGS = Set.of("token-logprobs", "allow-long-window");
 
   private ScoreCommand() {}
 
-  /** Parses, starts Spark if needed, runs, stops the session it started. */
+  /** As {@link #main(String[], PrintStream, PrintStream)}, warnings on stderr. */
   public static Map<String, Object> main(String[] argv, PrintStream out) throws IOException {
+    return main(argv, out, System.err);
+  }
+
+  /** Parses, starts Spark if needed, runs, stops the session it started. */
+  public static Map<String, Object> main(String[] argv, PrintStream out, PrintStream err) throws IOException {
     Args a = Args.parse("score", argv, 1, OPTIONS, FLAGS);
     Request req = Request.from(a);
     // A local checkpoint is validated before Spark starts: a bad model fails in a second, not after a cluster start
@@ -92,7 +103,7 @@ public final class ScoreCommand {
     }
     SparkSession spark = b.getOrCreate();
     try {
-      return run(spark, req, out);
+      return run(spark, req, out, err);
     } finally {
       if (ours) {
         spark.stop(); // also under spark-submit: the driver exits when the job is done
@@ -107,7 +118,8 @@ public final class ScoreCommand {
 
   /** The parsed request. */
   record Request(String model, String input, String output, String inputFormat, String textColumn,
-      String outputFormat, Integer partitions, OlmoPerplexity.Distribution distribution, ScoringOptions options) {
+      String outputFormat, Integer partitions, OlmoPerplexity.Distribution distribution, ScoringOptions options,
+      RunOptions run) {
     static Request from(Args a) {
       String inFmt = a.get("input-format", "auto").toLowerCase(Locale.ROOT);
       if (!List.of("auto", "parquet", "json", "csv", "text", "orc").contains(inFmt)) {
@@ -142,44 +154,54 @@ public final class ScoreCommand {
         throw new UsageException(asOption(e.getMessage()));
       }
       return new Request(a.require("model"), a.require("input"), a.require("output"), inFmt,
-          a.get("text-column", "text"), outFmt, partitions, dist, o);
+          a.get("text-column", "text"), outFmt, partitions, dist, o, RunOptions.from(a));
     }
   }
 
-  /** Runs a request on an existing session (tests share one). @return the summary */
+  /** Runs a request on an existing session (tests share one), warnings on stderr. @return the summary */
   static Map<String, Object> run(SparkSession spark, Request req, PrintStream out) throws IOException {
+    return run(spark, req, out, System.err);
+  }
+
+  /** Runs a request on an existing session; warnings go to {@code err}. @return the summary */
+  static Map<String, Object> run(SparkSession spark, Request req, PrintStream out, PrintStream err)
+      throws IOException {
     long t0 = System.nanoTime();
     if (req.options().precision() == Precision.FP16 && !req.options().device().equals("gpu")
         && OlmoModel.engine().getGpuCount() == 0) {
-      out.println("olmo-ppl: warning: --precision fp16 on CPU: libtorch's fp16 matmul is about 200x slower than"
+      err.println("olmo-ppl: warning: --precision fp16 on CPU: libtorch's fp16 matmul is about 200x slower than"
           + " fp32 there; use fp32 unless the executors have GPUs");
     }
     Path outPath = new Path(req.output());
     FileSystem outFs = outPath.getFileSystem(spark.sparkContext().hadoopConfiguration());
-    if (outFs.exists(outPath)) {
-      throw new JobException("--output " + req.output() + " already exists. olmo-ppl never overwrites results;"
-          + " choose a new output path or remove the old one.");
-    }
+    Output.prepare(spark, req);
     Dataset<Row> input = read(spark, req);
     OlmoPerplexity.textColumnIndex(input.schema(), req.textColumn(), "--text-column");
+    spark.conf().set(OlmoPerplexity.SCAN_WEIGHTS, Boolean.toString(req.run().scanWeights()));
     OlmoPerplexity.Plan plan = OlmoPerplexity.plan(spark, input.schema(), req.model(), req.textColumn(),
         req.options(), req.distribution());
+    Malformed.check(input, req);
     for (String w : plan.checkpoint().config().warnings()) {
-      out.println("olmo-ppl: warning: " + w);
+      err.println("olmo-ppl: warning: " + w);
     }
     for (String w : plan.checkpoint().tying().warnings()) {
-      out.println("olmo-ppl: warning: " + w);
+      err.println("olmo-ppl: warning: " + w);
     }
     int target = req.partitions() != null ? req.partitions() : spark.sparkContext().defaultParallelism();
     if (req.partitions() != null || input.rdd().getNumPartitions() < target) {
       input = input.repartition(target);
     }
     ScoreMetrics metrics = ScoreMetrics.register(spark.sparkContext());
-    Dataset<Row> scored = OlmoPerplexity.apply(input, plan, metrics).persist(StorageLevel.MEMORY_AND_DISK());
+    Rerun rerun = Rerun.split(spark, input, plan, req);
+    Dataset<Row> scored = Malformed.mark(rerun.combine(OlmoPerplexity.apply(rerun.toScore(), plan, metrics)))
+        .persist(StorageLevel.MEMORY_AND_DISK());
     try {
+      Output.clearForOverwrite(outFs, outPath, req);
       write(scored, req);
       Map<String, Object> summary = Summary.build(scored, plan, req, metrics, (System.nanoTime() - t0) / 1e9);
+      rerun.describe(summary);
       Summary.write(outFs, new Path(outPath, "_summary.json"), summary);
+      Output.markComplete(outFs, outPath); // last: an output without the marker is incomplete
       Summary.print(summary, out);
       return summary;
     } finally {
@@ -199,7 +221,7 @@ public final class ScoreCommand {
     Dataset<Row> df = switch (fmt) {
       case "parquet" -> r.parquet(req.input());
       case "orc" -> r.orc(req.input());
-      case "json" -> r.json(req.input());
+      case "json" -> r.option("columnNameOfCorruptRecord", Malformed.COLUMN).json(req.input());
       case "csv" -> r.option("header", "true").option("multiLine", "true").option("escape", "\"")
           .csv(req.input());
       case "text" -> r.text(req.input()).withColumnRenamed("value", req.textColumn());
@@ -208,22 +230,32 @@ public final class ScoreCommand {
     return df;
   }
 
-  /** @return the format by file extension (of the file, or of the first data file in a directory) */
+  /** @return the format by file extension: of the file, or of every data file in a directory (which must agree) */
   static String detect(FileSystem fs, Path in) throws IOException {
-    String name = in.getName();
-    if (fs.getFileStatus(in).isDirectory()) {
-      name = null;
-      for (FileStatus s : fs.listStatus(in)) {
-        String n = s.getPath().getName();
-        if (s.isFile() && !n.startsWith("_") && !n.startsWith(".")) {
-          name = n;
-          break;
-        }
-      }
-      if (name == null) {
-        throw new JobException("--input " + in + " is a directory with no data files.");
+    if (!fs.getFileStatus(in).isDirectory()) {
+      return detect(in, in.getName());
+    }
+    Map<String, List<String>> byFormat = new java.util.TreeMap<>();
+    for (FileStatus s : fs.listStatus(in)) {
+      String n = s.getPath().getName();
+      if (s.isFile() && !n.startsWith("_") && !n.startsWith(".")) {
+        byFormat.computeIfAbsent(detect(in, n), k -> new java.util.ArrayList<>()).add(n);
       }
     }
+    if (byFormat.isEmpty()) {
+      throw new JobException("--input " + in + " is a directory with no data files.");
+    }
+    if (byFormat.size() > 1) {
+      StringBuilder b = new StringBuilder();
+      byFormat.forEach((f, names) -> b.append(b.length() == 0 ? "" : "; ").append(f).append(": ")
+          .append(names.size() <= 5 ? names : names.subList(0, 5) + " and " + (names.size() - 5) + " more"));
+      throw new JobException("--input " + in + " mixes files of several formats (" + b + "). A directory is read"
+          + " whole in one format; put each format in its own directory and score them separately.");
+    }
+    return byFormat.keySet().iterator().next();
+  }
+
+  private static String detect(Path in, String name) {
     String n = name.toLowerCase(Locale.ROOT);
     for (String suffix : List.of(".gz", ".bz2", ".zst", ".snappy", ".lz4", ".deflate")) {
       if (n.endsWith(suffix) && !n.endsWith(".parquet" + suffix)) {
@@ -246,12 +278,12 @@ public final class ScoreCommand {
       return "orc";
     }
     throw new UsageException("cannot tell the format of --input " + in + " from the file name '" + name
-        + "'. Pass --input-format parquet|json|csv|text|orc.");
+        + "'. Pass --input-format parquet|json|csv|text|orc (a directory must hold files of one format).");
   }
 
-  private static void write(Dataset<Row> scored, Request req) {
+  static void write(Dataset<Row> scored, Request req) {
     switch (req.outputFormat()) {
-      case "json" -> scored.write().mode(SaveMode.ErrorIfExists).option("ignoreNullFields", "false")
+      case "json" -> Output.writer(scored).option("ignoreNullFields", "false")
           .option("compression", "none").json(req.output());
       case "csv" -> {
         Dataset<Row> flat = scored;
@@ -261,9 +293,9 @@ public final class ScoreCommand {
             flat = flat.withColumn(f.name(), to_json(col(f.name())));
           }
         }
-        flat.write().mode(SaveMode.ErrorIfExists).option("header", "true").option("escape", "\"").csv(req.output());
+        Output.writer(flat).option("header", "true").option("escape", "\"").csv(req.output());
       }
-      default -> scored.write().mode(SaveMode.ErrorIfExists).parquet(req.output());
+      default -> Output.writer(scored).parquet(req.output());
     }
   }
 }

@@ -118,7 +118,8 @@ class CliTest extends SparkTestBase {
     Cli config = cli("score", "--model", ckpt.toString(), "--input", input().toString(), "--output",
         out.toString(), "--tying", "config", "--output-format", "json");
     assertEquals(0, config.code(), config.err());
-    assertTrue(config.out().contains("warning") && config.out().contains("is ignored"), config.out());
+    assertTrue(config.err().contains("warning") && config.err().contains("is ignored"), config.err());
+    assertFalse(config.out().contains("warning"), "warnings go to stderr: " + config.out());
     assertEquals("ok", SparkTestBase.readJsonLines(out).get(0).get("ppl_status").getAsString());
   }
 }

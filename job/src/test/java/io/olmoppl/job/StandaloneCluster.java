@@ -50,14 +50,29 @@ final class StandaloneCluster implements AutoCloseable {
 
   /** Runs {@code SparkSubmit} in client mode; @return its exit code (output in logs/NAME.log) */
   int submit(String name, List<String> args, Duration timeout) throws Exception {
+    return await(name, submitAsync(name, args), timeout);
+  }
+
+  /** Starts {@code SparkSubmit} in client mode without waiting (output in logs/NAME.log). */
+  Process submitAsync(String name, List<String> args) throws IOException {
     List<String> a = new ArrayList<>(List.of("--master", masterUrl(), "--deploy-mode", "client"));
     a.addAll(args);
-    Process p = spawn(name, List.of("-Xmx1g"), "org.apache.spark.deploy.SparkSubmit", a.toArray(String[]::new));
+    return spawn(name, List.of("-Xmx1g"), "org.apache.spark.deploy.SparkSubmit", a.toArray(String[]::new));
+  }
+
+  /** Waits for a submitted driver; @return its exit code */
+  int await(String name, Process p, Duration timeout) throws Exception {
     if (!p.waitFor(timeout.toSeconds(), java.util.concurrent.TimeUnit.SECONDS)) {
       kill(p);
       throw new AssertionError(name + " did not finish in " + timeout + "; log: " + tail(logs.resolve(name + ".log")));
     }
     return p.exitValue();
+  }
+
+  /** @return the executor JVMs the Workers run now */
+  List<ProcessHandle> executors() {
+    return processes.stream().flatMap(Process::descendants).filter(h -> h.isAlive()
+        && h.info().commandLine().orElse("").contains("CoarseGrainedExecutorBackend")).toList();
   }
 
   long pidOf(String name) {

@@ -93,6 +93,83 @@ class StandaloneClusterIT {
     assertEquals(0, summary.get("broadcast_bytes").getAsLong());
   }
 
+  /**
+   * Executor loss: one executor JVM is killed ({@code kill -9}) once it has loaded the model and is scoring. Spark
+   * reruns its tasks on a replacement executor; the output holds every input row exactly once, with the scores of an
+   * undisturbed run.
+   */
+  @Test
+  void jobSurvivesTheLossOfAnExecutor() throws Exception {
+    Path many = work.resolve("many.jsonl");
+    StringBuilder sb = new StringBuilder();
+    List<String> lines = Files.readAllLines(input);
+    int id = 0;
+    for (int rep = 0; rep < 4; rep++) { // enough rows that the kill lands while tasks run
+      for (String line : lines) {
+        JsonObject o = JsonParser.parseString(line).getAsJsonObject();
+        o.addProperty("id", id++);
+        sb.append(o).append('\n');
+      }
+    }
+    Files.writeString(many, sb.toString());
+    Path out = work.resolve("out-loss");
+    deleteRecursively(out);
+    Path appLogs = cluster.sparkHome.resolve("work");
+    List<String> args = List.of("--conf", "spark.driver.host=127.0.0.1", "--conf",
+        "spark.driver.bindAddress=127.0.0.1", "--conf", "spark.executor.cores=1", "--conf", "spark.cores.max=2",
+        "--conf", "spark.executor.memory=1g", "--conf", "spark.ui.enabled=false",
+        System.getProperty("olmoppl.jar"), "score", "--model", Refcases.dir(CASE).toString(), "--input",
+        many.toString(), "--output", out.toString(), "--input-format", "json", "--output-format", "json",
+        "--partitions", "6", "--distribution", "files");
+    long before = loadedLines(appLogs);
+    Process driver = cluster.submitAsync("submit-loss", args);
+    long deadline = System.nanoTime() + Duration.ofMinutes(3).toNanos();
+    while (loadedLines(appLogs) == before && driver.isAlive() && System.nanoTime() < deadline) {
+      Thread.sleep(100);
+    }
+    List<ProcessHandle> execs = cluster.executors();
+    assertTrue(driver.isAlive() && !execs.isEmpty(), "an executor is scoring when it is killed: "
+        + StandaloneCluster.tail(cluster.logs.resolve("submit-loss.log")));
+    ProcessHandle victim = execs.get(0);
+    assertTrue(victim.destroyForcibly(), "kill -9 of executor " + victim.pid());
+    int code = cluster.await("submit-loss", driver, Duration.ofMinutes(8));
+    String log = Files.readString(cluster.logs.resolve("submit-loss.log"));
+    assertEquals(0, code, "the job finishes despite the lost executor: " + StandaloneCluster.tail(
+        cluster.logs.resolve("submit-loss.log")));
+    assertTrue(log.contains("Lost executor") || log.contains("lost executor") || log.contains("Executor lost"),
+        "the driver saw the executor go before the job finished");
+
+    Map<String, JsonObject> undisturbed = new HashMap<>();
+    inProcess.values().forEach(r -> undisturbed.put(r.get("text").toString(), r));
+    List<JsonObject> rows = SparkTestBase.readJsonLines(out);
+    assertEquals(id, rows.size(), "every input row, no more");
+    Set<String> ids = new HashSet<>();
+    for (JsonObject r : rows) {
+      assertTrue(ids.add(r.get("id").getAsString()), "row " + r.get("id") + " written once");
+      JsonObject want = undisturbed.get(r.get("text").toString());
+      for (String k : List.of("ppl_tokens", "ppl_windows", "ppl_status", "ppl_model")) {
+        assertEquals(want.get(k), r.get(k), "id " + r.get("id") + " " + k);
+      }
+      double nll = want.get("ppl_nll").getAsDouble();
+      assertEquals(nll, r.get("ppl_nll").getAsDouble(), 1e-7 * Math.max(1, nll), "id " + r.get("id"));
+    }
+    assertTrue(Files.exists(out.resolve(Output.MARKER)) && Files.exists(out.resolve("_summary.json")));
+  }
+
+  /** @return how many times executors under {@code appLogs} have logged a model load so far */
+  private static long loadedLines(Path appLogs) throws java.io.IOException {
+    if (!Files.exists(appLogs)) {
+      return 0;
+    }
+    try (var s = Files.walk(appLogs)) {
+      long n = 0;
+      for (Path p : s.filter(f -> f.getFileName().toString().equals("stderr")).toList()) {
+        n += Files.readAllLines(p).stream().filter(l -> l.contains("olmo-ppl: loaded model")).count();
+      }
+      return n;
+    }
+  }
+
   /** Submits the shaded jar without --class, checks the output and the load accounting, returns the summary. */
   private static JsonObject submit(String distribution) throws Exception {
     Path out = work.resolve("out-" + distribution);

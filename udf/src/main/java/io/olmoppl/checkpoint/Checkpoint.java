@@ -124,6 +124,12 @@ public final class Checkpoint implements WeightSource {
     Path single = dir.resolve("model.safetensors");
     Path idx = dir.resolve("model.safetensors.index.json");
     Map<String, Located> out = new TreeMap<>();
+    for (Path p : List.of(single, idx)) {
+      if (Files.exists(p) && !Files.isRegularFile(p)) {
+        throw new CheckpointException(p + " is not a regular file (a directory, a device or a link to one). Replace"
+            + " it with the checkpoint's real " + p.getFileName() + ".");
+      }
+    }
     if (Files.isRegularFile(single)) {
       SafetensorsFile f = SafetensorsFile.open(single);
       f.tensors().values().forEach(t -> out.put(t.name(), new Located(f, t)));
@@ -185,6 +191,9 @@ public final class Checkpoint implements WeightSource {
   private static int tokenizerSize(JsonObject tok) {
     int max = -1;
     JsonObject model = tok.getAsJsonObject("model");
+    if (model == null || !model.has("vocab")) {
+      throw new IllegalArgumentException("it has no \"model\" with a \"vocab\", so it cannot tokenize anything");
+    }
     if (model != null && model.has("vocab") && model.get("vocab").isJsonObject()) {
       for (Map.Entry<String, JsonElement> e : model.getAsJsonObject("vocab").entrySet()) {
         max = Math.max(max, e.getValue().getAsInt());

@@ -51,6 +51,15 @@ public record OlmoConfig(
     RMS_NORM
   }
 
+  /**
+   * Largest {@code max_position_embeddings} accepted: 2^24 positions, far above any released model; a larger value
+   * is a corrupt config (the window the scorer can run is bounded separately by memory).
+   */
+  public static final int MAX_POSITIONS = 1 << 24;
+
+  /** Largest layer count accepted (released OLMo models have at most 80); a larger value is a corrupt config. */
+  public static final int MAX_LAYERS = 1 << 12;
+
   public OlmoConfig {
     require(hiddenSize > 0 && numHiddenLayers > 0 && numAttentionHeads > 0 && numKeyValueHeads > 0,
         "hidden size, layers, heads and kv heads must be positive");
@@ -62,6 +71,19 @@ public record OlmoConfig(
         "head dim " + hiddenSize / numAttentionHeads + " is odd; rotary embeddings need an even head dim");
     require(intermediateSize > 0 && vocabRows > 0 && maxPositionEmbeddings > 0,
         "intermediate size, vocabulary and max positions must be positive");
+    require(numHiddenLayers <= MAX_LAYERS, "the number of layers " + numHiddenLayers + " is above " + MAX_LAYERS);
+    require(maxPositionEmbeddings <= MAX_POSITIONS, "max positions " + maxPositionEmbeddings + " is above "
+        + MAX_POSITIONS + "; no released model has that many (the config is corrupt)");
+    require(Double.isFinite(ropeTheta) && ropeTheta > 0, "rope_theta " + ropeTheta + " must be a positive number"
+        + " (rotary frequencies are rope_theta^(-2i/D); a value <= 0 gives NaN scores)");
+    require(Double.isFinite(normEps) && normEps > 0 && normEps < 1, "the norm epsilon " + normEps
+        + " must be in (0, 1)");
+    require(clipQkv == null || (Double.isFinite(clipQkv) && clipQkv > 0), "clip_qkv " + clipQkv
+        + " must be a positive number or null");
+    require(eosTokenId >= 0 && eosTokenId < vocabRows, "eos_token_id " + eosTokenId + " is not a row of the "
+        + vocabRows + "-row embedding");
+    require(bosTokenId == null || (bosTokenId >= 0 && bosTokenId < vocabRows), "bos_token_id " + bosTokenId
+        + " is not a row of the " + vocabRows + "-row embedding");
     warnings = List.copyOf(warnings);
   }
 
@@ -104,7 +126,7 @@ public record OlmoConfig(
 
   static void require(boolean ok, String msg) {
     if (!ok) {
-      throw new CheckpointException("invalid OLMo config: " + msg);
+      throw new CheckpointException("invalid OLMo config: " + msg + ". Use the model's own config.json.");
     }
   }
 
@@ -123,19 +145,47 @@ public record OlmoConfig(
       return null;
     }
     JsonElement e = j.get(k);
-    if (!e.isJsonPrimitive() || !e.getAsJsonPrimitive().isNumber()) {
-      throw new CheckpointException("config key " + k + " is " + e + ", not a number. Restore the value from the"
-          + " model's original config.json.");
+    java.math.BigDecimal v = number(j, k).stripTrailingZeros();
+    try {
+      if (v.scale() > 0 || v.precision() - v.scale() > 10) { // a fraction, or more digits than an int has
+        throw new ArithmeticException();
+      }
+      return v.intValueExact();
+    } catch (ArithmeticException x) {
+      throw new CheckpointException("config key " + k + " is " + e + ", not a whole number between "
+          + Integer.MIN_VALUE + " and " + Integer.MAX_VALUE + ". Restore the value from the model's original"
+          + " config.json.");
     }
-    return e.getAsInt();
+  }
+
+  private static java.math.BigDecimal number(JsonObject j, String k) {
+    JsonElement e = j.get(k);
+    if (e.isJsonPrimitive() && e.getAsJsonPrimitive().isNumber()) {
+      try {
+        return new java.math.BigDecimal(e.getAsJsonPrimitive().getAsString());
+      } catch (NumberFormatException x) {
+        // NaN, Infinity (lenient JSON): not a number here
+      }
+    }
+    throw new CheckpointException("config key " + k + " is " + e + ", not a finite number. Restore the value from"
+        + " the model's original config.json.");
   }
 
   static double dbl(JsonObject j, String k, double def) {
-    return present(j, k) ? j.get(k).getAsDouble() : def;
+    Double v = optDouble(j, k);
+    return v != null ? v : def;
   }
 
   static Double optDouble(JsonObject j, String k) {
-    return present(j, k) ? j.get(k).getAsDouble() : null;
+    if (!present(j, k)) {
+      return null;
+    }
+    double v = number(j, k).doubleValue();
+    if (!Double.isFinite(v)) {
+      throw new CheckpointException("config key " + k + " is " + j.get(k) + ", too large for a double. Restore the"
+          + " value from the model's original config.json.");
+    }
+    return v;
   }
 
   static boolean bool(JsonObject j, String k, boolean def) {

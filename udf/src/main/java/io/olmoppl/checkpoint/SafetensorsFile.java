@@ -95,13 +95,27 @@ public final class SafetensorsFile {
       }
       ByteBuffer hb = ByteBuffer.allocate((int) headerLen);
       readFully(ch, hb, 8);
+      return parse(path, size, hb.array());
+    } catch (IOException e) {
+      throw new CheckpointException("cannot read " + path + ": " + e.getMessage(), e);
+    }
+  }
+
+  /**
+   * Validates a header read from {@code path} (no file access; the fuzz test calls it directly).
+   *
+   * @param size the file's size
+   * @param headerBytes the JSON header after the 8-byte length
+   */
+  static SafetensorsFile parse(Path path, long size, byte[] headerBytes) {
+    {
       JsonObject header;
       try {
-        header = JsonParser.parseString(new String(hb.array(), StandardCharsets.UTF_8)).getAsJsonObject();
-      } catch (RuntimeException e) {
+        header = JsonParser.parseString(new String(headerBytes, StandardCharsets.UTF_8)).getAsJsonObject();
+      } catch (RuntimeException | StackOverflowError e) {
         throw bad(path, "its header is not a JSON object (" + e.getMessage() + ")");
       }
-      long dataStart = 8 + headerLen;
+      long dataStart = 8L + headerBytes.length;
       long dataLen = size - dataStart;
       Map<String, TensorInfo> tensors = new LinkedHashMap<>();
       Map<String, String> metadata = new LinkedHashMap<>();
@@ -118,8 +132,6 @@ public final class SafetensorsFile {
       }
       checkNoOverlap(path, tensors.values());
       return new SafetensorsFile(path, size, dataStart, Collections.unmodifiableMap(tensors), metadata);
-    } catch (IOException e) {
-      throw new CheckpointException("cannot read " + path + ": " + e.getMessage(), e);
     }
   }
 
@@ -130,7 +142,7 @@ public final class SafetensorsFile {
       var shapeArr = o.getAsJsonArray("shape");
       long[] shape = new long[shapeArr.size()];
       for (int i = 0; i < shape.length; i++) {
-        shape[i] = shapeArr.get(i).getAsLong();
+        shape[i] = whole(path, name, shapeArr.get(i));
         if (shape[i] < 0) {
           throw bad(path, "tensor " + name + " has a negative dimension in its shape " + shapeArr);
         }
@@ -139,14 +151,24 @@ public final class SafetensorsFile {
       if (offs == null || offs.size() != 2) {
         throw bad(path, "tensor " + name + " has no [begin, end] data_offsets");
       }
-      long begin = offs.get(0).getAsLong();
-      long end = offs.get(1).getAsLong();
+      long begin = whole(path, name, offs.get(0));
+      long end = whole(path, name, offs.get(1));
       if (begin < 0 || end < begin || end > dataLen) {
         throw bad(path, "tensor " + name + " has data_offsets [" + begin + ", " + end + "] outside the " + dataLen
             + " data bytes of the file (truncated or corrupt file)");
       }
       TensorInfo info = new TensorInfo(name, dtype, shape, begin, end);
-      long expect = Math.multiplyExact(info.numel(), (long) dtype.bytes());
+      long expect;
+      try {
+        long n = 1;
+        for (long d : shape) {
+          n = Math.multiplyExact(n, d);
+        }
+        expect = Math.multiplyExact(n, (long) dtype.bytes());
+      } catch (ArithmeticException x) {
+        throw bad(path, "tensor " + name + " has shape " + info.shapeString() + ", more elements than a file can"
+            + " hold (the product overflows 64 bits)");
+      }
       if (expect != end - begin) {
         throw bad(path, "tensor " + name + " is " + dtype + " " + info.shapeString() + " = " + expect
             + " bytes, but its data_offsets span " + (end - begin) + " bytes");
@@ -157,6 +179,22 @@ public final class SafetensorsFile {
     } catch (RuntimeException e) {
       throw bad(path, "the header entry of tensor " + name + " is malformed (" + e + ")");
     }
+  }
+
+  /** @return a header number that must be a whole number of at most 18 digits (no silent truncation of 1.5) */
+  private static long whole(Path path, String name, JsonElement e) {
+    if (e.isJsonPrimitive() && e.getAsJsonPrimitive().isNumber()) {
+      try {
+        java.math.BigDecimal v = new java.math.BigDecimal(e.getAsString()).stripTrailingZeros();
+        if (v.scale() <= 0 && v.precision() - v.scale() <= 18) {
+          return v.longValueExact();
+        }
+      } catch (NumberFormatException | ArithmeticException x) {
+        // reported below
+      }
+    }
+    throw bad(path, "tensor " + name + " has " + e + " in its shape or data_offsets, not a whole number of at most"
+        + " 18 digits");
   }
 
   private static void checkNoOverlap(Path path, Collection<TensorInfo> infos) {

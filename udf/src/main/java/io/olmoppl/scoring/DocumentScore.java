@@ -7,7 +7,7 @@ package io.olmoppl.scoring;
  * @param nll sum of -ln p(target | context) in nats; 0 when nothing is scored
  * @param windows forward passes run
  * @param bytes UTF-8 length of the text
- * @param status ok, empty, too_short or null_text
+ * @param status ok, empty, too_short, null_text or non_finite (a NaN or infinite sum: never ok)
  * @param tokenLogprobs one log-prob per scored target in order, or null when not requested
  */
 public record DocumentScore(int tokens, double nll, int windows, long bytes, String status, double[] tokenLogprobs) {
@@ -15,6 +15,7 @@ public record DocumentScore(int tokens, double nll, int windows, long bytes, Str
   public static final String EMPTY = "empty";
   public static final String TOO_SHORT = "too_short";
   public static final String NULL_TEXT = "null_text";
+  public static final String NON_FINITE = "non_finite";
 
   /** @return exp(nll / tokens), or null when nothing is scored */
   public Double perplexity() {

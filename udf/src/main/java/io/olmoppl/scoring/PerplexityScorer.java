@@ -38,9 +38,21 @@ public final class PerplexityScorer {
     this.prefix = prefixToken(c, options.bos());
   }
 
+  /**
+   * Largest window L accepted: one (L, L) float32 attention tensor must stay under 2^31 bytes, the most a Java array
+   * or buffer can address (floor(sqrt(2^31 / 4)) = 23170).
+   */
+  public static final int MAX_WINDOW = (int) Math.sqrt(Integer.MAX_VALUE / (double) Float.BYTES);
+
   /** @return the window L these options give for this config */
   public static int resolveWindow(OlmoConfig c, ScoringOptions o) {
     int w = o.window() == null ? c.maxPositionEmbeddings() : o.window();
+    if (w > MAX_WINDOW) {
+      throw new IllegalArgumentException((o.window() == null ? "the model's " + w + " positions (the default"
+          + " window)" : "--window " + w) + " is more than the " + MAX_WINDOW + " tokens a window can hold: its"
+          + " (L, L) attention scores would exceed 2^31 bytes. Pass --window " + MAX_WINDOW + " or less (with"
+          + " --stride to overlap windows).");
+    }
     if (w > c.maxPositionEmbeddings() && !o.allowLongWindow()) {
       throw new IllegalArgumentException("--window " + w + " is larger than the model's " + c.maxPositionEmbeddings()
           + " positions; rotary positions past what the model was trained on give meaningless scores. Use --window "
@@ -179,7 +191,8 @@ public final class PerplexityScorer {
         nll -= v;
       }
     }
-    String status = n > 0 ? DocumentScore.OK : ids.length == 0 ? DocumentScore.EMPTY : DocumentScore.TOO_SHORT;
+    String status = n > 0 ? (Double.isFinite(nll) ? DocumentScore.OK : DocumentScore.NON_FINITE)
+        : ids.length == 0 ? DocumentScore.EMPTY : DocumentScore.TOO_SHORT;
     return new DocumentScore(n, n == 0 ? 0.0 : nll, windows.length, bytes, status,
         options.tokenLogprobs() ? lps : null);
   }

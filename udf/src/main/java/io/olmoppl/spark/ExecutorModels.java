@@ -77,7 +77,7 @@ public final class ExecutorModels {
       source = spec.weights();
       bytes = spec.weights().bytes();
     } else {
-      java.nio.file.Path local = Localizer.localize(spec.modelPath(), spec.fingerprint());
+      java.nio.file.Path local = Localizer.localize(spec.modelPath());
       Checkpoint ckpt = Checkpoint.open(local, spec.options().tying());
       if (!ckpt.fingerprint().equals(spec.fingerprint())) {
         throw new CheckpointException("the checkpoint at " + spec.modelPath() + " as this executor reads it has"

@@ -14,9 +14,10 @@ import org.apache.spark.broadcast.Broadcast;
  * @param manifest config, tying decision, tokenizer and tensor index, broadcast once
  * @param weights the broadcast weights, or null when executors read the files themselves
  * @param options scoring options
+ * @param stamp the {@code ppl_model} value written to every row: the fingerprint and what else changes the numbers
  */
 public record ModelSpec(String modelPath, String fingerprint, Broadcast<Manifest> manifest, WeightsBroadcast weights,
-    ScoringOptions options) implements Serializable {
+    ScoringOptions options, String stamp) implements Serializable {
   private static final long serialVersionUID = 1L;
 
   /** @return {@code broadcast} or {@code files} */

@@ -2,15 +2,20 @@ package io.olmoppl.spark;
 
 import io.olmoppl.checkpoint.Checkpoint;
 import io.olmoppl.checkpoint.Manifest;
+import io.olmoppl.checkpoint.WeightScan;
 import io.olmoppl.engine.ScoringEngine;
+import io.olmoppl.model.OlmoModel;
 import io.olmoppl.scoring.DocumentScore;
 import io.olmoppl.scoring.PerplexityScorer;
 import io.olmoppl.scoring.ScoringOptions;
 import java.io.Serializable;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
 import java.util.Arrays;
 import java.util.Collections;
+import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
@@ -115,8 +120,14 @@ public final class OlmoPerplexity {
    */
   public static Plan plan(SparkSession spark, StructType schema, String modelPath, String textColumn,
       ScoringOptions options, Distribution distribution) {
-    Checkpoint ckpt = Checkpoint.open(Localizer.localize(modelPath, "driver-" + Integer.toHexString(
-        modelPath.hashCode())), options.tying());
+    Checkpoint ckpt = Checkpoint.open(Localizer.localize(modelPath), options.tying());
+    if (!spark.conf().get(SCAN_WEIGHTS, "true").equalsIgnoreCase("false")) {
+      WeightScan.requireFinite(ckpt, SCAN_WEIGHTS + "=false");
+    }
+    if (options.device().equals("gpu") && spark.sparkContext().isLocal() && OlmoModel.engine().getGpuCount() == 0) {
+      throw new IllegalArgumentException("device gpu, but the engine sees no GPU on this machine, where local[...]"
+          + " tasks run. Use device cpu or auto, or run where a CUDA GPU and the -Pcuda build are available.");
+    }
     int idx = textColumnIndex(schema, textColumn, "textColumn");
     int window = PerplexityScorer.resolveWindow(ckpt.config(), options);
     int stride = PerplexityScorer.resolveStride(window, options);
@@ -131,9 +142,32 @@ public final class OlmoPerplexity {
     });
     Path local = Localizer.localPath(modelPath);
     String path = local == null ? modelPath : local.toAbsolutePath().toString();
-    ModelSpec spec = new ModelSpec(path, ckpt.fingerprint(), shared.manifest(), shared.weights(), options);
+    long prefix = PerplexityScorer.prefixToken(ckpt.config(), options.bos());
+    ModelSpec spec = new ModelSpec(path, ckpt.fingerprint(), shared.manifest(), shared.weights(), options,
+        stamp(ckpt, options, window, stride, prefix));
     return new Plan(ckpt, spec, idx, ScoreColumns.outputSchema(schema, options.tokenLogprobs()), window, stride,
-        PerplexityScorer.prefixToken(ckpt.config(), options.bos()), key);
+        prefix, key);
+  }
+
+  /**
+   * The Spark setting that turns off the driver's scan of the weights for NaN and infinite values ({@code true} by
+   * default; the CLI's {@code --scan-weights}).
+   */
+  public static final String SCAN_WEIGHTS = "spark.olmoppl.scan-weights";
+
+  /**
+   * @return the row stamp {@code ppl_model}: the checkpoint fingerprint, then a hash of everything else that changes
+   *     a score (the tying decision, precision, prefix token, window, stride); equal stamps mean comparable numbers
+   */
+  public static String stamp(Checkpoint ckpt, ScoringOptions o, int window, int stride, long prefix) {
+    String settings = "tied=" + ckpt.tying().tied() + "|output=" + ckpt.tying().outputTensor() + "|precision="
+        + o.precision().id() + "|prefix=" + prefix + "|window=" + window + "|stride=" + stride;
+    try {
+      byte[] h = MessageDigest.getInstance("SHA-256").digest(settings.getBytes(StandardCharsets.UTF_8));
+      return ckpt.fingerprint() + "-" + HexFormat.of().formatHex(h).substring(0, 8);
+    } catch (NoSuchAlgorithmException e) {
+      throw new IllegalStateException(e);
+    }
   }
 
   /**
@@ -145,6 +179,10 @@ public final class OlmoPerplexity {
    * @throws IllegalArgumentException naming the column, the input's columns or its type, and the setting
    */
   public static int textColumnIndex(StructType schema, String column, String setting) {
+    if (schema.fields().length == 0) {
+      throw new IllegalArgumentException("the input is empty: it has no rows and no columns. Check the input path"
+          + " (an empty file or a directory of empty files).");
+    }
     int idx = Arrays.asList(schema.fieldNames()).indexOf(column);
     if (idx < 0) {
       throw new IllegalArgumentException("the input has no column '" + column + "' (columns: "
@@ -247,7 +285,7 @@ public final class OlmoPerplexity {
       v[3] = s.bitsPerByte();
       v[4] = s.windows();
       v[5] = s.status();
-      v[6] = spec.fingerprint();
+      v[6] = spec.stamp();
       if (lps) {
         // as ScorePartitionFunction: null for a null text, else one log-prob per scored target
         v[7] = s.status().equals(DocumentScore.NULL_TEXT) ? null

@@ -98,7 +98,7 @@ public final class ScorePartitionFunction implements MapPartitionsFunction<Row, 
     }
     ScoringEngine engine = lease.loaded().engine();
     PerplexityScorer scorer = engine.scorer(spec.options());
-    String fingerprint = spec.fingerprint();
+    String fingerprint = spec.stamp();
     boolean lps = spec.options().tokenLogprobs();
     ArrayDeque<Chunk> inFlight = new ArrayDeque<>();
     TaskContext task = TaskContext.get();

@@ -283,6 +283,7 @@ class LoaderTest {
   void tokenizerLargerThanEmbedding() throws IOException {
     Path dir = tmp.resolve("smallvocab");
     MAKER.withVocabRows(1000).write(dir, Refcases.neoxTokenizer());
+    patchConfig(dir, j -> j.addProperty("eos_token_id", 1)); // an EOS beyond the rows is refused first
     assertMentions(refused(dir), "tokenizer.json", "50279", "1000 embedding rows");
   }
 
