@@ -22,7 +22,7 @@ public final class Main {
       "  score            --model DIR --input PATH --output PATH  score the text column of a dataset",
       "  inspect          --model DIR [--json]                    describe a checkpoint (layout, tying, fingerprint)",
       "  make-checkpoint  --layout olmo|hf_olmo|olmo2 --out DIR   write a random-initialised checkpoint",
-      "  demo             [--dir DIR]                             make a checkpoint and score a sample dataset",
+      "  demo             [--dir DIR]                             train a tiny OLMo (once) and score prose vs noise",
       "  bench            [--model DIR] [--json]                  measure throughput against this machine's ceiling",
       "",
       "Run 'olmo-ppl <command> --help' for the options of a command; README.md explains them all.",

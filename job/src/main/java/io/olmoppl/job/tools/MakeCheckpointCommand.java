@@ -95,7 +95,7 @@ public final class MakeCheckpointCommand {
   }
 
   /** @return the bundled tokenizer {@code neox} or {@code dolma2}, or a tokenizer.json path */
-  static InputStream tokenizer(String name) throws IOException {
+  public static InputStream tokenizer(String name) throws IOException {
     String res = switch (name) {
       case "neox" -> "/io/olmoppl/tokenizers/allenai_gpt-neox-olmo-dolma-v1_5.json";
       case "dolma2" -> "/io/olmoppl/tokenizers/allenai_dolma2.json";
