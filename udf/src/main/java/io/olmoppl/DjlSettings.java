@@ -3,9 +3,10 @@ package io.olmoppl;
 import java.io.File;
 
 /**
- * Process-wide settings DJL reads from system properties. The job sets them itself so that executors need no extra
- * environment: offline mode (no model hub, no native downloads), the CPU flavour of the tokenizers library, and
- * PyTorch as the default engine (the tokenizers jar registers a second engine).
+ * Process-wide settings DJL reads from system properties. The job sets them itself so that
+ * executors need no extra environment: offline mode (no model hub, no native downloads), the CPU
+ * flavour of the tokenizers library, and PyTorch as the default engine (the tokenizers jar
+ * registers a second engine).
  */
 public final class DjlSettings {
   private DjlSettings() {}

@@ -19,7 +19,10 @@ import java.util.List;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
-/** Every reference case, every text, every (L, S, prefix): token ids, counts, per-token log-probs, sums. */
+/**
+ * Every reference case, every text, every (L, S, prefix): token ids, counts, per-token log-probs,
+ * sums.
+ */
 class RefcaseTest {
   static List<String> cases() {
     return Refcases.names();
@@ -39,12 +42,22 @@ class RefcaseTest {
       double worstToken = 0;
       double worstMean = 0;
       for (List<Expected> group : Refcases.groups(name)) {
-        PerplexityScorer scorer = new PerplexityScorer(model, tok, Refcases.options(group.get(0)).withBatchTokens(512));
+        PerplexityScorer scorer =
+            new PerplexityScorer(model, tok, Refcases.options(group.get(0)).withBatchTokens(512));
         List<DocumentScore> got = scorer.score(group.stream().map(Expected::text).toList());
         for (int i = 0; i < group.size(); i++) {
           Expected e = group.get(i);
           DocumentScore s = got.get(i);
-          String where = name + "/" + e.key() + " L=" + e.window() + " S=" + e.stride() + " prefix=" + e.prefix();
+          String where =
+              name
+                  + "/"
+                  + e.key()
+                  + " L="
+                  + e.window()
+                  + " S="
+                  + e.stride()
+                  + " prefix="
+                  + e.prefix();
           assertEquals(e.nScored(), s.tokens(), where + ": scored targets");
           assertEquals(e.windows(), s.windows(), where + ": windows");
           if (e.tokenLogprobs() != null) {
@@ -52,8 +65,15 @@ class RefcaseTest {
             for (int k = 0; k < e.tokenLogprobs().length; k++) {
               double d = Math.abs(e.tokenLogprobs()[k] - s.tokenLogprobs()[k]);
               worstToken = Math.max(worstToken, d);
-              assertTrue(d <= Refcases.TOKEN_TOL, where + ": token " + k + " log p " + s.tokenLogprobs()[k]
-                  + " vs reference " + e.tokenLogprobs()[k]);
+              assertTrue(
+                  d <= Refcases.TOKEN_TOL,
+                  where
+                      + ": token "
+                      + k
+                      + " log p "
+                      + s.tokenLogprobs()[k]
+                      + " vs reference "
+                      + e.tokenLogprobs()[k]);
             }
           }
           if (e.nScored() == 0) {
@@ -66,13 +86,18 @@ class RefcaseTest {
             assertEquals(e.meanNll(), mean, Refcases.MEAN_NLL_TOL, where + ": mean NLL");
             assertNotNull(s.perplexity());
             assertEquals(e.ppl(), s.perplexity(), e.ppl() * 1e-5, where + ": perplexity");
-            assertEquals(e.bitsPerByte(), s.bitsPerByte(), Math.abs(e.bitsPerByte()) * 1e-5, where + ": bpb");
+            assertEquals(
+                e.bitsPerByte(),
+                s.bitsPerByte(),
+                Math.abs(e.bitsPerByte()) * 1e-5,
+                where + ": bpb");
           }
         }
       }
       assertTrue(worstToken < Refcases.TOKEN_TOL && worstMean < Refcases.MEAN_NLL_TOL);
-      System.err.printf("refcase %s: max |d log p| %.2e, max |d mean NLL| %.2e over %d results%n", name, worstToken,
-          worstMean, all.size());
+      System.err.printf(
+          "refcase %s: max |d log p| %.2e, max |d mean NLL| %.2e over %d results%n",
+          name, worstToken, worstMean, all.size());
     }
   }
 }

@@ -14,8 +14,9 @@ import java.util.List;
 import java.util.stream.Stream;
 
 /**
- * The reference cases copied unchanged from shared/refcases into test resources: small random OLMo checkpoints with
- * per-token log-probs and per-document NLL computed by implementations independent of this project.
+ * The reference cases copied unchanged from shared/refcases into test resources: small random OLMo
+ * checkpoints with per-token log-probs and per-document NLL computed by implementations independent
+ * of this project.
  */
 public final class Refcases {
   public static final double TOKEN_TOL = 1e-4;
@@ -24,23 +25,43 @@ public final class Refcases {
   private Refcases() {}
 
   /** One expected result: a text scored with prefix {@code prefix}, window L, stride S. */
-  public record Expected(String caseName, String key, String text, long[] ids, int window, int stride,
-      String prefix, int nScored, double nllSum, Double meanNll, Double ppl, Double bitsPerByte, int windows,
+  public record Expected(
+      String caseName,
+      String key,
+      String text,
+      long[] ids,
+      int window,
+      int stride,
+      String prefix,
+      int nScored,
+      double nllSum,
+      Double meanNll,
+      Double ppl,
+      Double bitsPerByte,
+      int windows,
       double[] tokenLogprobs) {}
 
-  /** @return OLMo-1's tokenizer.json (allenai's GPT-NeoX-derived one), from case p01 */
+  /**
+   * @return OLMo-1's tokenizer.json (allenai's GPT-NeoX-derived one), from case p01
+   */
   public static Path neoxTokenizer() {
     return dir("p01_olmo_tied_f32").resolve("tokenizer.json");
   }
 
-  /** @return OLMo-2's tokenizer.json (dolma2), from case p03 */
+  /**
+   * @return OLMo-2's tokenizer.json (dolma2), from case p03
+   */
   public static Path dolma2Tokenizer() {
     return dir("p03_olmo2_untied_dolma2").resolve("tokenizer.json");
   }
 
-  /** @return the directory holding every case */
+  /**
+   * @return the directory holding every case
+   */
   public static Path root() {
-    String dir = System.getProperty("olmoppl.refcases"); // set by modules that get this class from the test-jar
+    String dir =
+        System.getProperty(
+            "olmoppl.refcases"); // set by modules that get this class from the test-jar
     if (dir != null) {
       return Path.of(dir);
     }
@@ -51,7 +72,9 @@ public final class Refcases {
     }
   }
 
-  /** @return the case names, sorted */
+  /**
+   * @return the case names, sorted
+   */
   public static List<String> names() {
     try (Stream<Path> s = Files.list(root())) {
       return s.filter(Files::isDirectory).map(p -> p.getFileName().toString()).sorted().toList();
@@ -66,13 +89,16 @@ public final class Refcases {
 
   public static JsonObject json(String name) {
     try {
-      return JsonParser.parseString(Files.readString(dir(name).resolve("expected.json"))).getAsJsonObject();
+      return JsonParser.parseString(Files.readString(dir(name).resolve("expected.json")))
+          .getAsJsonObject();
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     }
   }
 
-  /** @return every windows entry of every text of the case */
+  /**
+   * @return every windows entry of every text of the case
+   */
   public static List<Expected> expected(String name) {
     List<Expected> out = new ArrayList<>();
     for (JsonElement te : json(name).getAsJsonArray("texts")) {
@@ -92,26 +118,48 @@ public final class Refcases {
             lps[i] = a.get(i).getAsDouble();
           }
         }
-        out.add(new Expected(name, t.get("key").getAsString(), t.get("text").getAsString(), ids,
-            w.get("L").getAsInt(), w.get("S").getAsInt(), w.get("prefix").getAsString(),
-            w.get("n_scored").getAsInt(), w.get("nll_sum").getAsDouble(), optD(w, "mean_nll"), optD(w, "ppl"),
-            optD(w, "bits_per_byte"), w.get("windows").getAsInt(), lps));
+        out.add(
+            new Expected(
+                name,
+                t.get("key").getAsString(),
+                t.get("text").getAsString(),
+                ids,
+                w.get("L").getAsInt(),
+                w.get("S").getAsInt(),
+                w.get("prefix").getAsString(),
+                w.get("n_scored").getAsInt(),
+                w.get("nll_sum").getAsDouble(),
+                optD(w, "mean_nll"),
+                optD(w, "ppl"),
+                optD(w, "bits_per_byte"),
+                w.get("windows").getAsInt(),
+                lps));
       }
     }
     return out;
   }
 
-  /** @return the case's results grouped by (L, S, prefix): each group is scored with one scorer */
+  /**
+   * @return the case's results grouped by (L, S, prefix): each group is scored with one scorer
+   */
   public static java.util.Collection<List<Expected>> groups(String name) {
-    return expected(name).stream().collect(java.util.stream.Collectors.groupingBy(
-        e -> e.window() + "/" + e.stride() + "/" + e.prefix(), java.util.TreeMap::new,
-        java.util.stream.Collectors.toList())).values();
+    return expected(name).stream()
+        .collect(
+            java.util.stream.Collectors.groupingBy(
+                e -> e.window() + "/" + e.stride() + "/" + e.prefix(),
+                java.util.TreeMap::new,
+                java.util.stream.Collectors.toList()))
+        .values();
   }
 
-  /** @return scoring options that reproduce a result: its prefix, window and stride, with per-token log-probs */
+  /**
+   * @return scoring options that reproduce a result: its prefix, window and stride, with per-token
+   *     log-probs
+   */
   public static io.olmoppl.scoring.ScoringOptions options(Expected e) {
     return io.olmoppl.scoring.ScoringOptions.defaults()
-        .withBos(e.prefix().equals("eos") ? io.olmoppl.scoring.Bos.EOS : io.olmoppl.scoring.Bos.NONE)
+        .withBos(
+            e.prefix().equals("eos") ? io.olmoppl.scoring.Bos.EOS : io.olmoppl.scoring.Bos.NONE)
         .withWindow(e.window(), e.stride())
         .withTokenLogprobs(true);
   }

@@ -31,8 +31,8 @@ import org.apache.spark.sql.Row;
 import org.apache.spark.sql.types.StructType;
 
 /**
- * What {@code score} does besides scoring: progress, buckets, per-group aggregates, filtering, and the distribution
- * statistics of the report. Parsed from the command line with the other options.
+ * What {@code score} does besides scoring: progress, buckets, per-group aggregates, filtering, and
+ * the distribution statistics of the report. Parsed from the command line with the other options.
  *
  * @param buckets {@code --buckets} (null without)
  * @param cutoffsFile {@code --cutoffs} (null without)
@@ -41,47 +41,73 @@ import org.apache.spark.sql.types.StructType;
  * @param maxPerplexity {@code --max-perplexity} (null without)
  * @param rejected {@code --rejected} path (null without)
  */
-record Analysis(Progress.Mode progress, double progressInterval, Buckets.Spec buckets, String cutoffsFile,
-    String groupBy, List<String> keepBuckets, Double maxPerplexity, String rejected) {
-  static final Set<String> OPTIONS = Set.of("progress", "progress-interval", "buckets", "cutoffs", "group-by",
-      "keep-bucket", "max-perplexity", "rejected");
-  static final String HELP = String.join("\n",
-      "  --progress auto|terminal|log|off  progress line on stderr (default auto: redrawn on a terminal, else logged)",
-      "  --progress-interval S  seconds between logged progress lines (default 30)",
-      "  --buckets SPEC         add ppl_bucket by perplexity percentile, e.g. head:30,middle:60,tail",
-      "  --cutoffs FILE         add ppl_bucket with the cut-offs of an earlier run (its _summary.json)",
-      "  --group-by COLUMN      per-group documents, tokens, perplexity, bits per byte in the summary and report",
-      "  --keep-bucket B[,B]    write only rows in these buckets to --output (needs --buckets or --cutoffs)",
-      "  --max-perplexity X     write only rows with perplexity <= X to --output",
-      "  --rejected PATH        write the rows not kept (including rows without a score) there");
+record Analysis(
+    Progress.Mode progress,
+    double progressInterval,
+    Buckets.Spec buckets,
+    String cutoffsFile,
+    String groupBy,
+    List<String> keepBuckets,
+    Double maxPerplexity,
+    String rejected) {
+  static final Set<String> OPTIONS =
+      Set.of(
+          "progress",
+          "progress-interval",
+          "buckets",
+          "cutoffs",
+          "group-by",
+          "keep-bucket",
+          "max-perplexity",
+          "rejected");
+  static final String HELP =
+      String.join(
+          "\n",
+          "  --progress auto|terminal|log|off  progress line on stderr (default auto: redrawn on a terminal, else logged)",
+          "  --progress-interval S  seconds between logged progress lines (default 30)",
+          "  --buckets SPEC         add ppl_bucket by perplexity percentile, e.g. head:30,middle:60,tail",
+          "  --cutoffs FILE         add ppl_bucket with the cut-offs of an earlier run (its _summary.json)",
+          "  --group-by COLUMN      per-group documents, tokens, perplexity, bits per byte in the summary and report",
+          "  --keep-bucket B[,B]    write only rows in these buckets to --output (needs --buckets or --cutoffs)",
+          "  --max-perplexity X     write only rows with perplexity <= X to --output",
+          "  --rejected PATH        write the rows not kept (including rows without a score) there");
+
   /** Bins of the log10(perplexity) histogram. */
   static final int BINS = 40;
+
   /** At most this many groups are listed (the largest by documents). */
   static final int MAX_GROUPS = 1000;
+
   static final double[] PERCENTILES = {1, 5, 10, 25, 50, 75, 90, 95, 99};
 
   static Analysis from(Args a) {
     double interval = number(a, "progress-interval", Progress.INTERVAL_DEFAULT);
     if (!(interval > 0)) {
-      throw new UsageException("--progress-interval must be a positive number of seconds, not " + interval);
+      throw new UsageException(
+          "--progress-interval must be a positive number of seconds, not " + interval);
     }
     String b = a.get("buckets");
     String cut = a.get("cutoffs");
     if (b != null && cut != null) {
-      throw new UsageException("give --buckets (cut-offs computed from this data) or --cutoffs (cut-offs of an"
-          + " earlier run), not both");
+      throw new UsageException(
+          "give --buckets (cut-offs computed from this data) or --cutoffs (cut-offs of an"
+              + " earlier run), not both");
     }
-    List<String> keep = a.get("keep-bucket") == null ? List.of()
-        : Arrays.stream(a.get("keep-bucket").split(",")).map(String::trim).toList();
+    List<String> keep =
+        a.get("keep-bucket") == null
+            ? List.of()
+            : Arrays.stream(a.get("keep-bucket").split(",")).map(String::trim).toList();
     Buckets.Spec spec = b == null ? null : Buckets.Spec.parse(b);
     if (!keep.isEmpty()) {
       if (spec == null && cut == null) {
-        throw new UsageException("--keep-bucket needs buckets: add --buckets (e.g. head:30,middle:60,tail) or"
-            + " --cutoffs FILE");
+        throw new UsageException(
+            "--keep-bucket needs buckets: add --buckets (e.g. head:30,middle:60,tail) or"
+                + " --cutoffs FILE");
       }
       for (String k : keep) {
         if (spec != null && !spec.names().contains(k)) {
-          throw new UsageException("--keep-bucket " + k + " is not one of the buckets " + spec.names());
+          throw new UsageException(
+              "--keep-bucket " + k + " is not one of the buckets " + spec.names());
         }
       }
     }
@@ -96,8 +122,15 @@ record Analysis(Progress.Mode progress, double progressInterval, Buckets.Spec bu
     if (rejected != null && rejected.equals(a.get("output"))) {
       throw new UsageException("--rejected must differ from --output");
     }
-    return new Analysis(Progress.Mode.parse(a.get("progress", "auto")), interval, spec, cut, a.get("group-by"),
-        keep, maxPpl, rejected);
+    return new Analysis(
+        Progress.Mode.parse(a.get("progress", "auto")),
+        interval,
+        spec,
+        cut,
+        a.get("group-by"),
+        keep,
+        maxPpl,
+        rejected);
   }
 
   private static double number(Args a, String name, double def) {
@@ -118,7 +151,8 @@ record Analysis(Progress.Mode progress, double progressInterval, Buckets.Spec bu
 
   /** Defaults: progress auto, nothing else. */
   static Analysis none() {
-    return new Analysis(Progress.Mode.AUTO, Progress.INTERVAL_DEFAULT, null, null, null, List.of(), null, null);
+    return new Analysis(
+        Progress.Mode.AUTO, Progress.INTERVAL_DEFAULT, null, null, null, List.of(), null, null);
   }
 
   boolean filters() {
@@ -128,8 +162,11 @@ record Analysis(Progress.Mode progress, double progressInterval, Buckets.Spec bu
   /** Checks what can be checked against the input schema, before any work. */
   void validate(StructType input) {
     if (groupBy != null && !List.of(input.fieldNames()).contains(groupBy)) {
-      throw new Main.JobException("--group-by column '" + groupBy + "' is not in the input. Its columns are: "
-          + String.join(", ", input.fieldNames()));
+      throw new Main.JobException(
+          "--group-by column '"
+              + groupBy
+              + "' is not in the input. Its columns are: "
+              + String.join(", ", input.fieldNames()));
     }
   }
 
@@ -137,13 +174,21 @@ record Analysis(Progress.Mode progress, double progressInterval, Buckets.Spec bu
   void validate(Buckets.Cutoffs cutoffs) {
     for (String k : keepBuckets) {
       if (!cutoffs.names().contains(k)) {
-        throw new UsageException("--keep-bucket " + k + " is not one of the buckets " + cutoffs.names()
-            + " of --cutoffs " + cutoffsFile);
+        throw new UsageException(
+            "--keep-bucket "
+                + k
+                + " is not one of the buckets "
+                + cutoffs.names()
+                + " of --cutoffs "
+                + cutoffsFile);
       }
     }
   }
 
-  /** @return true for a kept row, false otherwise (never null: a row without a perplexity is rejected) */
+  /**
+   * @return true for a kept row, false otherwise (never null: a row without a perplexity is
+   *     rejected)
+   */
   Column keep() {
     Column k = col(ScoreColumns.PERPLEXITY).isNotNull();
     if (!keepBuckets.isEmpty()) {
@@ -155,7 +200,9 @@ record Analysis(Progress.Mode progress, double progressInterval, Buckets.Spec bu
     return coalesce(k, lit(false));
   }
 
-  /** @return the summary entry of the filter: its rule and the kept and rejected counts */
+  /**
+   * @return the summary entry of the filter: its rule and the kept and rejected counts
+   */
   Map<String, Object> describeFilter(Dataset<Row> labelled) {
     Row r = labelled.agg(count(lit(1)), sum(when(keep(), 1L).otherwise(0L))).first();
     long all = r.getLong(0);
@@ -166,11 +213,15 @@ record Analysis(Progress.Mode progress, double progressInterval, Buckets.Spec bu
     m.put("kept", kept);
     m.put("rejected", all - kept);
     m.put("rejected_path", rejected);
-    m.put("note", "rows without a perplexity (status other than ok) are rejected; kept + rejected = documents");
+    m.put(
+        "note",
+        "rows without a perplexity (status other than ok) are rejected; kept + rejected = documents");
     return m;
   }
 
-  /** @return documents per bucket, in bucket order, plus {@code null} for rows without a bucket */
+  /**
+   * @return documents per bucket, in bucket order, plus {@code null} for rows without a bucket
+   */
   static Map<String, Long> bucketCounts(Dataset<Row> labelled, Buckets.Cutoffs cutoffs) {
     Map<String, Long> m = new LinkedHashMap<>();
     cutoffs.names().forEach(n -> m.put(n, 0L));
@@ -182,16 +233,23 @@ record Analysis(Progress.Mode progress, double progressInterval, Buckets.Spec bu
 
   /**
    * Per-group aggregates (Paloma-style): documents, ok documents, tokens, nll, bytes, perplexity =
-   * exp(Σnll/Σtokens) and bits per byte = Σnll/(Σbytes ln 2) over the group's ok documents; the largest
-   * {@link #MAX_GROUPS} groups by documents.
+   * exp(Σnll/Σtokens) and bits per byte = Σnll/(Σbytes ln 2) over the group's ok documents; the
+   * largest {@link #MAX_GROUPS} groups by documents.
    */
   static List<Map<String, Object>> groups(Dataset<Row> scored, String column, String textColumn) {
     Column ok = col(ScoreColumns.STATUS).equalTo(lit(DocumentScore.OK));
-    List<Row> rows = scored.groupBy(col(column).cast("string").as("group")).agg(count(lit(1)).as("documents"),
-        sum(when(ok, 1L).otherwise(0L)), sum(when(ok, col(ScoreColumns.TOKENS)).otherwise(0L)),
-        sum(when(ok, col(ScoreColumns.NLL)).otherwise(0.0)),
-        sum(when(ok, octet_length(col(textColumn))).otherwise(0L)))
-        .orderBy(col("documents").desc(), col("group").asc_nulls_first()).limit(MAX_GROUPS).collectAsList();
+    List<Row> rows =
+        scored
+            .groupBy(col(column).cast("string").as("group"))
+            .agg(
+                count(lit(1)).as("documents"),
+                sum(when(ok, 1L).otherwise(0L)),
+                sum(when(ok, col(ScoreColumns.TOKENS)).otherwise(0L)),
+                sum(when(ok, col(ScoreColumns.NLL)).otherwise(0.0)),
+                sum(when(ok, octet_length(col(textColumn))).otherwise(0L)))
+            .orderBy(col("documents").desc(), col("group").asc_nulls_first())
+            .limit(MAX_GROUPS)
+            .collectAsList();
     List<Map<String, Object>> out = new ArrayList<>();
     for (Row r : rows) {
       long tokens = r.getLong(3);
@@ -212,17 +270,29 @@ record Analysis(Progress.Mode progress, double progressInterval, Buckets.Spec bu
   }
 
   /**
-   * Distribution of the document perplexity of ok documents: approximate percentiles (relative error
-   * {@link Buckets#RELATIVE_ERROR}) and a histogram of log10(perplexity) in {@link #BINS} equal bins.
+   * Distribution of the document perplexity of ok documents: approximate percentiles (relative
+   * error {@link Buckets#RELATIVE_ERROR}) and a histogram of log10(perplexity) in {@link #BINS}
+   * equal bins.
    */
   static Map<String, Object> distribution(Dataset<Row> scored) {
-    Dataset<Row> ok = scored.filter(col(ScoreColumns.STATUS).equalTo(lit(DocumentScore.OK))
-        .and(col(ScoreColumns.PERPLEXITY).isNotNull()));
+    Dataset<Row> ok =
+        scored.filter(
+            col(ScoreColumns.STATUS)
+                .equalTo(lit(DocumentScore.OK))
+                .and(col(ScoreColumns.PERPLEXITY).isNotNull()));
     Column lg = log10(col(ScoreColumns.PERPLEXITY));
-    // one pass for the percentiles (approxQuantile's algorithm at accuracy 1 / relative error) and the range
+    // one pass for the percentiles (approxQuantile's algorithm at accuracy 1 / relative error) and
+    // the range
     Column[] probs = Arrays.stream(PERCENTILES).mapToObj(p -> lit(p / 100)).toArray(Column[]::new);
-    Row mm = ok.agg(min(lg), max(lg), percentile_approx(col(ScoreColumns.PERPLEXITY), array(probs),
-        lit((int) Math.round(1 / Buckets.RELATIVE_ERROR)))).first();
+    Row mm =
+        ok.agg(
+                min(lg),
+                max(lg),
+                percentile_approx(
+                    col(ScoreColumns.PERPLEXITY),
+                    array(probs),
+                    lit((int) Math.round(1 / Buckets.RELATIVE_ERROR))))
+            .first();
     List<Double> q = mm.isNullAt(2) ? null : mm.getList(2);
     Map<String, Object> pct = new LinkedHashMap<>();
     for (int i = 0; i < PERCENTILES.length; i++) {
@@ -258,11 +328,11 @@ record Analysis(Progress.Mode progress, double progressInterval, Buckets.Spec bu
 
   /**
    * @param base the summary so far (its counts and micro-averages)
-   * @return the summary entries of the analysis: ok documents, byte perplexity, percentiles and histogram, buckets,
-   *     filter counts, groups
+   * @return the summary entries of the analysis: ok documents, byte perplexity, percentiles and
+   *     histogram, buckets, filter counts, groups
    */
-  Map<String, Object> summarize(Dataset<Row> labelled, String textColumn, Buckets.Cutoffs cutoffs,
-      Map<String, Object> base) {
+  Map<String, Object> summarize(
+      Dataset<Row> labelled, String textColumn, Buckets.Cutoffs cutoffs, Map<String, Object> base) {
     Map<String, Object> m = new LinkedHashMap<>();
     @SuppressWarnings("unchecked")
     Map<String, Long> status = (Map<String, Long>) base.get("status");
@@ -289,12 +359,13 @@ record Analysis(Progress.Mode progress, double progressInterval, Buckets.Spec bu
   }
 
   /**
-   * @param t0 start, {@code tCount} input count start, {@code tScore} scoring start, {@code tSummary} summary start
-   *     ({@link System#nanoTime()})
-   * @return {@code timings} (seconds per phase) and {@code throughput} (documents, tokens of ok documents and
-   *     bytes per second of scoring and writing)
+   * @param t0 start, {@code tCount} input count start, {@code tScore} scoring start, {@code
+   *     tSummary} summary start ({@link System#nanoTime()})
+   * @return {@code timings} (seconds per phase) and {@code throughput} (documents, tokens of ok
+   *     documents and bytes per second of scoring and writing)
    */
-  static Map<String, Object> timings(Map<String, Object> summary, long t0, long tCount, long tScore, long tSummary) {
+  static Map<String, Object> timings(
+      Map<String, Object> summary, long t0, long tCount, long tScore, long tSummary) {
     long now = System.nanoTime();
     Map<String, Object> t = new LinkedHashMap<>();
     t.put("setup_seconds", (tCount - t0) / 1e9);
@@ -305,7 +376,9 @@ record Analysis(Progress.Mode progress, double progressInterval, Buckets.Spec bu
     double scoreSeconds = (tSummary - tScore) / 1e9;
     Map<String, Object> tp = new LinkedHashMap<>();
     for (String k : List.of("documents", "tokens", "bytes")) {
-      tp.put(k + "_per_second", scoreSeconds > 0 ? ((Number) summary.get(k)).doubleValue() / scoreSeconds : null);
+      tp.put(
+          k + "_per_second",
+          scoreSeconds > 0 ? ((Number) summary.get(k)).doubleValue() / scoreSeconds : null);
     }
     Map<String, Object> m = new LinkedHashMap<>();
     m.put("timings", t);
@@ -322,8 +395,11 @@ record Analysis(Progress.Mode progress, double progressInterval, Buckets.Spec bu
     if (rejected != null) {
       org.apache.hadoop.fs.Path p = new org.apache.hadoop.fs.Path(rejected);
       if (p.getFileSystem(hadoop).exists(p)) {
-        throw new Main.JobException("--rejected " + rejected + " already exists. olmo-ppl never overwrites results;"
-            + " choose a new path or remove the old one.");
+        throw new Main.JobException(
+            "--rejected "
+                + rejected
+                + " already exists. olmo-ppl never overwrites results;"
+                + " choose a new path or remove the old one.");
       }
     }
     if (cutoffsFile == null) {

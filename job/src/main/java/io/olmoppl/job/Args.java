@@ -12,9 +12,10 @@ import java.util.Properties;
 import java.util.Set;
 
 /**
- * Command-line options of one command. A value is looked up on the command line ({@code --name value} or {@code
- * --name=value}), then in the {@code --properties} file, then in the Spark configuration as {@code
- * spark.olmoppl.<name>} (spark-submit's {@code --conf} reaches the driver as system properties).
+ * Command-line options of one command. A value is looked up on the command line ({@code --name
+ * value} or {@code --name=value}), then in the {@code --properties} file, then in the Spark
+ * configuration as {@code spark.olmoppl.<name>} (spark-submit's {@code --conf} reaches the driver
+ * as system properties).
  */
 public final class Args {
   static final String CONF_PREFIX = "spark.olmoppl.";
@@ -34,14 +35,16 @@ public final class Args {
    * @param flags the boolean options this command accepts
    * @throws UsageException for an unknown option or a missing value
    */
-  public static Args parse(String command, String[] argv, int from, Set<String> options, Set<String> flags) {
+  public static Args parse(
+      String command, String[] argv, int from, Set<String> options, Set<String> flags) {
     Args a = new Args(command, flags);
     List<String> known = new ArrayList<>(options);
     known.addAll(flags);
     for (int i = from; i < argv.length; i++) {
       String arg = argv[i];
       if (!arg.startsWith("--")) {
-        throw new UsageException("unexpected argument '" + arg + "' for '" + command + "'; options start with --");
+        throw new UsageException(
+            "unexpected argument '" + arg + "' for '" + command + "'; options start with --");
       }
       String name = arg.substring(2);
       String value = null;
@@ -55,8 +58,13 @@ public final class Args {
         continue;
       }
       if (!options.contains(name)) {
-        throw new UsageException("unknown option --" + name + " for '" + command + "'. Known options: --"
-            + String.join(", --", known));
+        throw new UsageException(
+            "unknown option --"
+                + name
+                + " for '"
+                + command
+                + "'. Known options: --"
+                + String.join(", --", known));
       }
       if (value == null) {
         if (i + 1 >= argv.length) {
@@ -76,8 +84,8 @@ public final class Args {
       for (String k : a.file.stringPropertyNames()) {
         String n = k.startsWith(CONF_PREFIX) ? k.substring(CONF_PREFIX.length()) : k;
         if (!options.contains(n) && !flags.contains(n)) {
-          throw new UsageException("unknown key '" + k + "' in " + props + ". Known keys: "
-              + String.join(", ", known));
+          throw new UsageException(
+              "unknown key '" + k + "' in " + props + ". Known keys: " + String.join(", ", known));
         }
       }
     }
@@ -119,7 +127,8 @@ public final class Args {
     if (v.equalsIgnoreCase("false")) {
       return false;
     }
-    throw new UsageException("--" + name + " is a flag: give it alone, or as true/false, not '" + v + "'");
+    throw new UsageException(
+        "--" + name + " is a flag: give it alone, or as true/false, not '" + v + "'");
   }
 
   public Integer integer(String name) {
@@ -131,8 +140,15 @@ public final class Args {
       return Integer.parseInt(v.trim());
     } catch (NumberFormatException e) {
       if (v.trim().matches("[+-]?[0-9]+")) {
-        throw new UsageException("--" + name + " " + v.trim() + " is out of range: it must be between "
-            + Integer.MIN_VALUE + " and " + Integer.MAX_VALUE);
+        throw new UsageException(
+            "--"
+                + name
+                + " "
+                + v.trim()
+                + " is out of range: it must be between "
+                + Integer.MIN_VALUE
+                + " and "
+                + Integer.MAX_VALUE);
       }
       throw new UsageException("--" + name + " must be a whole number, not '" + v + "'");
     }
@@ -151,5 +167,4 @@ public final class Args {
       super(message);
     }
   }
-
 }

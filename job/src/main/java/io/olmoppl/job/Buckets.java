@@ -28,17 +28,24 @@ import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
 
 /**
- * Perplexity buckets ({@code --buckets head:30,middle:60,tail}): each named bucket but the last holds the documents
- * up to a percentile of document perplexity; the cut-offs are computed over the scored {@code ok} documents with
- * Spark's {@code approxQuantile} at relative error {@link #RELATIVE_ERROR}, or read from an earlier run's summary
- * ({@code --cutoffs FILE}). Documents without a perplexity get no bucket (null).
+ * Perplexity buckets ({@code --buckets head:30,middle:60,tail}): each named bucket but the last
+ * holds the documents up to a percentile of document perplexity; the cut-offs are computed over the
+ * scored {@code ok} documents with Spark's {@code approxQuantile} at relative error {@link
+ * #RELATIVE_ERROR}, or read from an earlier run's summary ({@code --cutoffs FILE}). Documents
+ * without a perplexity get no bucket (null).
  */
 final class Buckets {
-  /** approxQuantile's relative error: a cut-off's rank is within 0.1% of the row count of the exact percentile. */
+  /**
+   * approxQuantile's relative error: a cut-off's rank is within 0.1% of the row count of the exact
+   * percentile.
+   */
   static final double RELATIVE_ERROR = 0.001;
+
   static final String COLUMN = "ppl_bucket";
 
-  /** Bucket names in order; the percentile upper bounds of all but the last (0..100, increasing). */
+  /**
+   * Bucket names in order; the percentile upper bounds of all but the last (0..100, increasing).
+   */
   record Spec(List<String> names, double[] percentiles) {
     static Spec parse(String s) {
       List<String> names = new ArrayList<>();
@@ -49,47 +56,62 @@ final class Buckets {
         int colon = p.indexOf(':');
         String name = colon < 0 ? p : p.substring(0, colon).trim();
         if (!name.matches("[A-Za-z0-9_.-]+")) {
-          throw new UsageException("--buckets: bad bucket name '" + name + "' in '" + s + "'. Write"
-              + " NAME:PERCENTILE,...,NAME (e.g. head:30,middle:60,tail); names use letters, digits, _ . -");
+          throw new UsageException(
+              "--buckets: bad bucket name '"
+                  + name
+                  + "' in '"
+                  + s
+                  + "'. Write"
+                  + " NAME:PERCENTILE,...,NAME (e.g. head:30,middle:60,tail); names use letters, digits, _ . -");
         }
         if (names.contains(name)) {
-          throw new UsageException("--buckets: bucket '" + name + "' is named twice in '" + s + "'");
+          throw new UsageException(
+              "--buckets: bucket '" + name + "' is named twice in '" + s + "'");
         }
         names.add(name);
         boolean last = i == parts.length - 1;
         if (last != (colon < 0)) {
-          throw new UsageException("--buckets: every bucket but the last needs an upper percentile (NAME:P) and the"
-              + " last takes the rest (NAME alone), as in head:30,middle:60,tail; got '" + s + "'");
+          throw new UsageException(
+              "--buckets: every bucket but the last needs an upper percentile (NAME:P) and the"
+                  + " last takes the rest (NAME alone), as in head:30,middle:60,tail; got '"
+                  + s
+                  + "'");
         }
         if (!last) {
           double v;
           try {
             v = Double.parseDouble(p.substring(colon + 1).trim());
           } catch (NumberFormatException e) {
-            throw new UsageException("--buckets: '" + p + "' needs a percentile number after the colon");
+            throw new UsageException(
+                "--buckets: '" + p + "' needs a percentile number after the colon");
           }
           if (!(v > 0 && v < 100) || (!pct.isEmpty() && v <= pct.get(pct.size() - 1))) {
-            throw new UsageException("--buckets: percentiles must increase strictly within (0, 100); got '" + s
-                + "'");
+            throw new UsageException(
+                "--buckets: percentiles must increase strictly within (0, 100); got '" + s + "'");
           }
           pct.add(v);
         }
       }
       if (names.size() < 2) {
-        throw new UsageException("--buckets needs at least two buckets, as in head:30,tail; got '" + s + "'");
+        throw new UsageException(
+            "--buckets needs at least two buckets, as in head:30,tail; got '" + s + "'");
       }
       return new Spec(names, pct.stream().mapToDouble(Double::doubleValue).toArray());
     }
   }
 
   /**
-   * Cut-offs: bucket {@code i < n-1} holds perplexity ≤ {@code maxPerplexity[i]} (and above the previous one).
+   * Cut-offs: bucket {@code i < n-1} holds perplexity ≤ {@code maxPerplexity[i]} (and above the
+   * previous one).
    *
-   * @param percentiles the percentile of each cut-off (null entries when read from a file without them)
+   * @param percentiles the percentile of each cut-off (null entries when read from a file without
+   *     them)
    * @param source "computed" or the file they were read from
    */
   record Cutoffs(List<String> names, double[] maxPerplexity, Double[] percentiles, String source) {
-    /** @return the summary entry ({@code --cutoffs} reads it back) */
+    /**
+     * @return the summary entry ({@code --cutoffs} reads it back)
+     */
     Map<String, Object> describe() {
       Map<String, Object> m = new LinkedHashMap<>();
       m.put("source", source);
@@ -99,14 +121,19 @@ final class Buckets {
         Map<String, Object> c = new LinkedHashMap<>();
         c.put("bucket", names.get(i));
         c.put("percentile", i < percentiles.length ? percentiles[i] : Double.valueOf(100));
-        c.put("max_perplexity", i < maxPerplexity.length && !Double.isNaN(maxPerplexity[i]) ? maxPerplexity[i] : null);
+        c.put(
+            "max_perplexity",
+            i < maxPerplexity.length && !Double.isNaN(maxPerplexity[i]) ? maxPerplexity[i] : null);
         list.add(c);
       }
       m.put("cutoffs", list);
       return m;
     }
 
-    /** @return {@code ppl_bucket}: the first bucket whose cut-off is ≥ the perplexity; null without a perplexity */
+    /**
+     * @return {@code ppl_bucket}: the first bucket whose cut-off is ≥ the perplexity; null without
+     *     a perplexity
+     */
     Column label() {
       Column ppl = col(ScoreColumns.PERPLEXITY);
       Column c = when(ppl.isNull(), lit(null).cast("string"));
@@ -119,14 +146,20 @@ final class Buckets {
 
   private Buckets() {}
 
-  /** Cut-offs at the spec's percentiles of the perplexity of {@code ok} documents (one pass over the data). */
+  /**
+   * Cut-offs at the spec's percentiles of the perplexity of {@code ok} documents (one pass over the
+   * data).
+   */
   static Cutoffs compute(Dataset<Row> scored, Spec spec) {
     double[] probs = new double[spec.percentiles().length];
     for (int i = 0; i < probs.length; i++) {
       probs[i] = spec.percentiles()[i] / 100;
     }
-    double[] q = scored.filter(col(ScoreColumns.STATUS).equalTo(lit(DocumentScore.OK)))
-        .stat().approxQuantile(ScoreColumns.PERPLEXITY, probs, RELATIVE_ERROR);
+    double[] q =
+        scored
+            .filter(col(ScoreColumns.STATUS).equalTo(lit(DocumentScore.OK)))
+            .stat()
+            .approxQuantile(ScoreColumns.PERPLEXITY, probs, RELATIVE_ERROR);
     double[] max = new double[probs.length];
     for (int i = 0; i < max.length; i++) {
       max[i] = q.length == max.length ? q[i] : Double.NaN; // no ok document: no cut-off, no bucket
@@ -138,11 +171,17 @@ final class Buckets {
     return new Cutoffs(spec.names(), max, pct, "computed");
   }
 
-  /** Reads cut-offs from an earlier run's {@code _summary.json} (its {@code buckets} entry) or that entry alone. */
+  /**
+   * Reads cut-offs from an earlier run's {@code _summary.json} (its {@code buckets} entry) or that
+   * entry alone.
+   */
   static Cutoffs read(FileSystem fs, Path file) throws IOException {
     if (!fs.exists(file)) {
-      throw new JobException("--cutoffs " + file + " does not exist. Pass the _summary.json of a run made with"
-          + " --buckets.");
+      throw new JobException(
+          "--cutoffs "
+              + file
+              + " does not exist. Pass the _summary.json of a run made with"
+              + " --buckets.");
     }
     JsonElement root;
     try (InputStream in = fs.open(file)) {
@@ -172,24 +211,43 @@ final class Buckets {
         if (i < max.length) {
           JsonElement m = c.get("max_perplexity");
           if (m == null || m.isJsonNull() || !Double.isFinite(m.getAsDouble())) {
-            throw new JobException("--cutoffs " + file + ": bucket '" + names.get(i) + "' has no finite"
-                + " max_perplexity (was its run without any ok document?)." + how);
+            throw new JobException(
+                "--cutoffs "
+                    + file
+                    + ": bucket '"
+                    + names.get(i)
+                    + "' has no finite"
+                    + " max_perplexity (was its run without any ok document?)."
+                    + how);
           }
           max[i] = m.getAsDouble();
-          pct[i] = c.has("percentile") && !c.get("percentile").isJsonNull() ? c.get("percentile").getAsDouble()
-              : null;
+          pct[i] =
+              c.has("percentile") && !c.get("percentile").isJsonNull()
+                  ? c.get("percentile").getAsDouble()
+                  : null;
           if (i > 0 && max[i] < max[i - 1]) {
-            throw new JobException("--cutoffs " + file + ": max_perplexity must not decrease from one bucket to"
-                + " the next");
+            throw new JobException(
+                "--cutoffs "
+                    + file
+                    + ": max_perplexity must not decrease from one bucket to"
+                    + " the next");
           }
         }
       }
-    } catch (IllegalStateException | UnsupportedOperationException | NullPointerException | NumberFormatException e) {
-      throw new JobException("--cutoffs " + file + ": every cut-off needs \"bucket\" (a name) and, but the last,"
-          + " \"max_perplexity\" (a number)." + how);
+    } catch (IllegalStateException
+        | UnsupportedOperationException
+        | NullPointerException
+        | NumberFormatException e) {
+      throw new JobException(
+          "--cutoffs "
+              + file
+              + ": every cut-off needs \"bucket\" (a name) and, but the last,"
+              + " \"max_perplexity\" (a number)."
+              + how);
     }
     if (names.size() < 2 || new HashSet<>(names).size() != names.size()) {
-      throw new JobException("--cutoffs " + file + " must name at least two distinct buckets." + how);
+      throw new JobException(
+          "--cutoffs " + file + " must name at least two distinct buckets." + how);
     }
     return new Cutoffs(names, max, pct, file.toString());
   }

@@ -20,20 +20,24 @@ import java.util.Set;
 import java.util.stream.Stream;
 
 /**
- * {@code olmo-ppl demo}: a tiny OLMo trained on King James Bible text (once, then cached: {@link DemoModel}) scores
- * held-out prose (the book of Ruth), the same words shuffled, random characters and a few sample rows, on in-process
- * Spark, and prints the perplexity of each source. Re-running replaces the demo directory.
+ * {@code olmo-ppl demo}: a tiny OLMo trained on King James Bible text (once, then cached: {@link
+ * DemoModel}) scores held-out prose (the book of Ruth), the same words shuffled, random characters
+ * and a few sample rows, on in-process Spark, and prints the perplexity of each source. Re-running
+ * replaces the demo directory.
  */
 final class DemoCommand {
-  static final String HELP = String.join("\n",
-      "usage: olmo-ppl demo [--dir DIR] [--master URL] [--cache DIR]",
-      "",
-      "Trains a tiny OLMo (hf_olmo layout, tied embedding, the OLMo-1 tokenizer) on King James Bible text bundled",
-      "with olmo-ppl, on first use only (a few minutes on CPU; cached in CACHE, default ~/.cache/olmo-ppl). Then",
-      "copies it to DIR/checkpoint, writes DIR/input.jsonl (the held-out book of Ruth, the same words shuffled,",
-      "random characters, and sample rows), scores it into DIR/output (JSON lines and _summary.json) and prints",
-      "perplexity by source. DIR defaults to ./olmo-ppl-demo and is replaced on each run.");
+  static final String HELP =
+      String.join(
+          "\n",
+          "usage: olmo-ppl demo [--dir DIR] [--master URL] [--cache DIR]",
+          "",
+          "Trains a tiny OLMo (hf_olmo layout, tied embedding, the OLMo-1 tokenizer) on King James Bible text bundled",
+          "with olmo-ppl, on first use only (a few minutes on CPU; cached in CACHE, default ~/.cache/olmo-ppl). Then",
+          "copies it to DIR/checkpoint, writes DIR/input.jsonl (the held-out book of Ruth, the same words shuffled,",
+          "random characters, and sample rows), scores it into DIR/output (JSON lines and _summary.json) and prints",
+          "perplexity by source. DIR defaults to ./olmo-ppl-demo and is replaced on each run.");
   private static final String MARKER = ".olmo-ppl-demo";
+
   /** Seed of the shuffled words and random characters. */
   private static final long EVAL_SEED = 1611;
 
@@ -59,13 +63,15 @@ final class DemoCommand {
    * @param heldOut the held-out chapters to score, each with its two controls
    * @return the per-source figures printed
    */
-  static List<SourceStats> run(String[] argv, PrintStream out, DemoTrainer.Spec spec, List<String> heldOut)
+  static List<SourceStats> run(
+      String[] argv, PrintStream out, DemoTrainer.Spec spec, List<String> heldOut)
       throws IOException {
     Args a = Args.parse("demo", argv, 1, Set.of("dir", "master", "cache"), Set.of());
     Path dir = Path.of(a.get("dir", "olmo-ppl-demo")).toAbsolutePath();
     if (Files.exists(dir)) {
       if (!Files.exists(dir.resolve(MARKER))) {
-        throw new Args.UsageException(dir + " exists and was not made by 'olmo-ppl demo'; pass --dir NEW_DIR");
+        throw new Args.UsageException(
+            dir + " exists and was not made by 'olmo-ppl demo'; pass --dir NEW_DIR");
       }
       DemoModel.deleteTree(dir);
     }
@@ -75,22 +81,43 @@ final class DemoCommand {
     Files.writeString(dir.resolve(MARKER), "made by olmo-ppl demo\n");
     Path ckpt = dir.resolve("checkpoint");
     Files.createDirectories(ckpt);
-    for (String f : List.of("config.json", "model.safetensors", "tokenizer.json", DemoModel.TRAINING_JSON)) {
+    for (String f :
+        List.of("config.json", "model.safetensors", "tokenizer.json", DemoModel.TRAINING_JSON)) {
       Files.copy(trained.resolve(f), ckpt.resolve(f));
     }
     Path input = dir.resolve("input.jsonl");
     writeInput(input, heldOut);
-    out.println("olmo-ppl: scoring " + input + " with the trained model (its embedding is one tensor, tied to the"
-        + " output)");
+    out.println(
+        "olmo-ppl: scoring "
+            + input
+            + " with the trained model (its embedding is one tensor, tied to the"
+            + " output)");
     Path output = dir.resolve("output");
-    ScoreCommand.main(new String[] {"score", "--model", ckpt.toString(), "--input", input.toString(), "--output",
-        output.toString(), "--output-format", "json", "--master", a.get("master", "local[2]")}, out, System.err);
+    ScoreCommand.main(
+        new String[] {
+          "score",
+          "--model",
+          ckpt.toString(),
+          "--input",
+          input.toString(),
+          "--output",
+          output.toString(),
+          "--output-format",
+          "json",
+          "--master",
+          a.get("master", "local[2]")
+        },
+        out,
+        System.err);
     List<SourceStats> stats = bySource(output);
     out.println();
     out.println(table(stats));
-    out.println("prose: the book of Ruth (never trained on); shuffled: the same words in a random order; random:");
-    out.println("random characters, as many bytes as the prose. A model that learned English ranks them prose <");
-    out.println("shuffled < random. The sample rows (modern English, code, other languages) use many tokens the");
+    out.println(
+        "prose: the book of Ruth (never trained on); shuffled: the same words in a random order; random:");
+    out.println(
+        "random characters, as many bytes as the prose. A model that learned English ranks them prose <");
+    out.println(
+        "shuffled < random. The sample rows (modern English, code, other languages) use many tokens the");
     out.println("King James Bible never does, which this model has never seen.");
     return stats;
   }
@@ -108,7 +135,8 @@ final class DemoCommand {
         w.write(gson.toJson(o));
         w.newLine();
       }
-      try (InputStream in = DemoCommand.class.getResourceAsStream("/io/olmoppl/demo/sample.jsonl")) {
+      try (InputStream in =
+          DemoCommand.class.getResourceAsStream("/io/olmoppl/demo/sample.jsonl")) {
         for (String line : new String(in.readAllBytes(), StandardCharsets.UTF_8).split("\n")) {
           if (!line.isBlank()) {
             JsonObject o = JsonParser.parseString(line).getAsJsonObject();
@@ -121,7 +149,9 @@ final class DemoCommand {
     }
   }
 
-  /** Reads the scored JSON lines and sums {@code ok} rows per source, in order of first appearance. */
+  /**
+   * Reads the scored JSON lines and sums {@code ok} rows per source, in order of first appearance.
+   */
   static List<SourceStats> bySource(Path output) throws IOException {
     Map<String, long[]> counts = new LinkedHashMap<>(); // documents, tokens, bytes
     Map<String, Double> nll = new LinkedHashMap<>();
@@ -156,11 +186,26 @@ final class DemoCommand {
   }
 
   static String table(List<SourceStats> stats) {
-    StringBuilder b = new StringBuilder(String.format(Locale.ROOT, "%-14s %9s %7s %11s %10s%n", "source",
-        "documents", "tokens", "perplexity", "bits/byte"));
+    StringBuilder b =
+        new StringBuilder(
+            String.format(
+                Locale.ROOT,
+                "%-14s %9s %7s %11s %10s%n",
+                "source",
+                "documents",
+                "tokens",
+                "perplexity",
+                "bits/byte"));
     for (SourceStats s : stats) {
-      b.append(String.format(Locale.ROOT, "%-14s %9d %7d %11.1f %10.3f%n", s.source(), s.documents(), s.tokens(),
-          s.perplexity(), s.bitsPerByte()));
+      b.append(
+          String.format(
+              Locale.ROOT,
+              "%-14s %9d %7d %11.1f %10.3f%n",
+              s.source(),
+              s.documents(),
+              s.tokens(),
+              s.perplexity(),
+              s.bitsPerByte()));
     }
     return b.toString().stripTrailing();
   }

@@ -11,10 +11,10 @@ import java.util.SplittableRandom;
 import java.util.zip.GZIPInputStream;
 
 /**
- * The demo's text: King James Bible chapters bundled with olmo-ppl (made by {@code scripts/demo-corpus} from the Debian
- * package {@code bible-kjv-text}), one chapter per line. Training uses seven books ({@link #TRAIN_BOOKS}); the book of
- * Ruth is held out and scored by the demo next to two controls made from it: the same words shuffled, and random
- * characters.
+ * The demo's text: King James Bible chapters bundled with olmo-ppl (made by {@code
+ * scripts/demo-corpus} from the Debian package {@code bible-kjv-text}), one chapter per line.
+ * Training uses seven books ({@link #TRAIN_BOOKS}); the book of Ruth is held out and scored by the
+ * demo next to two controls made from it: the same words shuffled, and random characters.
  */
 final class DemoCorpus {
   static final String TRAIN_BOOKS = "Genesis, Exodus, Judges, 1 Samuel, Matthew, Luke, Acts";
@@ -26,7 +26,9 @@ final class DemoCorpus {
 
   private DemoCorpus() {}
 
-  /** @return the bytes of a bundled resource (the cache key hashes the training text) */
+  /**
+   * @return the bytes of a bundled resource (the cache key hashes the training text)
+   */
   static byte[] resource(String name) throws IOException {
     try (InputStream in = DemoCorpus.class.getResourceAsStream(name)) {
       if (in == null) {
@@ -36,26 +38,32 @@ final class DemoCorpus {
     }
   }
 
-  /** @return the training chapters */
+  /**
+   * @return the training chapters
+   */
   static List<String> training() throws IOException {
     try (InputStream in = new GZIPInputStream(new ByteArrayInputStream(resource(TRAIN)))) {
       return lines(in.readAllBytes());
     }
   }
 
-  /** @return the held-out chapters (Ruth 1-4) */
+  /**
+   * @return the held-out chapters (Ruth 1-4)
+   */
   static List<String> heldOut() throws IOException {
     return lines(resource(HELD_OUT));
   }
 
   private static List<String> lines(byte[] utf8) {
-    return Arrays.stream(new String(utf8, StandardCharsets.UTF_8).split("\n")).filter(s -> !s.isBlank()).toList();
+    return Arrays.stream(new String(utf8, StandardCharsets.UTF_8).split("\n"))
+        .filter(s -> !s.isBlank())
+        .toList();
   }
 
   /**
-   * For every held-out chapter: the chapter ({@code prose}), its words in a random order ({@code shuffled}: same
-   * words, same bytes, no English order), and as many random printable ASCII characters as it has bytes ({@code
-   * random}).
+   * For every held-out chapter: the chapter ({@code prose}), its words in a random order ({@code
+   * shuffled}: same words, same bytes, no English order), and as many random printable ASCII
+   * characters as it has bytes ({@code random}).
    *
    * @param seed fixes the shuffles and the random characters
    */

@@ -19,13 +19,15 @@ import java.util.Locale;
 import java.util.stream.Stream;
 
 /**
- * The demo's trained checkpoint, trained on first use and cached: {@code CACHE/demo-model-KEY/}, where KEY hashes
- * everything the weights depend on (the bundled training text, the tokenizer, the {@link DemoTrainer.Spec} and {@link
- * #FORMAT}). A finished checkpoint is moved into place in one step, so an interrupted run leaves no half-written model.
+ * The demo's trained checkpoint, trained on first use and cached: {@code CACHE/demo-model-KEY/},
+ * where KEY hashes everything the weights depend on (the bundled training text, the tokenizer, the
+ * {@link DemoTrainer.Spec} and {@link #FORMAT}). A finished checkpoint is moved into place in one
+ * step, so an interrupted run leaves no half-written model.
  */
 final class DemoModel {
   /** Bumped when the trainer's algorithm changes in a way the spec does not show. */
   static final int FORMAT = 2;
+
   static final String TRAINING_JSON = "training.json";
 
   /**
@@ -36,10 +38,13 @@ final class DemoModel {
 
   private DemoModel() {}
 
-  /** @return {@code $XDG_CACHE_HOME/olmo-ppl}, else {@code ~/.cache/olmo-ppl} */
+  /**
+   * @return {@code $XDG_CACHE_HOME/olmo-ppl}, else {@code ~/.cache/olmo-ppl}
+   */
   static Path defaultCache() {
     String xdg = System.getenv("XDG_CACHE_HOME");
-    return xdg != null && !xdg.isEmpty() ? Path.of(xdg, "olmo-ppl")
+    return xdg != null && !xdg.isEmpty()
+        ? Path.of(xdg, "olmo-ppl")
         : Path.of(System.getProperty("user.home"), ".cache", "olmo-ppl");
   }
 
@@ -64,13 +69,23 @@ final class DemoModel {
       Files.createDirectories(cache);
       tmp = Files.createTempDirectory(cache, ".training-");
     } catch (IOException e) {
-      throw new IOException("cannot write the demo model cache " + cache + " (" + e + "); pass --cache DIR with a"
-          + " writable directory", e);
+      throw new IOException(
+          "cannot write the demo model cache "
+              + cache
+              + " ("
+              + e
+              + "); pass --cache DIR with a"
+              + " writable directory",
+          e);
     }
     DemoTrainer.Result r;
     try {
-      out.println("olmo-ppl: training the demo model once (" + spec.steps() + " Adam steps on King James Bible"
-          + " text, a few minutes on CPU); it is cached in " + dir);
+      out.println(
+          "olmo-ppl: training the demo model once ("
+              + spec.steps()
+              + " Adam steps on King James Bible"
+              + " text, a few minutes on CPU); it is cached in "
+              + dir);
       Path tok = tmp.resolve("bundled-tokenizer.json");
       Files.write(tok, tokenizer);
       Path ckpt = tmp.resolve("model");
@@ -78,9 +93,12 @@ final class DemoModel {
       if (spec.chapters() > 0) {
         text = text.subList(0, Math.min(spec.chapters(), text.size()));
       }
-      r = new DemoTrainer(spec, line -> out.println("olmo-ppl: training: " + line)).train(text, tok, ckpt);
+      r =
+          new DemoTrainer(spec, line -> out.println("olmo-ppl: training: " + line))
+              .train(text, tok, ckpt);
       JsonObject j = new JsonObject();
-      j.addProperty("corpus", "King James Bible (" + DemoCorpus.TRAIN_BOOKS + "), " + DemoCorpus.TRAIN);
+      j.addProperty(
+          "corpus", "King James Bible (" + DemoCorpus.TRAIN_BOOKS + "), " + DemoCorpus.TRAIN);
       j.addProperty("spec", spec.toString());
       j.addProperty("format", FORMAT);
       j.addProperty("train_tokens", r.trainTokens());
@@ -89,15 +107,29 @@ final class DemoModel {
       j.addProperty("last_loss", r.lastLoss());
       j.addProperty("seconds", r.seconds());
       j.addProperty("cpu_seconds", r.cpuSeconds());
-      Files.writeString(ckpt.resolve(TRAINING_JSON), new GsonBuilder().setPrettyPrinting().create().toJson(j) + "\n");
-      out.println(String.format(Locale.ROOT, "olmo-ppl: trained in %.0f s (%.0f s CPU): loss %.2f -> %.2f"
-          + " nats/token", r.seconds(), r.cpuSeconds(), r.firstLoss(), r.lastLoss()));
+      Files.writeString(
+          ckpt.resolve(TRAINING_JSON),
+          new GsonBuilder().setPrettyPrinting().create().toJson(j) + "\n");
+      out.println(
+          String.format(
+              Locale.ROOT,
+              "olmo-ppl: trained in %.0f s (%.0f s CPU): loss %.2f -> %.2f" + " nats/token",
+              r.seconds(),
+              r.cpuSeconds(),
+              r.firstLoss(),
+              r.lastLoss()));
       try {
         Files.move(ckpt, dir, StandardCopyOption.ATOMIC_MOVE);
       } catch (java.nio.file.FileSystemException e) {
-        if (!Files.isRegularFile(dir.resolve(TRAINING_JSON))) { // else another run finished the same model first
-          throw new IOException("cannot move the trained demo model into " + dir + ": " + e.getMessage()
-              + "; remove that directory or pass --cache DIR", e);
+        if (!Files.isRegularFile(
+            dir.resolve(TRAINING_JSON))) { // else another run finished the same model first
+          throw new IOException(
+              "cannot move the trained demo model into "
+                  + dir
+                  + ": "
+                  + e.getMessage()
+                  + "; remove that directory or pass --cache DIR",
+              e);
         }
       }
     } finally {
@@ -106,7 +138,9 @@ final class DemoModel {
     return new Trained(dir, r);
   }
 
-  /** @return the first 16 hex digits of SHA-256 over the training text, tokenizer, spec and format */
+  /**
+   * @return the first 16 hex digits of SHA-256 over the training text, tokenizer, spec and format
+   */
   static String key(DemoTrainer.Spec spec, byte[] tokenizer) throws IOException {
     try {
       MessageDigest md = MessageDigest.getInstance("SHA-256");

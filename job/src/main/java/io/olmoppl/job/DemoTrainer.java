@@ -12,10 +12,10 @@ import ai.djl.training.GradientCollector;
 import ai.djl.training.optimizer.Adam;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
+import io.olmoppl.checkpoint.CheckpointLayout;
 import io.olmoppl.checkpoint.CheckpointMaker;
 import io.olmoppl.checkpoint.CheckpointMaker.OutputCopy;
 import io.olmoppl.checkpoint.OlmoConfig;
-import io.olmoppl.checkpoint.CheckpointLayout;
 import io.olmoppl.checkpoint.OlmoConfig.NormType;
 import io.olmoppl.checkpoint.SafetensorsWriter;
 import io.olmoppl.checkpoint.SafetensorsWriter.Tensor;
@@ -35,18 +35,21 @@ import java.util.SplittableRandom;
 import java.util.function.Consumer;
 
 /**
- * Trains the demo's tiny OLMo: an hf_olmo checkpoint with a tied embedding (like OLMo-1B), the real OLMo tokenizer,
- * learned with DJL's training API ({@link GradientCollector}, {@link Adam}) on CPU from English text.
+ * Trains the demo's tiny OLMo: an hf_olmo checkpoint with a tied embedding (like OLMo-1B), the real
+ * OLMo tokenizer, learned with DJL's training API ({@link GradientCollector}, {@link Adam}) on CPU
+ * from English text.
  *
- * <p>The forward pass is composed of the scorer's own {@link Ops} in the hf_olmo order (pre-norm, no affine norms, no
- * biases, fused {@code att_proj} = [Q | K | V] and {@code ff_proj} = [up | gate]), so the checkpoint means to the
- * scorer what it meant in training. Only the token ids that occur in the training text (the active vocabulary) are
- * trained; every other embedding row is stored as zeros, so its logit is exactly 0 for any input. The loss therefore
- * takes the full-width softmax exactly: logsumexp over the active logits plus one constant logit ln(#zero rows).
+ * <p>The forward pass is composed of the scorer's own {@link Ops} in the hf_olmo order (pre-norm,
+ * no affine norms, no biases, fused {@code att_proj} = [Q | K | V] and {@code ff_proj} = [up |
+ * gate]), so the checkpoint means to the scorer what it meant in training. Only the token ids that
+ * occur in the training text (the active vocabulary) are trained; every other embedding row is
+ * stored as zeros, so its logit is exactly 0 for any input. The loss therefore takes the full-width
+ * softmax exactly: logsumexp over the active logits plus one constant logit ln(#zero rows).
  *
- * <p>Seeded: weights are initialised and batches drawn from a seeded {@link SplittableRandom}, there is no dropout,
- * and libtorch runs on {@link Spec#threads} intra-op threads. Short runs give the same bytes in separate processes;
- * long runs (the demo's 600 steps) have been seen to drift apart between processes, for a reason not found yet.
+ * <p>Seeded: weights are initialised and batches drawn from a seeded {@link SplittableRandom},
+ * there is no dropout, and libtorch runs on {@link Spec#threads} intra-op threads. Short runs give
+ * the same bytes in separate processes; long runs (the demo's 600 steps) have been seen to drift
+ * apart between processes, for a reason not found yet.
  */
 final class DemoTrainer {
   /** Embedding rows of the OLMo-1 (NeoX) tokenizer's models. */
@@ -68,8 +71,19 @@ final class DemoTrainer {
    * @param threads libtorch intra-op threads while training
    * @param chapters leading chapters of the bundled training text to train on; 0 = all
    */
-  record Spec(int hidden, int layers, int heads, int intermediate, int seqLen, int batch, int steps, float lr,
-      int warmup, long seed, int threads, int chapters) {
+  record Spec(
+      int hidden,
+      int layers,
+      int heads,
+      int intermediate,
+      int seqLen,
+      int batch,
+      int steps,
+      float lr,
+      int warmup,
+      long seed,
+      int threads,
+      int chapters) {
 
     /** The demo's model: about 90 CPU-seconds of training (one libtorch thread). */
     static Spec demo() {
@@ -77,8 +91,11 @@ final class DemoTrainer {
     }
 
     CheckpointMaker maker() {
-      return CheckpointMaker.small(CheckpointLayout.HF_OLMO).withDims(hidden, layers, heads, heads, intermediate, seqLen)
-          .withTied(true, OutputCopy.NONE).withVocabRows(VOCAB_ROWS).withSeed(seed);
+      return CheckpointMaker.small(CheckpointLayout.HF_OLMO)
+          .withDims(hidden, layers, heads, heads, intermediate, seqLen)
+          .withTied(true, OutputCopy.NONE)
+          .withVocabRows(VOCAB_ROWS)
+          .withSeed(seed);
     }
   }
 
@@ -92,11 +109,18 @@ final class DemoTrainer {
    * @param firstLoss mean NLL (nats per token) of the first step
    * @param lastLoss mean NLL of the last tenth of the steps
    * @param checkIds the first training rows (without their leading EOS), for {@link #checkNll}
-   * @param checkNll per check row, its summed NLL under the trainer's own forward pass after training: the scorer
-   *     must give the same numbers for the written checkpoint
+   * @param checkNll per check row, its summed NLL under the trainer's own forward pass after
+   *     training: the scorer must give the same numbers for the written checkpoint
    */
-  record Result(double seconds, double cpuSeconds, int activeVocab, long trainTokens, double firstLoss, double lastLoss,
-      List<long[]> checkIds, double[] checkNll) {}
+  record Result(
+      double seconds,
+      double cpuSeconds,
+      int activeVocab,
+      long trainTokens,
+      double firstLoss,
+      double lastLoss,
+      List<long[]> checkIds,
+      double[] checkNll) {}
 
   private final Spec spec;
   private final Consumer<String> log;
@@ -107,19 +131,28 @@ final class DemoTrainer {
   }
 
   /**
-   * Trains on {@code documents} and writes the checkpoint ({@code config.json}, {@code model.safetensors}, {@code
-   * tokenizer.json}) into {@code out}.
+   * Trains on {@code documents} and writes the checkpoint ({@code config.json}, {@code
+   * model.safetensors}, {@code tokenizer.json}) into {@code out}.
    *
    * @param tokenizerJson the OLMo-1 tokenizer, copied into the checkpoint
    */
   Result train(List<String> documents, Path tokenizerJson, Path out) throws IOException {
     CheckpointMaker maker = spec.maker();
     OlmoConfig config = OlmoConfig.fromJson(maker.config(), "the demo model's config");
-    if (config.normType() != NormType.LAYER_NORM || config.normAffine() || config.normBias() || config.normAfter()
-        || config.qkNorm() || config.clipQkv() != null || config.attentionBias() || config.mlpBias()
-        || config.scaleLogits() || !config.tied()) {
-      throw new IllegalStateException("the demo trainer implements OLMo-1B's block (pre-norm, weightless LayerNorm,"
-          + " no biases, tied output); the checkpoint maker now writes " + config);
+    if (config.normType() != NormType.LAYER_NORM
+        || config.normAffine()
+        || config.normBias()
+        || config.normAfter()
+        || config.qkNorm()
+        || config.clipQkv() != null
+        || config.attentionBias()
+        || config.mlpBias()
+        || config.scaleLogits()
+        || !config.tied()) {
+      throw new IllegalStateException(
+          "the demo trainer implements OLMo-1B's block (pre-norm, weightless LayerNorm,"
+              + " no biases, tied output); the checkpoint maker now writes "
+              + config);
     }
     int eos = config.eosTokenId();
     long[] stream;
@@ -128,8 +161,11 @@ final class DemoTrainer {
       stream = tokenStream(tok, documents, eos, tokensPerDoc);
     }
     if (stream.length < spec.seqLen() + 2) {
-      throw new IllegalArgumentException("training text has " + stream.length + " tokens, fewer than one row of "
-          + (spec.seqLen() + 1));
+      throw new IllegalArgumentException(
+          "training text has "
+              + stream.length
+              + " tokens, fewer than one row of "
+              + (spec.seqLen() + 1));
     }
     // active vocabulary: compact index of every token id that occurs
     int[] compact = new int[VOCAB_ROWS];
@@ -156,11 +192,21 @@ final class DemoTrainer {
     try (NDManager params = engine.newBaseManager()) {
       params.setName("demo-training");
       Weights w = new Weights(params, config, active.length, new SplittableRandom(spec.seed()));
-      Optimizer adam = Adam.builder().optLearningRateTracker(Tracker.warmUp()
-          .setMainTracker(Tracker.cosine().setBaseValue(spec.lr()).optFinalValue(spec.lr() / 10)
-              .setMaxUpdates(Math.max(1, spec.steps() - spec.warmup())).build())
-          .optWarmUpSteps(spec.warmup()).build()).build();
-      float unseenLogit = (float) StrictMath.log(VOCAB_ROWS - active.length); // all zero rows together
+      Optimizer adam =
+          Adam.builder()
+              .optLearningRateTracker(
+                  Tracker.warmUp()
+                      .setMainTracker(
+                          Tracker.cosine()
+                              .setBaseValue(spec.lr())
+                              .optFinalValue(spec.lr() / 10)
+                              .setMaxUpdates(Math.max(1, spec.steps() - spec.warmup()))
+                              .build())
+                      .optWarmUpSteps(spec.warmup())
+                      .build())
+              .build();
+      float unseenLogit =
+          (float) StrictMath.log(VOCAB_ROWS - active.length); // all zero rows together
       SplittableRandom sampler = new SplittableRandom(spec.seed() + 1);
       int t = spec.seqLen();
       int b = spec.batch();
@@ -175,14 +221,22 @@ final class DemoTrainer {
           }
         }
         double loss;
-        try (NDManager m = params.newSubManager(); GradientCollector gc = engine.newGradientCollector()) {
-          NDArray l = w.logProbs(m, m.create(x, new Shape(b, t)), m.create(y, new Shape(b * t, 1)), unseenLogit)
-              .mean().neg();
+        try (NDManager m = params.newSubManager();
+            GradientCollector gc = engine.newGradientCollector()) {
+          NDArray l =
+              w.logProbs(
+                      m,
+                      m.create(x, new Shape(b, t)),
+                      m.create(y, new Shape(b * t, 1)),
+                      unseenLogit)
+                  .mean()
+                  .neg();
           gc.backward(l);
           loss = l.getFloat();
         }
         if (!Double.isFinite(loss)) {
-          throw new IllegalStateException("demo training diverged at step " + step + " (loss " + loss + ")");
+          throw new IllegalStateException(
+              "demo training diverged at step " + step + " (loss " + loss + ")");
         }
         w.update(adam);
         if (step == 1) {
@@ -192,8 +246,15 @@ final class DemoTrainer {
           tail += loss / tailSteps;
         }
         if (step % 50 == 0 || step == spec.steps()) {
-          log.accept(String.format(java.util.Locale.ROOT, "step %d/%d, loss %.2f nats/token, %.0f s (%.0f s CPU)",
-              step, spec.steps(), loss, (System.nanoTime() - start) / 1e9, (processCpuNanos() - cpuStart) / 1e9));
+          log.accept(
+              String.format(
+                  java.util.Locale.ROOT,
+                  "step %d/%d, loss %.2f nats/token, %.0f s (%.0f s CPU)",
+                  step,
+                  spec.steps(),
+                  loss,
+                  (System.nanoTime() - start) / 1e9,
+                  (processCpuNanos() - cpuStart) / 1e9));
         }
       }
       trained = w.values();
@@ -214,8 +275,15 @@ final class DemoTrainer {
         s += tokensPerDoc[r] + 1;
       }
       try (NDManager m = params.newSubManager()) {
-        float[] lp = w.logProbs(m, m.create(x, new Shape(rows, t)), m.create(y, new Shape(rows * t, 1)),
-            unseenLogit).reshape(rows, t).sum(new int[] {1}).toFloatArray();
+        float[] lp =
+            w.logProbs(
+                    m,
+                    m.create(x, new Shape(rows, t)),
+                    m.create(y, new Shape(rows * t, 1)),
+                    unseenLogit)
+                .reshape(rows, t)
+                .sum(new int[] {1})
+                .toFloatArray();
         checkNll = new double[rows];
         for (int r = 0; r < rows; r++) {
           checkNll[r] = -lp[r];
@@ -227,16 +295,19 @@ final class DemoTrainer {
     double seconds = (System.nanoTime() - start) / 1e9;
     double cpuSeconds = (processCpuNanos() - cpuStart) / 1e9;
     write(maker, trained, active, tokenizerJson, out);
-    return new Result(seconds, cpuSeconds, active.length, stream.length, first, tail, checkIds, checkNll);
+    return new Result(
+        seconds, cpuSeconds, active.length, stream.length, first, tail, checkIds, checkNll);
   }
 
   private static long processCpuNanos() {
-    return ((com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory
-        .getOperatingSystemMXBean()).getProcessCpuTime();
+    return ((com.sun.management.OperatingSystemMXBean)
+            java.lang.management.ManagementFactory.getOperatingSystemMXBean())
+        .getProcessCpuTime();
   }
 
   /** Each document as [EOS] + its tokens, concatenated: the scorer's default prefix is EOS. */
-  private static long[] tokenStream(OlmoTokenizer tok, List<String> documents, int eos, int[] lengths) {
+  private static long[] tokenStream(
+      OlmoTokenizer tok, List<String> documents, int eos, int[] lengths) {
     List<long[]> parts = new ArrayList<>();
     int n = 0;
     for (String d : documents) {
@@ -255,9 +326,17 @@ final class DemoTrainer {
     return s;
   }
 
-  /** Fills the maker's tensors (names and shapes of the layout) with the trained values and writes the checkpoint. */
-  private static void write(CheckpointMaker maker, Map<String, float[]> trained, int[] active, Path tokenizerJson,
-      Path out) throws IOException {
+  /**
+   * Fills the maker's tensors (names and shapes of the layout) with the trained values and writes
+   * the checkpoint.
+   */
+  private static void write(
+      CheckpointMaker maker,
+      Map<String, float[]> trained,
+      int[] active,
+      Path tokenizerJson,
+      Path out)
+      throws IOException {
     List<Tensor> tensors = new ArrayList<>();
     String emb = CheckpointLayout.HF_OLMO.embedding();
     for (Tensor layoutTensor : maker.tensors()) {
@@ -274,54 +353,79 @@ final class DemoTrainer {
         v = full;
       }
       if (v.length != layoutTensor.values().length) {
-        throw new IllegalStateException(layoutTensor.name() + ": trained " + v.length + " values, layout expects "
-            + layoutTensor.values().length);
+        throw new IllegalStateException(
+            layoutTensor.name()
+                + ": trained "
+                + v.length
+                + " values, layout expects "
+                + layoutTensor.values().length);
       }
       tensors.add(new Tensor(layoutTensor.name(), layoutTensor.dtype(), layoutTensor.shape(), v));
     }
     if (tensors.size() != trained.size()) {
-      throw new IllegalStateException("trained " + trained.keySet() + " but the layout has " + tensors.size()
-          + " tensors");
+      throw new IllegalStateException(
+          "trained " + trained.keySet() + " but the layout has " + tensors.size() + " tensors");
     }
     Files.createDirectories(out);
     Files.copy(tokenizerJson, out.resolve("tokenizer.json"));
-    Files.writeString(out.resolve("config.json"), new com.google.gson.GsonBuilder().setPrettyPrinting()
-        .serializeNulls().create().toJson(maker.config()) + "\n");
+    Files.writeString(
+        out.resolve("config.json"),
+        new com.google.gson.GsonBuilder()
+                .setPrettyPrinting()
+                .serializeNulls()
+                .create()
+                .toJson(maker.config())
+            + "\n");
     SafetensorsWriter.write(out.resolve("model.safetensors"), tensors);
   }
 
-  /** The trainable tensors under their checkpoint names (the embedding holds active rows only), and the forward. */
+  /**
+   * The trainable tensors under their checkpoint names (the embedding holds active rows only), and
+   * the forward.
+   */
   private static final class Weights {
     private final OlmoConfig config;
     private final Map<String, NDArray> byName = new LinkedHashMap<>();
     private final NDArray embedding; // (A, C), A = active vocabulary
-    private final NDArray[][] blocks; // per block: att_proj (3C, C), attn_out (C, C), ff_proj (2I, C), ff_out (C, I)
+    private final NDArray[][]
+        blocks; // per block: att_proj (3C, C), attn_out (C, C), ff_proj (2I, C), ff_out (C, I)
 
     Weights(NDManager m, OlmoConfig config, int activeRows, SplittableRandom rnd) {
       this.config = config;
       int c = config.hiddenSize();
       int i = config.intermediateSize();
       int layers = config.numHiddenLayers();
-      double outStd = 0.02 / StrictMath.sqrt(2.0 * layers); // GPT-2 style scaling of the residual projections
+      double outStd =
+          0.02 / StrictMath.sqrt(2.0 * layers); // GPT-2 style scaling of the residual projections
       embedding = param(m, CheckpointLayout.HF_OLMO.embedding(), rnd, 0.02, activeRows, c);
       blocks = new NDArray[layers][];
       for (int l = 0; l < layers; l++) {
         String p = "model.transformer.blocks." + l + ".";
-        blocks[l] = new NDArray[] {param(m, p + "att_proj.weight", rnd, 0.02, 3 * c, c),
-            param(m, p + "attn_out.weight", rnd, outStd, c, c), param(m, p + "ff_proj.weight", rnd, 0.02, 2 * i, c),
-            param(m, p + "ff_out.weight", rnd, outStd, c, i)};
+        blocks[l] =
+            new NDArray[] {
+              param(m, p + "att_proj.weight", rnd, 0.02, 3 * c, c),
+              param(m, p + "attn_out.weight", rnd, outStd, c, c),
+              param(m, p + "ff_proj.weight", rnd, 0.02, 2 * i, c),
+              param(m, p + "ff_out.weight", rnd, outStd, c, i)
+            };
       }
     }
 
-    private NDArray param(NDManager m, String name, SplittableRandom rnd, double std, int rows, int cols) {
+    private NDArray param(
+        NDManager m, String name, SplittableRandom rnd, double std, int rows, int cols) {
       float[] v = new float[rows * cols];
       for (int k = 0; k < v.length; k++) {
-        // Box-Muller (SplittableRandom has no nextGaussian on Java 17), in StrictMath: Math may round differently
+        // Box-Muller (SplittableRandom has no nextGaussian on Java 17), in StrictMath: Math may
+        // round differently
         // once the JIT compiles this loop, and when that happens depends on the machine's load
-        v[k] = (float) (std * StrictMath.sqrt(-2 * StrictMath.log(1.0 - rnd.nextDouble()))
-            * StrictMath.cos(2 * Math.PI * rnd.nextDouble()));
+        v[k] =
+            (float)
+                (std
+                    * StrictMath.sqrt(-2 * StrictMath.log(1.0 - rnd.nextDouble()))
+                    * StrictMath.cos(2 * Math.PI * rnd.nextDouble()));
       }
-      // an engine-owned copy: create() may wrap the Java buffer, whose address (and alignment, which picks the
+      // an engine-owned copy: create() may wrap the Java buffer, whose address (and alignment,
+      // which picks the
       // BLAS kernel and so the rounding) differs from run to run
       NDArray view = m.create(v, new Shape(rows, cols));
       NDArray a = view.duplicate();
@@ -336,7 +440,8 @@ final class DemoTrainer {
      *
      * @param x (B, T) compact input ids
      * @param y (B*T, 1) compact targets
-     * @param unseenLogit ln(number of zero embedding rows): their summed share of the partition function
+     * @param unseenLogit ln(number of zero embedding rows): their summed share of the partition
+     *     function
      * @return (B*T, 1) log p(y | x)
      */
     NDArray logProbs(NDManager m, NDArray x, NDArray y, float unseenLogit) {
@@ -349,24 +454,38 @@ final class DemoTrainer {
       NDArray[] rope = Ops.ropeTables(m, t, d, config.ropeTheta()); // (T, D): cos, signed sin
       NDArray ones = m.ones(new Shape(c)); // the weightless LayerNorm's scale and shift
       NDArray zeros = m.zeros(new Shape(c));
-      NDArray hs = x.getNDArrayInternal().embedding(x, embedding, SparseFormat.DENSE).head(); // (B, T, C)
+      NDArray hs =
+          x.getNDArrayInternal().embedding(x, embedding, SparseFormat.DENSE).head(); // (B, T, C)
       for (NDArray[] blk : blocks) {
-        NDArray qkv = Ops.linear(Ops.layerNorm(hs, ones, zeros, eps), blk[0], null, Precision.FP32); // (B, T, 3C)
+        NDArray qkv =
+            Ops.linear(
+                Ops.layerNorm(hs, ones, zeros, eps), blk[0], null, Precision.FP32); // (B, T, 3C)
         NDList parts = qkv.split(new long[] {c, 2L * c}, 2);
-        NDArray q = Ops.rope(parts.get(0).reshape(b, t, h, d).transpose(0, 2, 1, 3), rope[0], rope[1]);
-        NDArray k = Ops.rope(parts.get(1).reshape(b, t, h, d).transpose(0, 2, 1, 3), rope[0], rope[1]);
+        NDArray q =
+            Ops.rope(parts.get(0).reshape(b, t, h, d).transpose(0, 2, 1, 3), rope[0], rope[1]);
+        NDArray k =
+            Ops.rope(parts.get(1).reshape(b, t, h, d).transpose(0, 2, 1, 3), rope[0], rope[1]);
         NDArray v = parts.get(2).reshape(b, t, h, d).transpose(0, 2, 1, 3); // (B, H, T, D)
-        NDArray att = Ops.attention(q, k, v, Precision.FP32, t).reshape(b, t, c); // (B, T, H, D) -> (B, T, C)
+        NDArray att =
+            Ops.attention(q, k, v, Precision.FP32, t).reshape(b, t, c); // (B, T, H, D) -> (B, T, C)
         hs = hs.add(Ops.linear(att, blk[1], null, Precision.FP32));
-        NDList ug = Ops.linear(Ops.layerNorm(hs, ones, zeros, eps), blk[2], null, Precision.FP32).split(2, 2);
+        NDList ug =
+            Ops.linear(Ops.layerNorm(hs, ones, zeros, eps), blk[2], null, Precision.FP32)
+                .split(2, 2);
         NDArray up = ug.get(0);
         NDArray gate = ug.get(1);
-        // silu(gate) * up as Ops.swiglu, but out of place: autograd needs the sigmoid that swiglu overwrites
-        hs = hs.add(Ops.linear(gate.mul(Activation.sigmoid(gate)).mul(up), blk[3], null, Precision.FP32));
+        // silu(gate) * up as Ops.swiglu, but out of place: autograd needs the sigmoid that swiglu
+        // overwrites
+        hs =
+            hs.add(
+                Ops.linear(
+                    gate.mul(Activation.sigmoid(gate)).mul(up), blk[3], null, Precision.FP32));
       }
       NDArray flat = Ops.layerNorm(hs, ones, zeros, eps).reshape(b * t, c); // (N, C)
       NDArray logits = Ops.linear(flat, embedding, null, Precision.FP32); // (N, A), tied output
-      NDArray all = NDArrays.concat(new NDList(logits, m.full(new Shape(b * t, 1), unseenLogit)), 1); // (N, A+1)
+      NDArray all =
+          NDArrays.concat(
+              new NDList(logits, m.full(new Shape(b * t, 1), unseenLogit)), 1); // (N, A+1)
       return all.logSoftmax(-1).gather(y, -1);
     }
 

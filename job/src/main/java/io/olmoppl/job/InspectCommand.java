@@ -14,20 +14,26 @@ import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
 
-/** {@code olmo-ppl inspect}: layout, config, parameters, tied group, bytes per precision, fingerprint. */
+/**
+ * {@code olmo-ppl inspect}: layout, config, parameters, tied group, bytes per precision,
+ * fingerprint.
+ */
 final class InspectCommand {
-  static final String HELP = String.join("\n",
-      "usage: olmo-ppl inspect --model DIR [--json] [--tying strict|config|checkpoint] [--scan-weights true|false]",
-      "",
-      "Validates the checkpoint as 'score' would and describes it: layout, config, parameter count (distinct",
-      "tensors), the tied group (the roles the one matrix serves and every name the file stores it under), bytes",
-      "per stored precision and the model fingerprint written to every scored row. Every loaded weight is checked",
-      "for NaN and infinite values unless --scan-weights false.");
+  static final String HELP =
+      String.join(
+          "\n",
+          "usage: olmo-ppl inspect --model DIR [--json] [--tying strict|config|checkpoint] [--scan-weights true|false]",
+          "",
+          "Validates the checkpoint as 'score' would and describes it: layout, config, parameter count (distinct",
+          "tensors), the tied group (the roles the one matrix serves and every name the file stores it under), bytes",
+          "per stored precision and the model fingerprint written to every scored row. Every loaded weight is checked",
+          "for NaN and infinite values unless --scan-weights false.");
 
   private InspectCommand() {}
 
   static void run(String[] argv, PrintStream out) {
-    Args a = Args.parse("inspect", argv, 1, Set.of("model", "tying", "scan-weights"), Set.of("json"));
+    Args a =
+        Args.parse("inspect", argv, 1, Set.of("model", "tying", "scan-weights"), Set.of("json"));
     TyingRule rule;
     try {
       rule = TyingRule.parse(a.get("tying", "strict"));
@@ -50,7 +56,9 @@ final class InspectCommand {
     out.print(table(c, d));
   }
 
-  /** @return the description as an aligned two-column table (one row per fact, one per config key) */
+  /**
+   * @return the description as an aligned two-column table (one row per fact, one per config key)
+   */
   @SuppressWarnings("unchecked")
   static String table(Checkpoint c, Map<String, Object> d) {
     Map<String, Object> model = (Map<String, Object>) d.get("model");
@@ -58,22 +66,38 @@ final class InspectCommand {
     rows.add(new String[] {"model", c.dir().toString()});
     rows.add(new String[] {"fingerprint", c.fingerprint()});
     rows.add(new String[] {"layout", c.config().layout().id()});
-    rows.add(new String[] {"parameters", String.format(Locale.ROOT, "%,d (distinct tensors: %d)",
-        c.parameterCount(), c.loadedTensors().size())});
+    rows.add(
+        new String[] {
+          "parameters",
+          String.format(
+              Locale.ROOT,
+              "%,d (distinct tensors: %d)",
+              c.parameterCount(),
+              c.loadedTensors().size())
+        });
     if (c.tying().tied()) {
       rows.add(new String[] {"tied group", c.tying().roles() + " <- " + c.tying().tiedGroup()});
     } else {
-      rows.add(new String[] {"tied group", "none (untied: embedding " + c.tying().embeddingTensor() + ", output "
-          + c.tying().outputTensor() + ")"});
+      rows.add(
+          new String[] {
+            "tied group",
+            "none (untied: embedding "
+                + c.tying().embeddingTensor()
+                + ", output "
+                + c.tying().outputTensor()
+                + ")"
+          });
     }
     if (model.containsKey("ignored_tensor")) {
       rows.add(new String[] {"ignored", String.valueOf(model.get("ignored_tensor"))});
     }
-    ((Map<String, Long>) d.get("bytes_per_dtype")).forEach((k, v) -> rows.add(new String[] {"bytes " + k,
-        String.format(Locale.ROOT, "%,d", v)}));
-    rows.add(new String[] {"bytes unique", String.format(Locale.ROOT, "%,d", c.uniqueWeightBytes())});
-    ((Map<String, Object>) d.get("config")).forEach((k, v) -> rows.add(new String[] {"config " + k,
-        String.valueOf(v)}));
+    ((Map<String, Long>) d.get("bytes_per_dtype"))
+        .forEach(
+            (k, v) -> rows.add(new String[] {"bytes " + k, String.format(Locale.ROOT, "%,d", v)}));
+    rows.add(
+        new String[] {"bytes unique", String.format(Locale.ROOT, "%,d", c.uniqueWeightBytes())});
+    ((Map<String, Object>) d.get("config"))
+        .forEach((k, v) -> rows.add(new String[] {"config " + k, String.valueOf(v)}));
     for (Object w : (List<Object>) d.get("warnings")) {
       rows.add(new String[] {"warning", String.valueOf(w)});
     }
@@ -101,8 +125,13 @@ final class InspectCommand {
     cfg.put("max_positions", k.maxPositionEmbeddings());
     cfg.put("rope_theta", k.ropeTheta());
     cfg.put("clip_qkv", k.clipQkv());
-    cfg.put("norm", k.normType().name().toLowerCase() + " eps " + k.normEps()
-        + (k.normAfter() ? " after sublayers" : " before sublayers") + (k.qkNorm() ? ", qk-norm" : ""));
+    cfg.put(
+        "norm",
+        k.normType().name().toLowerCase()
+            + " eps "
+            + k.normEps()
+            + (k.normAfter() ? " after sublayers" : " before sublayers")
+            + (k.qkNorm() ? ", qk-norm" : ""));
     cfg.put(k.tyingKey(), k.tied());
     cfg.put("tying_key_present", k.tyingKeyPresent());
     cfg.put("eos_token_id", k.eosTokenId());

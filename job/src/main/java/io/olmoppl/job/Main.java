@@ -10,23 +10,24 @@ import java.io.PrintStream;
 import java.io.UncheckedIOException;
 
 /**
- * The {@code olmo-ppl} command line: {@code score}, {@code inspect}, {@code make-checkpoint}, {@code demo},
- * {@code bench}. Also the
- * main class of the spark-submit jar.
+ * The {@code olmo-ppl} command line: {@code score}, {@code inspect}, {@code make-checkpoint},
+ * {@code demo}, {@code bench}. Also the main class of the spark-submit jar.
  */
 public final class Main {
-  static final String USAGE = String.join("\n",
-      "usage: olmo-ppl <command> [options]",
-      "",
-      "commands:",
-      "  score            --model DIR --input PATH --output PATH  score the text column of a dataset",
-      "  inspect          --model DIR [--json]                    describe a checkpoint (layout, tying, fingerprint)",
-      "  make-checkpoint  --layout olmo|hf_olmo|olmo2 --out DIR   write a random-initialised checkpoint",
-      "  demo             [--dir DIR]                             train a tiny OLMo (once) and score prose vs noise",
-      "  bench            [--model DIR] [--json]                  measure throughput against this machine's ceiling",
-      "",
-      "Run 'olmo-ppl <command> --help' for the options of a command; README.md explains them all.",
-      "--verbose (with any command) prints the stack trace of an error.");
+  static final String USAGE =
+      String.join(
+          "\n",
+          "usage: olmo-ppl <command> [options]",
+          "",
+          "commands:",
+          "  score            --model DIR --input PATH --output PATH  score the text column of a dataset",
+          "  inspect          --model DIR [--json]                    describe a checkpoint (layout, tying, fingerprint)",
+          "  make-checkpoint  --layout olmo|hf_olmo|olmo2 --out DIR   write a random-initialised checkpoint",
+          "  demo             [--dir DIR]                             train a tiny OLMo (once) and score prose vs noise",
+          "  bench            [--model DIR] [--json]                  measure throughput against this machine's ceiling",
+          "",
+          "Run 'olmo-ppl <command> --help' for the options of a command; README.md explains them all.",
+          "--verbose (with any command) prints the stack trace of an error.");
 
   private Main() {}
 
@@ -38,17 +39,22 @@ public final class Main {
   /**
    * Runs one command.
    *
-   * @return the exit code: 0 done, 1 the run failed (bad checkpoint, input, output...), 2 bad command line
+   * @return the exit code: 0 done, 1 the run failed (bad checkpoint, input, output...), 2 bad
+   *     command line
    */
   public static int run(String[] args, PrintStream out, PrintStream err) {
     DjlSettings.configure();
-    if (args.length == 0 || args[0].equals("--help") || args[0].equals("-h") || args[0].equals("help")) {
+    if (args.length == 0
+        || args[0].equals("--help")
+        || args[0].equals("-h")
+        || args[0].equals("help")) {
       (args.length == 0 ? err : out).println(USAGE);
       return args.length == 0 ? 2 : 0;
     }
     boolean verbose = java.util.Arrays.asList(args).contains("--verbose");
     if (verbose) {
-      args = java.util.Arrays.stream(args).filter(x -> !x.equals("--verbose")).toArray(String[]::new);
+      args =
+          java.util.Arrays.stream(args).filter(x -> !x.equals("--verbose")).toArray(String[]::new);
       if (args.length == 0) {
         err.println(USAGE);
         return 2;
@@ -98,19 +104,25 @@ public final class Main {
   }
 
   /**
-   * @return the message for the user: the project's own exception where one is in the cause chain (a task failure
-   *     reaches the driver wrapped in Spark exceptions), else the first line of the outermost message
+   * @return the message for the user: the project's own exception where one is in the cause chain
+   *     (a task failure reaches the driver wrapped in Spark exceptions), else the first line of the
+   *     outermost message
    */
   static String message(Throwable e) {
     for (Throwable c = e; c != null; c = c.getCause() == c ? null : c.getCause()) {
-      if ((c instanceof CheckpointException || c instanceof JobException) && c.getMessage() != null) {
+      if ((c instanceof CheckpointException || c instanceof JobException)
+          && c.getMessage() != null) {
         return c.getMessage();
       }
     }
     for (Throwable c = e; c != null; c = c.getCause() == c ? null : c.getCause()) {
-      boolean ours = (c instanceof IllegalArgumentException || c instanceof IllegalStateException
-          || c instanceof IOException || c instanceof UncheckedIOException)
-          && c.getStackTrace().length > 0 && c.getStackTrace()[0].getClassName().startsWith("io.olmoppl.");
+      boolean ours =
+          (c instanceof IllegalArgumentException
+                  || c instanceof IllegalStateException
+                  || c instanceof IOException
+                  || c instanceof UncheckedIOException)
+              && c.getStackTrace().length > 0
+              && c.getStackTrace()[0].getClassName().startsWith("io.olmoppl.");
       if (ours && c.getMessage() != null) {
         return c.getMessage();
       }
@@ -135,13 +147,16 @@ public final class Main {
   }
 
   /**
-   * The developer commands write random checkpoints with the udf test-jar's writer, which the spark-submit jar leaves
-   * out (executors never need it); the {@code ./olmo-ppl} launcher has it.
+   * The developer commands write random checkpoints with the udf test-jar's writer, which the
+   * spark-submit jar leaves out (executors never need it); the {@code ./olmo-ppl} launcher has it.
    */
   private static void requireDeveloperTools(String cmd) {
     if (Main.class.getResource("/io/olmoppl/checkpoint/CheckpointMaker.class") == null) {
-      throw new JobException("'" + cmd + "' is a developer command of the ./olmo-ppl launcher in a source checkout;"
-          + " the spark-submit jar does not ship the checkpoint writer it needs");
+      throw new JobException(
+          "'"
+              + cmd
+              + "' is a developer command of the ./olmo-ppl launcher in a source checkout;"
+              + " the spark-submit jar does not ship the checkpoint writer it needs");
     }
   }
 

@@ -30,15 +30,18 @@ import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SparkSession;
 
 /**
- * The progress display of a scoring run: documents and tokens scored, tokens/s, percentage and ETA. The total is a
- * count of the input rows and of their UTF-8 bytes made before scoring (bytes stand in for tokens: the percentage and
- * the ETA are by bytes, so long and short documents weigh what they cost). The counts come from {@link ScoreMetrics}
- * accumulators read by a {@link SparkListener} on the driver: a running task's values arrive with each executor
- * heartbeat ({@code spark.executor.heartbeatInterval}, 10 s by default), a finished task's at its end; a failed
- * task's partial counts are dropped. Nothing polls the output, and local and cluster masters work the same.
+ * The progress display of a scoring run: documents and tokens scored, tokens/s, percentage and ETA.
+ * The total is a count of the input rows and of their UTF-8 bytes made before scoring (bytes stand
+ * in for tokens: the percentage and the ETA are by bytes, so long and short documents weigh what
+ * they cost). The counts come from {@link ScoreMetrics} accumulators read by a {@link
+ * SparkListener} on the driver: a running task's values arrive with each executor heartbeat ({@code
+ * spark.executor.heartbeatInterval}, 10 s by default), a finished task's at its end; a failed
+ * task's partial counts are dropped. Nothing polls the output, and local and cluster masters work
+ * the same.
  *
- * <p>On a terminal the line is redrawn in place on stderr every second; otherwise one line is printed every
- * {@code interval} seconds (default 30). A final line is printed when scoring is done.
+ * <p>On a terminal the line is redrawn in place on stderr every second; otherwise one line is
+ * printed every {@code interval} seconds (default 30). A final line is printed when scoring is
+ * done.
  */
 final class Progress extends SparkListener implements AutoCloseable {
   static final double INTERVAL_DEFAULT = 30;
@@ -46,7 +49,10 @@ final class Progress extends SparkListener implements AutoCloseable {
 
   /** Where and how often progress is shown. */
   enum Mode {
-    AUTO, TERMINAL, LOG, OFF;
+    AUTO,
+    TERMINAL,
+    LOG,
+    OFF;
 
     static Mode parse(String s) {
       return switch (s.toLowerCase(Locale.ROOT)) {
@@ -54,7 +60,9 @@ final class Progress extends SparkListener implements AutoCloseable {
         case "terminal" -> TERMINAL;
         case "log" -> LOG;
         case "off" -> OFF;
-        default -> throw new Args.UsageException("--progress must be auto, terminal, log or off, not '" + s + "'");
+        default ->
+            throw new Args.UsageException(
+                "--progress must be auto, terminal, log or off, not '" + s + "'");
       };
     }
   }
@@ -68,15 +76,25 @@ final class Progress extends SparkListener implements AutoCloseable {
   private final LongSupplier nanos;
   private final long start;
   private final ScheduledExecutorService timer;
+
   /** documents, tokens, bytes of successful finished tasks */
   private final long[] finished = new long[3];
+
   /** latest heartbeat values of running tasks */
   private final Map<Long, long[]> running = new HashMap<>();
+
   private final Set<Long> ended = new HashSet<>();
   private volatile boolean closed;
 
-  Progress(SparkSession spark, ScoreMetrics metrics, long totalDocs, long totalBytes, boolean terminal,
-      double intervalSeconds, PrintStream err, LongSupplier nanos) {
+  Progress(
+      SparkSession spark,
+      ScoreMetrics metrics,
+      long totalDocs,
+      long totalBytes,
+      boolean terminal,
+      double intervalSeconds,
+      PrintStream err,
+      LongSupplier nanos) {
     this.spark = spark;
     this.ids = metrics.progressIds();
     this.totalDocs = totalDocs;
@@ -88,11 +106,13 @@ final class Progress extends SparkListener implements AutoCloseable {
     if (spark != null) {
       spark.sparkContext().addSparkListener(this);
       long periodMs = Math.max(1, Math.round(1000 * (terminal ? 1 : intervalSeconds)));
-      timer = Executors.newSingleThreadScheduledExecutor(r -> {
-        Thread t = new Thread(r, "olmo-ppl-progress");
-        t.setDaemon(true);
-        return t;
-      });
+      timer =
+          Executors.newSingleThreadScheduledExecutor(
+              r -> {
+                Thread t = new Thread(r, "olmo-ppl-progress");
+                t.setDaemon(true);
+                return t;
+              });
       timer.scheduleAtFixedRate(this::show, periodMs, periodMs, TimeUnit.MILLISECONDS);
     } else {
       timer = null;
@@ -100,24 +120,39 @@ final class Progress extends SparkListener implements AutoCloseable {
   }
 
   /**
-   * Counts the input (one cheap pass: rows and UTF-8 bytes of the text column) and starts showing progress.
+   * Counts the input (one cheap pass: rows and UTF-8 bytes of the text column) and starts showing
+   * progress.
    *
    * @return the display, or null with {@code --progress off}
    */
-  static Progress start(SparkSession spark, Dataset<Row> input, String textColumn, ScoreMetrics metrics,
-      Mode mode, double intervalSeconds, PrintStream err) {
+  static Progress start(
+      SparkSession spark,
+      Dataset<Row> input,
+      String textColumn,
+      ScoreMetrics metrics,
+      Mode mode,
+      double intervalSeconds,
+      PrintStream err) {
     if (mode == Mode.OFF) {
       return null;
     }
-    Row total = input.agg(count(lit(1)), coalesce(sum(octet_length(col(textColumn))), lit(0L))).first();
+    Row total =
+        input.agg(count(lit(1)), coalesce(sum(octet_length(col(textColumn))), lit(0L))).first();
     boolean terminal = mode == Mode.TERMINAL || (mode == Mode.AUTO && stderrIsTerminal());
-    return new Progress(spark, metrics, total.getLong(0), ((Number) total.get(1)).longValue(), terminal,
-        intervalSeconds, err, System::nanoTime);
+    return new Progress(
+        spark,
+        metrics,
+        total.getLong(0),
+        ((Number) total.get(1)).longValue(),
+        terminal,
+        intervalSeconds,
+        err,
+        System::nanoTime);
   }
 
   /**
-   * @return whether stderr is a terminal: the launcher passes {@code -Dolmoppl.stderr.tty}; without it (spark-submit)
-   *     a console means an interactive session
+   * @return whether stderr is a terminal: the launcher passes {@code -Dolmoppl.stderr.tty}; without
+   *     it (spark-submit) a console means an interactive session
    */
   static boolean stderrIsTerminal() {
     String p = System.getProperty("olmoppl.stderr.tty");
@@ -133,7 +168,8 @@ final class Progress extends SparkListener implements AutoCloseable {
       long[] v = values(u._4());
       if (v != null) {
         synchronized (this) {
-          if (!ended.contains(task)) { // a heartbeat sent before the task ended may arrive after its end
+          if (!ended.contains(
+              task)) { // a heartbeat sent before the task ended may arrive after its end
             running.put(task, v);
           }
         }
@@ -156,7 +192,10 @@ final class Progress extends SparkListener implements AutoCloseable {
     }
   }
 
-  /** @return documents, tokens, bytes (a task's updates) of our accumulators in {@code infos}, or null if none */
+  /**
+   * @return documents, tokens, bytes (a task's updates) of our accumulators in {@code infos}, or
+   *     null if none
+   */
   private long[] values(scala.collection.Seq<AccumulableInfo> infos) {
     long[] v = null;
     var it = infos.iterator();
@@ -177,7 +216,9 @@ final class Progress extends SparkListener implements AutoCloseable {
     return v;
   }
 
-  /** @return documents, tokens, bytes scored so far */
+  /**
+   * @return documents, tokens, bytes scored so far
+   */
   synchronized long[] done() {
     long[] d = finished.clone();
     for (long[] r : running.values()) {
@@ -188,16 +229,25 @@ final class Progress extends SparkListener implements AutoCloseable {
     return d;
   }
 
-  /** @return the progress line for the counts so far */
+  /**
+   * @return the progress line for the counts so far
+   */
   String line() {
     long[] d = done();
     double seconds = (nanos.getAsLong() - start) / 1e9;
     return format(d[0], d[1], d[2], totalDocs, totalBytes, seconds);
   }
 
-  /** The progress line: counts, rate, percentage (by bytes) and ETA (remaining bytes at the rate so far). */
-  static String format(long docs, long tokens, long bytes, long totalDocs, long totalBytes, double seconds) {
-    double fraction = totalBytes > 0 ? (double) bytes / totalBytes : totalDocs > 0 ? (double) docs / totalDocs : 1;
+  /**
+   * The progress line: counts, rate, percentage (by bytes) and ETA (remaining bytes at the rate so
+   * far).
+   */
+  static String format(
+      long docs, long tokens, long bytes, long totalDocs, long totalBytes, double seconds) {
+    double fraction =
+        totalBytes > 0
+            ? (double) bytes / totalBytes
+            : totalDocs > 0 ? (double) docs / totalDocs : 1;
     fraction = Math.min(1, fraction); // a retried or speculative task may count twice
     String eta;
     if (fraction >= 1) {
@@ -207,11 +257,21 @@ final class Progress extends SparkListener implements AutoCloseable {
     } else {
       eta = "ETA " + clock(seconds * (1 - fraction) / fraction);
     }
-    return String.format(Locale.ROOT, "olmo-ppl: %,d/%,d documents, %,d tokens, %,.0f tokens/s, %.1f%%, %s, %s elapsed",
-        docs, totalDocs, tokens, seconds > 0 ? tokens / seconds : 0.0, 100 * fraction, eta, clock(seconds));
+    return String.format(
+        Locale.ROOT,
+        "olmo-ppl: %,d/%,d documents, %,d tokens, %,.0f tokens/s, %.1f%%, %s, %s elapsed",
+        docs,
+        totalDocs,
+        tokens,
+        seconds > 0 ? tokens / seconds : 0.0,
+        100 * fraction,
+        eta,
+        clock(seconds));
   }
 
-  /** @return {@code h:mm:ss} */
+  /**
+   * @return {@code h:mm:ss}
+   */
   static String clock(double seconds) {
     long s = Math.round(seconds);
     return String.format(Locale.ROOT, "%d:%02d:%02d", s / 3600, (s / 60) % 60, s % 60);
@@ -230,8 +290,9 @@ final class Progress extends SparkListener implements AutoCloseable {
   }
 
   /**
-   * Stops the display and prints the final line. Listener events arrive asynchronously: the last task ends may be
-   * queued when the scoring job returns, so this waits (at most {@link #DRAIN_MS}) until every counted row is seen.
+   * Stops the display and prints the final line. Listener events arrive asynchronously: the last
+   * task ends may be queued when the scoring job returns, so this waits (at most {@link #DRAIN_MS})
+   * until every counted row is seen.
    */
   @Override
   public void close() {

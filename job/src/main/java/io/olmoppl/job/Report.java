@@ -24,8 +24,9 @@ import org.jfree.data.xy.XYIntervalSeries;
 import org.jfree.data.xy.XYIntervalSeriesCollection;
 
 /**
- * The run report next to the output: {@code _report.html} (one self-contained file: the histogram is embedded as a
- * base64 PNG, no script, no external resource) and {@code _perplexity_hist.png}, both drawn from the summary.
+ * The run report next to the output: {@code _report.html} (one self-contained file: the histogram
+ * is embedded as a base64 PNG, no script, no external resource) and {@code _perplexity_hist.png},
+ * both drawn from the summary.
  */
 final class Report {
   static final String HTML = "_report.html";
@@ -44,7 +45,9 @@ final class Report {
     }
   }
 
-  /** @return the histogram of log10(document perplexity) as a PNG, drawn headless with JFreeChart */
+  /**
+   * @return the histogram of log10(document perplexity) as a PNG, drawn headless with JFreeChart
+   */
   @SuppressWarnings("unchecked")
   static byte[] histogramPng(Map<String, Object> summary) throws IOException {
     System.setProperty("java.awt.headless", "true");
@@ -61,9 +64,17 @@ final class Report {
     }
     XYIntervalSeriesCollection data = new XYIntervalSeriesCollection();
     data.addSeries(series);
-    JFreeChart chart = ChartFactory.createXYBarChart("Document perplexity (" + summary.get("documents_ok")
-        + " ok documents)", "log10(perplexity)", false, "documents", data, PlotOrientation.VERTICAL, false, false,
-        false);
+    JFreeChart chart =
+        ChartFactory.createXYBarChart(
+            "Document perplexity (" + summary.get("documents_ok") + " ok documents)",
+            "log10(perplexity)",
+            false,
+            "documents",
+            data,
+            PlotOrientation.VERTICAL,
+            false,
+            false,
+            false);
     chart.setBackgroundPaint(Color.WHITE);
     XYPlot plot = chart.getXYPlot();
     plot.setBackgroundPaint(Color.WHITE);
@@ -82,19 +93,30 @@ final class Report {
     return bytes.toByteArray();
   }
 
-  /** @return the report page for {@code summary} with {@code png} embedded */
+  /**
+   * @return the report page for {@code summary} with {@code png} embedded
+   */
   @SuppressWarnings("unchecked")
   static String html(Map<String, Object> s, byte[] png) {
     StringBuilder b = new StringBuilder();
-    b.append("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>olmo-ppl report: ")
-        .append(esc(s.get("output"))).append("</title>\n<style>\n")
+    b.append(
+            "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>olmo-ppl report: ")
+        .append(esc(s.get("output")))
+        .append("</title>\n<style>\n")
         .append("body{font-family:system-ui,sans-serif;margin:2em auto;max-width:60em;color:#222}")
-        .append("h1{font-size:1.4em}h2{font-size:1.1em;margin-top:1.6em;border-bottom:1px solid #ccc}")
-        .append("table{border-collapse:collapse;margin:.5em 0}td,th{padding:.2em .8em;text-align:left;")
-        .append("border-bottom:1px solid #eee}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}")
-        .append("img{max-width:100%;border:1px solid #ddd}code{font-size:.95em}\n</style></head><body>\n");
-    b.append("<h1>olmo-ppl report</h1>\n<p><code>").append(esc(s.get("input"))).append("</code> &rarr; <code>")
-        .append(esc(s.get("output"))).append("</code></p>\n");
+        .append(
+            "h1{font-size:1.4em}h2{font-size:1.1em;margin-top:1.6em;border-bottom:1px solid #ccc}")
+        .append(
+            "table{border-collapse:collapse;margin:.5em 0}td,th{padding:.2em .8em;text-align:left;")
+        .append(
+            "border-bottom:1px solid #eee}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}")
+        .append(
+            "img{max-width:100%;border:1px solid #ddd}code{font-size:.95em}\n</style></head><body>\n");
+    b.append("<h1>olmo-ppl report</h1>\n<p><code>")
+        .append(esc(s.get("input")))
+        .append("</code> &rarr; <code>")
+        .append(esc(s.get("output")))
+        .append("</code></p>\n");
     b.append("<h2>Corpus</h2>\n<table>\n");
     row(b, "documents", s.get("documents"));
     row(b, "status", s.get("status"));
@@ -103,32 +125,56 @@ final class Report {
     row(b, "bits per byte", s.get("bits_per_byte"));
     row(b, "word perplexity", s.get("word_perplexity"));
     row(b, "byte perplexity", s.get("byte_perplexity"));
-    b.append("</table>\n<p>Micro-averages over ok documents: perplexity = exp(&Sigma;nll / &Sigma;tokens), bits per"
-        + " byte = &Sigma;nll / (&Sigma;bytes &middot; ln 2), byte perplexity = 2<sup>bits per byte</sup>.</p>\n");
-    b.append("<h2>Document perplexity</h2>\n<img alt=\"histogram of log10(document perplexity)\" src=\"data:image/png;")
-        .append("base64,").append(Base64.getEncoder().encodeToString(png)).append("\">\n<p>Also written as <a href=\"")
-        .append(PNG).append("\">").append(PNG).append("</a>.</p>\n");
+    b.append(
+        "</table>\n<p>Micro-averages over ok documents: perplexity = exp(&Sigma;nll / &Sigma;tokens), bits per"
+            + " byte = &Sigma;nll / (&Sigma;bytes &middot; ln 2), byte perplexity = 2<sup>bits per byte</sup>.</p>\n");
+    b.append(
+            "<h2>Document perplexity</h2>\n<img alt=\"histogram of log10(document perplexity)\" src=\"data:image/png;")
+        .append("base64,")
+        .append(Base64.getEncoder().encodeToString(png))
+        .append("\">\n<p>Also written as <a href=\"")
+        .append(PNG)
+        .append("\">")
+        .append(PNG)
+        .append("</a>.</p>\n");
     Map<String, Object> pct = (Map<String, Object>) s.get("percentiles");
     if (pct != null) {
       b.append("<table><tr>");
       pct.keySet().forEach(k -> b.append("<th class=\"n\">").append(esc(k)).append("</th>"));
       b.append("</tr><tr>");
-      pct.values().forEach(v -> b.append("<td class=\"n\">").append(v == null ? "n/a"
-          : String.format(Locale.ROOT, "%.4g", ((Number) v).doubleValue())).append("</td>"));
-      b.append("</tr></table>\n<p>Approximate percentiles (Spark approxQuantile, relative rank error ")
-          .append(num(s.get("percentiles_relative_error"))).append(").</p>\n");
+      pct.values()
+          .forEach(
+              v ->
+                  b.append("<td class=\"n\">")
+                      .append(
+                          v == null
+                              ? "n/a"
+                              : String.format(Locale.ROOT, "%.4g", ((Number) v).doubleValue()))
+                      .append("</td>"));
+      b.append(
+              "</tr></table>\n<p>Approximate percentiles (Spark approxQuantile, relative rank error ")
+          .append(num(s.get("percentiles_relative_error")))
+          .append(").</p>\n");
     }
     Map<String, Object> buckets = (Map<String, Object>) s.get("buckets");
     if (buckets != null) {
       Map<String, Object> counts = (Map<String, Object>) buckets.get("documents");
-      b.append("<h2>Buckets</h2>\n<p>Cut-offs: ").append(esc(buckets.get("source"))).append("</p>\n<table>")
-          .append("<tr><th>bucket</th><th class=\"n\">up to percentile</th><th class=\"n\">max perplexity</th>")
+      b.append("<h2>Buckets</h2>\n<p>Cut-offs: ")
+          .append(esc(buckets.get("source")))
+          .append("</p>\n<table>")
+          .append(
+              "<tr><th>bucket</th><th class=\"n\">up to percentile</th><th class=\"n\">max perplexity</th>")
           .append("<th class=\"n\">documents</th></tr>\n");
       for (Object o : (List<Object>) buckets.get("cutoffs")) {
         Map<String, Object> c = (Map<String, Object>) o;
-        b.append("<tr><td>").append(esc(c.get("bucket"))).append("</td><td class=\"n\">").append(num(c.get(
-            "percentile"))).append("</td><td class=\"n\">").append(num(c.get("max_perplexity")))
-            .append("</td><td class=\"n\">").append(num(counts == null ? null : counts.get(c.get("bucket"))))
+        b.append("<tr><td>")
+            .append(esc(c.get("bucket")))
+            .append("</td><td class=\"n\">")
+            .append(num(c.get("percentile")))
+            .append("</td><td class=\"n\">")
+            .append(num(c.get("max_perplexity")))
+            .append("</td><td class=\"n\">")
+            .append(num(counts == null ? null : counts.get(c.get("bucket"))))
             .append("</td></tr>\n");
       }
       b.append("</table>\n");
@@ -145,8 +191,11 @@ final class Report {
     }
     Map<String, Object> groups = (Map<String, Object>) s.get("groups");
     if (groups != null) {
-      b.append("<h2>By ").append(esc(groups.get("column"))).append("</h2>\n<table><tr><th>group</th>")
-          .append("<th class=\"n\">documents</th><th class=\"n\">ok</th><th class=\"n\">tokens</th>")
+      b.append("<h2>By ")
+          .append(esc(groups.get("column")))
+          .append("</h2>\n<table><tr><th>group</th>")
+          .append(
+              "<th class=\"n\">documents</th><th class=\"n\">ok</th><th class=\"n\">tokens</th>")
           .append("<th class=\"n\">perplexity</th><th class=\"n\">bits per byte</th></tr>\n");
       for (Object o : (List<Object>) groups.get("rows")) {
         Map<String, Object> g = (Map<String, Object>) o;
@@ -157,9 +206,13 @@ final class Report {
         b.append("</td></tr>\n");
       }
       b.append("</table>\n");
-      if (((Number) groups.get("total")).longValue() != ((List<Object>) groups.get("rows")).size()) {
-        b.append("<p>The ").append(num(((List<Object>) groups.get("rows")).size())).append(" largest of ")
-            .append(num(groups.get("total"))).append(" groups.</p>\n");
+      if (((Number) groups.get("total")).longValue()
+          != ((List<Object>) groups.get("rows")).size()) {
+        b.append("<p>The ")
+            .append(num(((List<Object>) groups.get("rows")).size()))
+            .append(" largest of ")
+            .append(num(groups.get("total")))
+            .append(" groups.</p>\n");
       }
     }
     Map<String, Object> model = (Map<String, Object>) s.get("model");
@@ -173,8 +226,16 @@ final class Report {
       row(b, "tied groups", model.get("tied_groups"));
     }
     if (opts != null) {
-      for (String k : List.of("precision", "device", "window", "stride", "bos", "prefix_token", "batch_tokens",
-          "text_column")) {
+      for (String k :
+          List.of(
+              "precision",
+              "device",
+              "window",
+              "stride",
+              "bos",
+              "prefix_token",
+              "batch_tokens",
+              "text_column")) {
         row(b, k, opts.get(k));
       }
     }
@@ -194,10 +255,17 @@ final class Report {
   }
 
   private static void row(StringBuilder b, String k, Object v) {
-    b.append("<tr><th>").append(esc(k)).append("</th><td class=\"n\">").append(num(v)).append("</td></tr>\n");
+    b.append("<tr><th>")
+        .append(esc(k))
+        .append("</th><td class=\"n\">")
+        .append(num(v))
+        .append("</td></tr>\n");
   }
 
-  /** @return a number with grouping (integers) or 6 significant digits, anything else escaped; n/a for null */
+  /**
+   * @return a number with grouping (integers) or 6 significant digits, anything else escaped; n/a
+   *     for null
+   */
   static String num(Object v) {
     if (v == null) {
       return "n/a";
@@ -210,14 +278,19 @@ final class Report {
         return String.format(Locale.ROOT, "%,.0f", d);
       }
       // 6 significant digits without trailing zeros: 0.001, 5.52534, 3.03682e+06
-      return String.format(Locale.ROOT, "%.6g", d).replaceAll("(\\.\\d*?)0+(e|$)", "$1$2").replace(".e", "e")
+      return String.format(Locale.ROOT, "%.6g", d)
+          .replaceAll("(\\.\\d*?)0+(e|$)", "$1$2")
+          .replace(".e", "e")
           .replaceAll("\\.$", "");
     }
     return esc(v);
   }
 
   static String esc(Object v) {
-    return String.valueOf(v).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\"",
-        "&quot;");
+    return String.valueOf(v)
+        .replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace("\"", "&quot;");
   }
 }

@@ -24,10 +24,11 @@ import org.apache.spark.sql.types.DataTypes;
 import org.apache.spark.sql.types.StructField;
 
 /**
- * Scheduled re-runs ({@code --previous}): an input row whose key ({@code --id-column}, else a hash of its text) is in
- * the earlier output with the same text and the same {@code ppl_model} stamp keeps its earlier score unchanged; every
- * other row (new, edited, or scored under another model or settings) is scored. Rows of the earlier output that are
- * no longer in the input are not written. The output holds every input row exactly once.
+ * Scheduled re-runs ({@code --previous}): an input row whose key ({@code --id-column}, else a hash
+ * of its text) is in the earlier output with the same text and the same {@code ppl_model} stamp
+ * keeps its earlier score unchanged; every other row (new, edited, or scored under another model or
+ * settings) is scored. Rows of the earlier output that are no longer in the input are not written.
+ * The output holds every input row exactly once.
  */
 final class Rerun {
   private static final String KEY = "__olmoppl_key";
@@ -44,8 +45,12 @@ final class Rerun {
     this.inputColumns = inputColumns;
   }
 
-  /** Splits the input into rows to score and rows carried from {@code --previous} (all rows to score without it). */
-  static Rerun split(SparkSession spark, Dataset<Row> input, OlmoPerplexity.Plan plan, ScoreCommand.Request req)
+  /**
+   * Splits the input into rows to score and rows carried from {@code --previous} (all rows to score
+   * without it).
+   */
+  static Rerun split(
+      SparkSession spark, Dataset<Row> input, OlmoPerplexity.Plan plan, ScoreCommand.Request req)
       throws IOException {
     String[] cols = input.columns();
     String prevPath = req.run().previous();
@@ -55,17 +60,31 @@ final class Rerun {
     Path p = new Path(prevPath);
     FileSystem fs = p.getFileSystem(spark.sparkContext().hadoopConfiguration());
     if (!fs.exists(p)) {
-      throw new JobException("--previous " + prevPath + " does not exist. Pass the output directory of an earlier"
-          + " run, or drop --previous to score every row.");
+      throw new JobException(
+          "--previous "
+              + prevPath
+              + " does not exist. Pass the output directory of an earlier"
+              + " run, or drop --previous to score every row.");
     }
     if (!fs.exists(new Path(p, Output.MARKER))) {
-      throw new JobException("--previous " + prevPath + " has no " + Output.MARKER + " marker: the run that wrote"
-          + " it did not finish, so its rows cannot be trusted. Pass a complete output.");
+      throw new JobException(
+          "--previous "
+              + prevPath
+              + " has no "
+              + Output.MARKER
+              + " marker: the run that wrote"
+              + " it did not finish, so its rows cannot be trusted. Pass a complete output.");
     }
     String fmt = ScoreCommand.detect(fs, p);
-    Dataset<Row> prev = fmt.equals("csv")
-        ? spark.read().option("header", "true").option("multiLine", "true").option("escape", "\"").csv(prevPath)
-        : spark.read().format(fmt).load(prevPath);
+    Dataset<Row> prev =
+        fmt.equals("csv")
+            ? spark
+                .read()
+                .option("header", "true")
+                .option("multiLine", "true")
+                .option("escape", "\"")
+                .csv(prevPath)
+            : spark.read().format(fmt).load(prevPath);
     String text = req.textColumn();
     String id = req.run().idColumn();
     List<StructField> scoreFields = ScoreColumns.fields(req.options().tokenLogprobs());
@@ -81,26 +100,48 @@ final class Rerun {
       }
     }
     if (!missing.isEmpty()) {
-      throw new JobException("--previous " + prevPath + " or --input lacks the column(s) " + missing + " that"
-          + " carrying scores over needs. Pass an output of 'olmo-ppl score' with the same options (e.g."
-          + " --token-logprobs), and an --id-column both have, or drop --previous.");
+      throw new JobException(
+          "--previous "
+              + prevPath
+              + " or --input lacks the column(s) "
+              + missing
+              + " that"
+              + " carrying scores over needs. Pass an output of 'olmo-ppl score' with the same options (e.g."
+              + " --token-logprobs), and an --id-column both have, or drop --previous.");
     }
     Column prevKey = id == null ? sha2(prev.col(text), 256) : prev.col(id).cast("string");
-    List<Column> prevCols = new ArrayList<>(List.of(prevKey.as(KEY + "_p"), sha2(prev.col(text), 256).as(HASH + "_p")));
+    List<Column> prevCols =
+        new ArrayList<>(List.of(prevKey.as(KEY + "_p"), sha2(prev.col(text), 256).as(HASH + "_p")));
     for (StructField f : scoreFields) {
-      prevCols.add(convert(prev.col(f.name()), prev.schema().apply(f.name()).dataType(), f).as(PREFIX + f.name()));
+      prevCols.add(
+          convert(prev.col(f.name()), prev.schema().apply(f.name()).dataType(), f)
+              .as(PREFIX + f.name()));
     }
-    Dataset<Row> previous = prev.select(prevCols.toArray(Column[]::new)).where(col(KEY + "_p").isNotNull())
-        .dropDuplicates(KEY + "_p");
+    Dataset<Row> previous =
+        prev.select(prevCols.toArray(Column[]::new))
+            .where(col(KEY + "_p").isNotNull())
+            .dropDuplicates(KEY + "_p");
     Column key = id == null ? sha2(input.col(text), 256) : input.col(id).cast("string");
     Dataset<Row> keyed = input.withColumn(KEY, key).withColumn(HASH, sha2(input.col(text), 256));
-    Dataset<Row> joined = keyed.join(previous, keyed.col(KEY).equalTo(previous.col(KEY + "_p")), "left");
+    Dataset<Row> joined =
+        keyed.join(previous, keyed.col(KEY).equalTo(previous.col(KEY + "_p")), "left");
     String stamp = plan.spec().stamp();
-    Column same = col(KEY + "_p").isNotNull().and(col(HASH).eqNullSafe(col(HASH + "_p")))
-        .and(col(PREFIX + ScoreColumns.MODEL).equalTo(stamp));
+    Column same =
+        col(KEY + "_p")
+            .isNotNull()
+            .and(col(HASH).eqNullSafe(col(HASH + "_p")))
+            .and(col(PREFIX + ScoreColumns.MODEL).equalTo(stamp));
     Column[] inputCols = Arrays.stream(cols).map(c -> col("`" + c + "`")).toArray(Column[]::new);
-    Dataset<Row> rescore = joined.where(org.apache.spark.sql.functions.not(same)
-        .or(col(PREFIX + ScoreColumns.MODEL).isNull())).select(inputCols);
+    Dataset<Row> rescore =
+        joined
+            .where(
+                org.apache
+                    .spark
+                    .sql
+                    .functions
+                    .not(same)
+                    .or(col(PREFIX + ScoreColumns.MODEL).isNull()))
+            .select(inputCols);
     List<Column> carryCols = new ArrayList<>(Arrays.asList(inputCols));
     for (StructField f : scoreFields) {
       carryCols.add(col(PREFIX + f.name()).as(f.name()));
@@ -109,24 +150,31 @@ final class Rerun {
     return new Rerun(rescore, carried, cols);
   }
 
-  private static Column convert(Column c, org.apache.spark.sql.types.DataType from, StructField to) {
+  private static Column convert(
+      Column c, org.apache.spark.sql.types.DataType from, StructField to) {
     if (to.dataType() instanceof ArrayType && from.equals(DataTypes.StringType)) {
       return from_json(c, to.dataType()); // csv output writes arrays as JSON strings
     }
     return c.cast(to.dataType());
   }
 
-  /** @return the rows to score, with the input's columns */
+  /**
+   * @return the rows to score, with the input's columns
+   */
   Dataset<Row> toScore() {
     return toScore;
   }
 
-  /** @return {@code scored} (the scored rows) with the carried rows added */
+  /**
+   * @return {@code scored} (the scored rows) with the carried rows added
+   */
   Dataset<Row> combine(Dataset<Row> scored) {
     return carried == null ? scored : scored.unionByName(carried);
   }
 
-  /** Adds {@code previous: {path, carried, scored}} to the summary (after the output is written). */
+  /**
+   * Adds {@code previous: {path, carried, scored}} to the summary (after the output is written).
+   */
   void describe(Map<String, Object> summary) {
     if (carried == null) {
       return;

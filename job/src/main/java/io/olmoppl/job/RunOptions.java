@@ -4,16 +4,25 @@ import io.olmoppl.job.Args.UsageException;
 import java.util.Locale;
 
 /**
- * Options of a {@code score} run that concern the run rather than the numbers: what to do with an existing output,
- * an earlier output to carry scores from, malformed input lines and the weight scan.
+ * Options of a {@code score} run that concern the run rather than the numbers: what to do with an
+ * existing output, an earlier output to carry scores from, malformed input lines and the weight
+ * scan.
  *
- * @param overwrite {@code --mode overwrite}: replace an existing output (default {@code error}: refuse)
+ * @param overwrite {@code --mode overwrite}: replace an existing output (default {@code error}:
+ *     refuse)
  * @param previous {@code --previous}: an earlier output of this command, or null
- * @param idColumn {@code --id-column}: the row key for {@code --previous}, or null for a hash of the text
- * @param failOnMalformed {@code --on-malformed fail}: stop the run on malformed JSON lines (default: status)
- * @param scanWeights {@code --scan-weights}: refuse NaN or infinite weights before scoring (default true)
+ * @param idColumn {@code --id-column}: the row key for {@code --previous}, or null for a hash of
+ *     the text
+ * @param failOnMalformed {@code --on-malformed fail}: stop the run on malformed JSON lines
+ *     (default: status)
+ * @param scanWeights {@code --scan-weights}: refuse NaN or infinite weights before scoring (default
+ *     true)
  */
-record RunOptions(boolean overwrite, String previous, String idColumn, boolean failOnMalformed,
+record RunOptions(
+    boolean overwrite,
+    String previous,
+    String idColumn,
+    boolean failOnMalformed,
     boolean scanWeights) {
   static RunOptions from(Args a) {
     String mode = a.get("mode", "error").toLowerCase(Locale.ROOT);
@@ -30,9 +39,14 @@ record RunOptions(boolean overwrite, String previous, String idColumn, boolean f
     }
     String id = a.get("id-column");
     if (id != null && a.get("previous") == null) {
-      throw new UsageException("--id-column is the row key for --previous; pass --previous too, or drop it");
+      throw new UsageException(
+          "--id-column is the row key for --previous; pass --previous too, or drop it");
     }
-    return new RunOptions(mode.equals("overwrite"), a.get("previous"), id, malformed.equals("fail"),
+    return new RunOptions(
+        mode.equals("overwrite"),
+        a.get("previous"),
+        id,
+        malformed.equals("fail"),
         scan.equals("true"));
   }
 }

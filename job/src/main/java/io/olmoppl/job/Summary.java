@@ -29,14 +29,19 @@ import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
 
 /**
- * The run summary: corpus micro-averages over documents with status ok ({@code exp(Σnll / Σtokens)}, {@code Σnll /
- * (Σbytes ln 2)}, word perplexity with lm-eval's word count), the model and the options used.
+ * The run summary: corpus micro-averages over documents with status ok ({@code exp(Σnll /
+ * Σtokens)}, {@code Σnll / (Σbytes ln 2)}, word perplexity with lm-eval's word count), the model
+ * and the options used.
  */
 final class Summary {
   private Summary() {}
 
-  static Map<String, Object> build(Dataset<Row> scored, OlmoPerplexity.Plan plan, ScoreCommand.Request req,
-      ScoreMetrics metrics, double secondsSoFar) {
+  static Map<String, Object> build(
+      Dataset<Row> scored,
+      OlmoPerplexity.Plan plan,
+      ScoreCommand.Request req,
+      ScoreMetrics metrics,
+      double secondsSoFar) {
     long t0 = System.nanoTime();
     Row t = totals(scored, req.textColumn());
     long docs = t.getLong(0);
@@ -56,7 +61,8 @@ final class Summary {
     s.put("perplexity", tokens == 0 ? null : Math.exp(nll / tokens));
     s.put("bits_per_byte", bytes == 0 || tokens == 0 ? null : nll / (bytes * Math.log(2)));
     s.put("word_perplexity", words == 0 || tokens == 0 ? null : Math.exp(nll / words));
-    double seconds = secondsSoFar + (System.nanoTime() - t0) / 1e9; // reading, scoring, writing + totals
+    double seconds =
+        secondsSoFar + (System.nanoTime() - t0) / 1e9; // reading, scoring, writing + totals
     s.put("seconds", seconds);
     s.put("tokens_per_second", seconds > 0 ? tokens / seconds : null);
     s.put("model", model(plan.checkpoint()));
@@ -75,7 +81,9 @@ final class Summary {
     return s;
   }
 
-  /** @return the model description shared with {@code inspect} */
+  /**
+   * @return the model description shared with {@code inspect}
+   */
   static Map<String, Object> model(Checkpoint c) {
     Map<String, Object> m = new LinkedHashMap<>();
     m.put("fingerprint", c.fingerprint());
@@ -102,16 +110,19 @@ final class Summary {
     Map<String, Map<String, Object>> byExec = new LinkedHashMap<>();
     for (String line : metrics.loads()) {
       String[] f = line.split("\t");
-      Map<String, Object> e = byExec.computeIfAbsent(f[0] + "/" + f[2], k -> {
-        Map<String, Object> m = new LinkedHashMap<>();
-        m.put("executor_id", f[0]);
-        m.put("host", f[1]);
-        m.put("pid", Long.parseLong(f[2]));
-        m.put("loads", 0L);
-        m.put("load_seconds", 0.0);
-        m.put("bytes_received", 0L);
-        return m;
-      });
+      Map<String, Object> e =
+          byExec.computeIfAbsent(
+              f[0] + "/" + f[2],
+              k -> {
+                Map<String, Object> m = new LinkedHashMap<>();
+                m.put("executor_id", f[0]);
+                m.put("host", f[1]);
+                m.put("pid", Long.parseLong(f[2]));
+                m.put("loads", 0L);
+                m.put("load_seconds", 0.0);
+                m.put("bytes_received", 0L);
+                return m;
+              });
       e.put("loads", (Long) e.get("loads") + 1);
       e.put("load_seconds", (Double) e.get("load_seconds") + Double.parseDouble(f[3]));
       e.put("bytes_received", (Long) e.get("bytes_received") + Long.parseLong(f[4]));
@@ -120,7 +131,11 @@ final class Summary {
   }
 
   static String json(Map<String, Object> s) {
-    return new GsonBuilder().setPrettyPrinting().serializeNulls().serializeSpecialFloatingPointValues().create()
+    return new GsonBuilder()
+        .setPrettyPrinting()
+        .serializeNulls()
+        .serializeSpecialFloatingPointValues()
+        .create()
         .toJson(s);
   }
 
@@ -133,14 +148,25 @@ final class Summary {
   static void print(Map<String, Object> s, PrintStream out) {
     @SuppressWarnings("unchecked")
     Map<String, Object> model = (Map<String, Object>) s.get("model");
-    out.printf("olmo-ppl: scored %d documents (%s), %d tokens in %.1f s (%.0f tokens/s)%n", s.get("documents"),
-        s.get("status"), s.get("tokens"), ((Number) s.get("seconds")).doubleValue(),
-        s.get("tokens_per_second") == null ? 0.0 : ((Number) s.get("tokens_per_second")).doubleValue());
+    out.printf(
+        "olmo-ppl: scored %d documents (%s), %d tokens in %.1f s (%.0f tokens/s)%n",
+        s.get("documents"),
+        s.get("status"),
+        s.get("tokens"),
+        ((Number) s.get("seconds")).doubleValue(),
+        s.get("tokens_per_second") == null
+            ? 0.0
+            : ((Number) s.get("tokens_per_second")).doubleValue());
     out.printf("  perplexity      %s%n", fmt(s.get("perplexity")));
     out.printf("  bits_per_byte   %s%n", fmt(s.get("bits_per_byte")));
     out.printf("  word_perplexity %s%n", fmt(s.get("word_perplexity")));
-    out.printf("  model           %s (%s, %s)%n", model.get("fingerprint"), model.get("layout"),
-        Boolean.TRUE.equals(model.get("tied")) ? "tied: one tensor stored as " + tiedNames(model) : "untied");
+    out.printf(
+        "  model           %s (%s, %s)%n",
+        model.get("fingerprint"),
+        model.get("layout"),
+        Boolean.TRUE.equals(model.get("tied"))
+            ? "tied: one tensor stored as " + tiedNames(model)
+            : "untied");
     out.printf("  output          %s (summary in _summary.json)%n", s.get("output"));
   }
 
@@ -156,19 +182,26 @@ final class Summary {
   /** Counts for the summary, from the scored rows. */
   static Row totals(Dataset<Row> scored, String textColumn) {
     var ok = col(ScoreColumns.STATUS).equalTo(lit(DocumentScore.OK));
-    return scored.agg(count(lit(1)),
-        sum(when(ok, col(ScoreColumns.TOKENS)).otherwise(0)),
-        sum(when(ok, col(ScoreColumns.NLL)).otherwise(0.0)),
-        sum(when(ok, octet_length(col(textColumn))).otherwise(0)),
-        // words as lm-eval counts them: len(re.split(r"\s+", doc)), Unicode whitespace, empty edge fields kept
-        sum(when(ok, size(split(col(textColumn), "(?U)\\s+", -1))).otherwise(0)),
-        sum(when(ok, col(ScoreColumns.WINDOWS)).otherwise(0))).first();
+    return scored
+        .agg(
+            count(lit(1)),
+            sum(when(ok, col(ScoreColumns.TOKENS)).otherwise(0)),
+            sum(when(ok, col(ScoreColumns.NLL)).otherwise(0.0)),
+            sum(when(ok, octet_length(col(textColumn))).otherwise(0)),
+            // words as lm-eval counts them: len(re.split(r"\s+", doc)), Unicode whitespace, empty
+            // edge fields kept
+            sum(when(ok, size(split(col(textColumn), "(?U)\\s+", -1))).otherwise(0)),
+            sum(when(ok, col(ScoreColumns.WINDOWS)).otherwise(0)))
+        .first();
   }
 
-  /** @return documents per status */
+  /**
+   * @return documents per status
+   */
   static Map<String, Long> statusCounts(Dataset<Row> scored) {
     Map<String, Long> m = new LinkedHashMap<>();
-    for (Row r : scored.groupBy(ScoreColumns.STATUS).count().orderBy(ScoreColumns.STATUS).collectAsList()) {
+    for (Row r :
+        scored.groupBy(ScoreColumns.STATUS).count().orderBy(ScoreColumns.STATUS).collectAsList()) {
       m.put(r.getString(0), r.getLong(1));
     }
     return m;

@@ -30,9 +30,10 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * What a user sees besides the scores: the progress line, the report (summary statistics, histogram PNG, HTML),
- * buckets from percentile cut-offs and from an earlier run's cut-offs, per-group aggregates, filtering into kept and
- * rejected rows. Expected values are recomputed here from the written rows in plain Java.
+ * What a user sees besides the scores: the progress line, the report (summary statistics, histogram
+ * PNG, HTML), buckets from percentile cut-offs and from an earlier run's cut-offs, per-group
+ * aggregates, filtering into kept and rejected rows. Expected values are recomputed here from the
+ * written rows in plain Java.
  */
 class AnalysisTest extends SparkTestBase {
   static final String MODEL = Refcases.dir("p04_olmo_untied_gqa_f16").toString();
@@ -51,7 +52,8 @@ class AnalysisTest extends SparkTestBase {
   static void scoreOnce() throws Exception {
     input = tmp.resolve("in.jsonl");
     List<String> lines = new ArrayList<>();
-    String[] words = "the of and to in a is that for it as was with be by on not he this are".split(" ");
+    String[] words =
+        "the of and to in a is that for it as was with be by on not he this are".split(" ");
     java.util.Random rnd = new java.util.Random(7);
     for (int i = 0; i < 14; i++) {
       StringBuilder t = new StringBuilder();
@@ -66,11 +68,30 @@ class AnalysisTest extends SparkTestBase {
     Files.write(input, lines);
     out = tmp.resolve("out");
     rejected = tmp.resolve("rejected");
-    first = cli("score", "--model", MODEL, "--input", input.toString(), "--output", out.toString(),
-        "--output-format", "json", "--buckets", "head:30,middle:60,tail", "--group-by", "source", "--keep-bucket",
-        "head", "--rejected", rejected.toString(), "--progress", "log");
+    first =
+        cli(
+            "score",
+            "--model",
+            MODEL,
+            "--input",
+            input.toString(),
+            "--output",
+            out.toString(),
+            "--output-format",
+            "json",
+            "--buckets",
+            "head:30,middle:60,tail",
+            "--group-by",
+            "source",
+            "--keep-bucket",
+            "head",
+            "--rejected",
+            rejected.toString(),
+            "--progress",
+            "log");
     assertEquals(0, first.code(), first.err());
-    summary = JsonParser.parseString(Files.readString(out.resolve("_summary.json"))).getAsJsonObject();
+    summary =
+        JsonParser.parseString(Files.readString(out.resolve("_summary.json"))).getAsJsonObject();
     kept = readJsonLines(out);
     rejectedRows = readJsonLines(rejected);
   }
@@ -102,10 +123,22 @@ class AnalysisTest extends SparkTestBase {
     for (JsonObject r : all()) {
       tokens += r.get("ppl_tokens").getAsLong();
     }
-    String last = first.err().lines().filter(l -> l.contains("olmo-ppl: ") && l.contains(" documents, "))
-        .reduce((a, b) -> b).orElse("");
-    assertTrue(last.contains(inputRows + "/" + inputRows + " documents, " + String.format("%,d", tokens)
-        + " tokens"), first.err());
+    String last =
+        first
+            .err()
+            .lines()
+            .filter(l -> l.contains("olmo-ppl: ") && l.contains(" documents, "))
+            .reduce((a, b) -> b)
+            .orElse("");
+    assertTrue(
+        last.contains(
+            inputRows
+                + "/"
+                + inputRows
+                + " documents, "
+                + String.format("%,d", tokens)
+                + " tokens"),
+        first.err());
     assertTrue(last.contains("100.0%") && last.contains("done"), last);
   }
 
@@ -113,7 +146,9 @@ class AnalysisTest extends SparkTestBase {
   void progressLineRateAndEta() {
     // a quarter of the bytes in 10 s: 30 s to go; 400 tokens in 10 s: 40 tokens/s
     String l = Progress.format(5, 400, 250, 20, 1000, 10);
-    assertEquals("olmo-ppl: 5/20 documents, 400 tokens, 40 tokens/s, 25.0%, ETA 0:00:30, 0:00:10 elapsed", l);
+    assertEquals(
+        "olmo-ppl: 5/20 documents, 400 tokens, 40 tokens/s, 25.0%, ETA 0:00:30, 0:00:10 elapsed",
+        l);
     assertTrue(Progress.format(0, 0, 0, 20, 1000, 0).contains("ETA --:--:--"));
     assertEquals("1:01:01", Progress.clock(3661));
   }
@@ -126,9 +161,11 @@ class AnalysisTest extends SparkTestBase {
     assertEquals(inputRows, ids.size(), "every input row is in exactly one of the outputs");
     kept.forEach(r -> assertEquals("head", r.get("ppl_bucket").getAsString()));
     for (JsonObject r : rejectedRows) {
-      assertTrue(r.get("ppl_bucket").isJsonNull() || !r.get("ppl_bucket").getAsString().equals("head"));
+      assertTrue(
+          r.get("ppl_bucket").isJsonNull() || !r.get("ppl_bucket").getAsString().equals("head"));
     }
-    assertTrue(rejectedRows.stream().anyMatch(r -> r.get("ppl_status").getAsString().equals("null_text")));
+    assertTrue(
+        rejectedRows.stream().anyMatch(r -> r.get("ppl_status").getAsString().equals("null_text")));
     JsonObject f = summary.getAsJsonObject("filter");
     assertEquals(kept.size(), f.get("kept").getAsLong());
     assertEquals(rejectedRows.size(), f.get("rejected").getAsLong());
@@ -143,7 +180,8 @@ class AnalysisTest extends SparkTestBase {
     double middle = c.get(1).getAsJsonObject().get("max_perplexity").getAsDouble();
     assertTrue(c.get(2).getAsJsonObject().get("max_perplexity").isJsonNull());
     List<Double> ppl = okPerplexities();
-    // approxQuantile returns a document's value whose rank is within relative_error * n of the percentile
+    // approxQuantile returns a document's value whose rank is within relative_error * n of the
+    // percentile
     assertTrue(ppl.contains(head) && ppl.contains(middle));
     assertRank(ppl, head, 0.30);
     assertRank(ppl, middle, 0.60);
@@ -165,7 +203,9 @@ class AnalysisTest extends SparkTestBase {
   static void assertRank(List<Double> sorted, double value, double p) {
     int n = sorted.size();
     int rank = sorted.indexOf(value) + 1; // 1-based rank of the value among the ok documents
-    assertTrue(Math.abs(rank - p * n) <= Buckets.RELATIVE_ERROR * n + 1, "rank " + rank + " of " + n + " for p" + p);
+    assertTrue(
+        Math.abs(rank - p * n) <= Buckets.RELATIVE_ERROR * n + 1,
+        "rank " + rank + " of " + n + " for p" + p);
   }
 
   @Test
@@ -192,10 +232,13 @@ class AnalysisTest extends SparkTestBase {
       written[i] = h.getAsJsonArray("counts").get(i).getAsLong();
     }
     assertArrayEquals(counts, written);
-    assertEquals(Math.pow(2, summary.get("bits_per_byte").getAsDouble()), summary.get("byte_perplexity")
-        .getAsDouble(), 1e-9);
+    assertEquals(
+        Math.pow(2, summary.get("bits_per_byte").getAsDouble()),
+        summary.get("byte_perplexity").getAsDouble(),
+        1e-9);
     JsonObject t = summary.getAsJsonObject("timings");
-    assertTrue(t.get("total_seconds").getAsDouble() >= t.get("score_and_write_seconds").getAsDouble());
+    assertTrue(
+        t.get("total_seconds").getAsDouble() >= t.get("score_and_write_seconds").getAsDouble());
     assertEquals("fp32", summary.getAsJsonObject("options").get("precision").getAsString());
   }
 
@@ -219,7 +262,8 @@ class AnalysisTest extends SparkTestBase {
       double[] s = sums.get(row.get("group").getAsString());
       assertEquals((long) s[0], row.get("documents").getAsLong());
       assertEquals((long) s[1], row.get("tokens").getAsLong());
-      assertEquals(Math.exp(s[2] / s[1]), row.get("perplexity").getAsDouble(), 1e-9 * Math.exp(s[2] / s[1]));
+      assertEquals(
+          Math.exp(s[2] / s[1]), row.get("perplexity").getAsDouble(), 1e-9 * Math.exp(s[2] / s[1]));
       assertEquals(s[2] / (s[3] * Math.log(2)), row.get("bits_per_byte").getAsDouble(), 1e-9);
     }
   }
@@ -232,11 +276,14 @@ class AnalysisTest extends SparkTestBase {
     assertEquals(800, img.getWidth());
     assertEquals(400, img.getHeight());
     String html = Files.readString(out.resolve(Report.HTML));
-    Matcher m = Pattern.compile("<img [^>]*src=\"data:image/png;base64,([A-Za-z0-9+/=]+)\"").matcher(html);
+    Matcher m =
+        Pattern.compile("<img [^>]*src=\"data:image/png;base64,([A-Za-z0-9+/=]+)\"").matcher(html);
     assertTrue(m.find(), "the HTML embeds the PNG");
     assertArrayEquals(png, Base64.getDecoder().decode(m.group(1)));
     assertTrue(html.contains("href=\"" + Report.PNG + "\""), "and links the file next to it");
-    assertFalse(html.contains("http://") || html.contains("https://") || html.contains("<script"), "offline");
+    assertFalse(
+        html.contains("http://") || html.contains("https://") || html.contains("<script"),
+        "offline");
     assertTrue(html.contains(summary.getAsJsonObject("model").get("fingerprint").getAsString()));
     assertTrue(html.contains("By source") && html.contains(">books<"));
   }
@@ -245,20 +292,41 @@ class AnalysisTest extends SparkTestBase {
   void cutoffsOfAnEarlierRunLabelNewDataTheSameWay() throws Exception {
     Path again = tmp.resolve("again");
     double max = okPerplexities().get(okPerplexities().size() / 2);
-    Cli r = cli("score", "--model", MODEL, "--input", input.toString(), "--output", again.toString(),
-        "--output-format", "json", "--cutoffs", out.resolve("_summary.json").toString(), "--max-perplexity",
-        String.valueOf(max), "--progress", "off");
+    Cli r =
+        cli(
+            "score",
+            "--model",
+            MODEL,
+            "--input",
+            input.toString(),
+            "--output",
+            again.toString(),
+            "--output-format",
+            "json",
+            "--cutoffs",
+            out.resolve("_summary.json").toString(),
+            "--max-perplexity",
+            String.valueOf(max),
+            "--progress",
+            "off");
     assertEquals(0, r.code(), r.err());
     Map<String, String> before = new HashMap<>();
-    all().forEach(x -> before.put(x.get("id").getAsString(), x.get("ppl_bucket").isJsonNull() ? null
-        : x.get("ppl_bucket").getAsString()));
+    all()
+        .forEach(
+            x ->
+                before.put(
+                    x.get("id").getAsString(),
+                    x.get("ppl_bucket").isJsonNull() ? null : x.get("ppl_bucket").getAsString()));
     List<JsonObject> rows = readJsonLines(again);
     for (JsonObject x : rows) {
       assertTrue(x.get("perplexity").getAsDouble() <= max);
       assertEquals(before.get(x.get("id").getAsString()), x.get("ppl_bucket").getAsString());
     }
-    JsonObject s = JsonParser.parseString(Files.readString(again.resolve("_summary.json"))).getAsJsonObject();
-    assertEquals(out.resolve("_summary.json").toString(), s.getAsJsonObject("buckets").get("source").getAsString());
+    JsonObject s =
+        JsonParser.parseString(Files.readString(again.resolve("_summary.json"))).getAsJsonObject();
+    assertEquals(
+        out.resolve("_summary.json").toString(),
+        s.getAsJsonObject("buckets").get("source").getAsString());
     JsonObject f = s.getAsJsonObject("filter");
     assertEquals(rows.size(), f.get("kept").getAsLong());
     assertEquals(inputRows - rows.size(), f.get("rejected").getAsLong());
@@ -270,19 +338,85 @@ class AnalysisTest extends SparkTestBase {
   void badAnalysisOptionsFailBeforeScoring() {
     String in = input.toString();
     Path o = tmp.resolve("never");
-    assertEquals(2, cli("score", "--model", MODEL, "--input", in, "--output", o.toString(), "--keep-bucket",
-        "head").code());
-    assertEquals(2, cli("score", "--model", MODEL, "--input", in, "--output", o.toString(), "--buckets",
-        "head:30").code());
-    assertEquals(2, cli("score", "--model", MODEL, "--input", in, "--output", o.toString(), "--buckets",
-        "head:60,mid:30,tail").code());
-    assertEquals(2, cli("score", "--model", MODEL, "--input", in, "--output", o.toString(), "--buckets",
-        "head:30,tail", "--keep-bucket", "middle").code());
-    Cli g = cli("score", "--model", MODEL, "--input", in, "--output", o.toString(), "--group-by", "domain");
+    assertEquals(
+        2,
+        cli(
+                "score",
+                "--model",
+                MODEL,
+                "--input",
+                in,
+                "--output",
+                o.toString(),
+                "--keep-bucket",
+                "head")
+            .code());
+    assertEquals(
+        2,
+        cli(
+                "score",
+                "--model",
+                MODEL,
+                "--input",
+                in,
+                "--output",
+                o.toString(),
+                "--buckets",
+                "head:30")
+            .code());
+    assertEquals(
+        2,
+        cli(
+                "score",
+                "--model",
+                MODEL,
+                "--input",
+                in,
+                "--output",
+                o.toString(),
+                "--buckets",
+                "head:60,mid:30,tail")
+            .code());
+    assertEquals(
+        2,
+        cli(
+                "score",
+                "--model",
+                MODEL,
+                "--input",
+                in,
+                "--output",
+                o.toString(),
+                "--buckets",
+                "head:30,tail",
+                "--keep-bucket",
+                "middle")
+            .code());
+    Cli g =
+        cli(
+            "score",
+            "--model",
+            MODEL,
+            "--input",
+            in,
+            "--output",
+            o.toString(),
+            "--group-by",
+            "domain");
     assertEquals(1, g.code());
-    assertTrue(g.err().contains("'domain' is not in the input") && g.err().contains("source"), g.err());
-    Cli c = cli("score", "--model", MODEL, "--input", in, "--output", o.toString(), "--cutoffs",
-        tmp.resolve("none.json").toString());
+    assertTrue(
+        g.err().contains("'domain' is not in the input") && g.err().contains("source"), g.err());
+    Cli c =
+        cli(
+            "score",
+            "--model",
+            MODEL,
+            "--input",
+            in,
+            "--output",
+            o.toString(),
+            "--cutoffs",
+            tmp.resolve("none.json").toString());
     assertEquals(1, c.code());
     assertTrue(c.err().contains("--cutoffs") && c.err().contains("does not exist"), c.err());
     assertFalse(Files.exists(o));
@@ -303,9 +437,11 @@ class AnalysisTest extends SparkTestBase {
     int col = lines.get(0).indexOf(Refcases.dir("p02_hfolmo_tied_ffout_alias_bf16").toString());
     assertTrue(col > 0);
     for (String l : lines) {
-      assertTrue(l.charAt(col - 1) == ' ' && l.charAt(col) != ' ', "values start in one column: " + l);
+      assertTrue(
+          l.charAt(col - 1) == ' ' && l.charAt(col) != ' ', "values start in one column: " + l);
     }
-    assertTrue(r.out().contains("tied group") && r.out().contains("model.transformer.ff_out.weight"));
+    assertTrue(
+        r.out().contains("tied group") && r.out().contains("model.transformer.ff_out.weight"));
     assertTrue(lines.stream().anyMatch(l -> l.startsWith("bytes BF16 ")));
   }
 }

@@ -11,7 +11,10 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** Options come from the command line, then a --properties file, then spark.olmoppl.* Spark configuration. */
+/**
+ * Options come from the command line, then a --properties file, then spark.olmoppl.* Spark
+ * configuration.
+ */
 class ArgsTest {
   @TempDir Path tmp;
 
@@ -26,7 +29,8 @@ class ArgsTest {
     String[] argv = new String[args.length + 1];
     argv[0] = "score";
     System.arraycopy(args, 0, argv, 1, args.length);
-    return ScoreCommand.Request.from(Args.parse("score", argv, 1, ScoreCommand.OPTIONS, ScoreCommand.FLAGS));
+    return ScoreCommand.Request.from(
+        Args.parse("score", argv, 1, ScoreCommand.OPTIONS, ScoreCommand.FLAGS));
   }
 
   @Test
@@ -36,8 +40,8 @@ class ArgsTest {
     System.setProperty("spark.olmoppl.window", "16");
     System.setProperty("spark.olmoppl.bos", "eos");
     System.setProperty("spark.olmoppl.token-logprobs", "true");
-    ScoreCommand.Request r = parse("--properties", props.toString(), "--input", "in", "--output", "out",
-        "--window=128");
+    ScoreCommand.Request r =
+        parse("--properties", props.toString(), "--input", "in", "--output", "out", "--window=128");
     assertEquals(128, r.options().window(), "command line wins");
     assertEquals(Bos.NONE, r.options().bos(), "file wins over Spark configuration");
     assertEquals("/m", r.model());
@@ -48,20 +52,52 @@ class ArgsTest {
   void unknownKeyInPropertiesFileIsRefused() throws Exception {
     Path props = tmp.resolve("bad.properties");
     Files.writeString(props, "windw=64\n");
-    Args.UsageException e = assertThrows(Args.UsageException.class,
-        () -> parse("--properties", props.toString(), "--model", "m", "--input", "i", "--output", "o"));
-    assertTrue(e.getMessage().contains("windw") && e.getMessage().contains(props.toString()), e.getMessage());
+    Args.UsageException e =
+        assertThrows(
+            Args.UsageException.class,
+            () ->
+                parse(
+                    "--properties",
+                    props.toString(),
+                    "--model",
+                    "m",
+                    "--input",
+                    "i",
+                    "--output",
+                    "o"));
+    assertTrue(
+        e.getMessage().contains("windw") && e.getMessage().contains(props.toString()),
+        e.getMessage());
   }
 
   @Test
   void valuesAreValidatedWithTheOptionName() {
-    assertTrue(assertThrows(Args.UsageException.class, () -> parse("--model", "m", "--input", "i", "--output", "o",
-        "--batch-tokens", "lots")).getMessage().contains("--batch-tokens must be a whole number"));
-    assertTrue(assertThrows(Args.UsageException.class, () -> parse("--model", "m", "--input", "i", "--output", "o",
-        "--distribution", "p2p")).getMessage().contains("--distribution must be auto, files or broadcast"));
-    assertTrue(assertThrows(Args.UsageException.class, () -> parse("--input", "i", "--output", "o"))
-        .getMessage().contains("needs --model"));
-    assertTrue(assertThrows(Args.UsageException.class, () -> parse("--model", "m", "--input", "i", "--output", "o",
-        "--token-logprobs=maybe")).getMessage().contains("--token-logprobs is a flag"));
+    assertTrue(
+        assertThrows(
+                Args.UsageException.class,
+                () ->
+                    parse(
+                        "--model", "m", "--input", "i", "--output", "o", "--batch-tokens", "lots"))
+            .getMessage()
+            .contains("--batch-tokens must be a whole number"));
+    assertTrue(
+        assertThrows(
+                Args.UsageException.class,
+                () ->
+                    parse("--model", "m", "--input", "i", "--output", "o", "--distribution", "p2p"))
+            .getMessage()
+            .contains("--distribution must be auto, files or broadcast"));
+    assertTrue(
+        assertThrows(Args.UsageException.class, () -> parse("--input", "i", "--output", "o"))
+            .getMessage()
+            .contains("needs --model"));
+    assertTrue(
+        assertThrows(
+                Args.UsageException.class,
+                () ->
+                    parse(
+                        "--model", "m", "--input", "i", "--output", "o", "--token-logprobs=maybe"))
+            .getMessage()
+            .contains("--token-logprobs is a flag"));
   }
 }

@@ -24,19 +24,28 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /**
- * Every input and output format keeps every row and every input column, with the same scores as JSON lines; null
- * and empty texts come out with a status.
+ * Every input and output format keeps every row and every input column, with the same scores as
+ * JSON lines; null and empty texts come out with a status.
  */
 class ScoreFormatsTest extends SparkTestBase {
   static final String MODEL = Refcases.dir("p04_olmo_untied_gqa_f16").toString();
-  static final List<String> TEXTS = List.of("Hello world, this is a test.", "", "line one\nline two, \"quoted\"",
-      "x", "生活的真谛是", "Several words\tseparated  by\u00a0odd spacing here.");
+  static final List<String> TEXTS =
+      List.of(
+          "Hello world, this is a test.",
+          "",
+          "line one\nline two, \"quoted\"",
+          "x",
+          "生活的真谛是",
+          "Several words\tseparated  by\u00a0odd spacing here.");
   @TempDir static Path tmp;
   static Map<String, JsonObject> baseline;
 
   static Dataset<Row> docs() {
-    StructType schema = new StructType().add("id", DataTypes.IntegerType).add("text", DataTypes.StringType)
-        .add("lang", DataTypes.StringType);
+    StructType schema =
+        new StructType()
+            .add("id", DataTypes.IntegerType)
+            .add("text", DataTypes.StringType)
+            .add("lang", DataTypes.StringType);
     List<Row> rows = new ArrayList<>();
     for (int i = 0; i < TEXTS.size(); i++) {
       rows.add(RowFactory.create(i, TEXTS.get(i), "l" + i));
@@ -50,9 +59,18 @@ class ScoreFormatsTest extends SparkTestBase {
     Path in = tmp.resolve("base-in");
     docs().coalesce(1).write().json(in.toString());
     Path out = tmp.resolve("base-out");
-    Map<String, Object> summary = score("--model", MODEL, "--input", in.toString(), "--output", out.toString(),
-        "--output-format", "json");
-    // local[...]: tasks run in the driver's JVM, so auto reads the files instead of broadcasting within one process
+    Map<String, Object> summary =
+        score(
+            "--model",
+            MODEL,
+            "--input",
+            in.toString(),
+            "--output",
+            out.toString(),
+            "--output-format",
+            "json");
+    // local[...]: tasks run in the driver's JVM, so auto reads the files instead of broadcasting
+    // within one process
     assertEquals("files", summary.get("distribution"));
     assertEquals(0L, ((Number) summary.get("broadcast_bytes")).longValue());
     baseline = byId(SparkTestBase.readJsonLines(out));
@@ -67,9 +85,12 @@ class ScoreFormatsTest extends SparkTestBase {
 
   @Test
   void jsonStatusesForNullEmptyAndShortTexts() {
-    assertEquals("null_text", baseline.get(String.valueOf(TEXTS.size())).get("ppl_status").getAsString());
+    assertEquals(
+        "null_text", baseline.get(String.valueOf(TEXTS.size())).get("ppl_status").getAsString());
     assertTrue(baseline.get(String.valueOf(TEXTS.size())).get("text").isJsonNull());
-    assertTrue(baseline.get(String.valueOf(TEXTS.size())).get("perplexity").isJsonNull(), "null fields written");
+    assertTrue(
+        baseline.get(String.valueOf(TEXTS.size())).get("perplexity").isJsonNull(),
+        "null fields written");
     assertEquals("empty", baseline.get("1").get("ppl_status").getAsString());
     assertEquals(0, baseline.get("1").get("ppl_tokens").getAsInt());
     assertEquals("ok", baseline.get("0").get("ppl_status").getAsString());
@@ -89,8 +110,16 @@ class ScoreFormatsTest extends SparkTestBase {
     }
     Path out = tmp.resolve("out-" + fmt);
     // auto detection by the part files' extension
-    Map<String, Object> summary = score("--model", MODEL, "--input", in.toString(), "--output", out.toString(),
-        "--output-format", "json");
+    Map<String, Object> summary =
+        score(
+            "--model",
+            MODEL,
+            "--input",
+            in.toString(),
+            "--output",
+            out.toString(),
+            "--output-format",
+            "json");
     Map<String, JsonObject> got = byId(SparkTestBase.readJsonLines(out));
     assertEquals(baseline.size(), got.size(), fmt + ": row count out = row count in");
     assertEquals((long) baseline.size(), ((Number) summary.get("documents")).longValue());
@@ -104,10 +133,15 @@ class ScoreFormatsTest extends SparkTestBase {
         continue;
       }
       assertEquals(status, g.get("ppl_status").getAsString(), fmt + " id " + e.getKey());
-      assertEquals(b.get("ppl_tokens").getAsInt(), g.get("ppl_tokens").getAsInt(), fmt + " id " + e.getKey());
-      // float32 sums may round differently when a document shares a batch with other documents: 1e-7 relative
+      assertEquals(
+          b.get("ppl_tokens").getAsInt(),
+          g.get("ppl_tokens").getAsInt(),
+          fmt + " id " + e.getKey());
+      // float32 sums may round differently when a document shares a batch with other documents:
+      // 1e-7 relative
       double nll = b.get("ppl_nll").getAsDouble();
-      assertEquals(nll, g.get("ppl_nll").getAsDouble(), 1e-7 * Math.max(1, nll), fmt + " id " + e.getKey());
+      assertEquals(
+          nll, g.get("ppl_nll").getAsDouble(), 1e-7 * Math.max(1, nll), fmt + " id " + e.getKey());
     }
   }
 
@@ -116,12 +150,23 @@ class ScoreFormatsTest extends SparkTestBase {
     Path in = tmp.resolve("docs.txt");
     Files.writeString(in, "first document\nsecond document here\n\nfourth\n");
     Path out = tmp.resolve("out-text");
-    score("--model", MODEL, "--input", in.toString(), "--output", out.toString(), "--output-format", "json",
-        "--text-column", "body");
+    score(
+        "--model",
+        MODEL,
+        "--input",
+        in.toString(),
+        "--output",
+        out.toString(),
+        "--output-format",
+        "json",
+        "--text-column",
+        "body");
     List<JsonObject> rows = SparkTestBase.readJsonLines(out);
     assertEquals(4, rows.size());
-    assertTrue(rows.stream().anyMatch(r -> r.get("body").getAsString().equals("second document here")));
-    assertEquals(1, rows.stream().filter(r -> r.get("ppl_status").getAsString().equals("empty")).count());
+    assertTrue(
+        rows.stream().anyMatch(r -> r.get("body").getAsString().equals("second document here")));
+    assertEquals(
+        1, rows.stream().filter(r -> r.get("ppl_status").getAsString().equals("empty")).count());
   }
 
   @Test
@@ -129,20 +174,33 @@ class ScoreFormatsTest extends SparkTestBase {
     Path in = tmp.resolve("in-out-formats.jsonl");
     Files.writeString(in, "{\"id\":1,\"text\":\"alpha beta gamma\"}\n{\"id\":2,\"text\":null}\n");
     Path pq = tmp.resolve("o-parquet");
-    score("--model", MODEL, "--input", in.toString(), "--output", pq.toString(), "--token-logprobs");
+    score(
+        "--model", MODEL, "--input", in.toString(), "--output", pq.toString(), "--token-logprobs");
     List<Row> rows = spark.read().parquet(pq.toString()).orderBy("id").collectAsList();
     assertEquals(2, rows.size());
     Row r = rows.get(0);
-    assertEquals(r.getInt(r.fieldIndex("ppl_tokens")), r.getList(r.fieldIndex("ppl_token_logprobs")).size());
+    assertEquals(
+        r.getInt(r.fieldIndex("ppl_tokens")), r.getList(r.fieldIndex("ppl_token_logprobs")).size());
     assertNull(rows.get(1).get(rows.get(1).fieldIndex("perplexity")));
     Path csv = tmp.resolve("o-csv");
-    score("--model", MODEL, "--input", in.toString(), "--output", csv.toString(), "--output-format", "csv",
+    score(
+        "--model",
+        MODEL,
+        "--input",
+        in.toString(),
+        "--output",
+        csv.toString(),
+        "--output-format",
+        "csv",
         "--token-logprobs");
-    List<Row> c = spark.read().option("header", "true").csv(csv.toString()).orderBy("id").collectAsList();
+    List<Row> c =
+        spark.read().option("header", "true").csv(csv.toString()).orderBy("id").collectAsList();
     assertEquals(2, c.size());
     String arr = c.get(0).getString(c.get(0).fieldIndex("ppl_token_logprobs"));
     assertTrue(arr.startsWith("[") && arr.endsWith("]"), "arrays as JSON strings in CSV: " + arr);
-    assertEquals(r.getDouble(r.fieldIndex("ppl_nll")),
-        Double.parseDouble(c.get(0).getString(c.get(0).fieldIndex("ppl_nll"))), 1e-12);
+    assertEquals(
+        r.getDouble(r.fieldIndex("ppl_nll")),
+        Double.parseDouble(c.get(0).getString(c.get(0).fieldIndex("ppl_nll"))),
+        1e-12);
   }
 }

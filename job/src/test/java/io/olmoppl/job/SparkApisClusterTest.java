@@ -44,26 +44,36 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * The Spark APIs for library users (DataFrame {@link OlmoPerplexity#score}, the ML {@link OlmoPerplexityTransformer},
- * the SQL function of {@link OlmoPerplexity#register}) on a real multi-JVM cluster: {@code local-cluster[2,1,1024]}
- * runs a Master and two Workers in this JVM, each Worker launching its executor as a separate JVM (test classpath
- * through {@code spark.executor.extraClassPath}; {@code SPARK_HOME} is a directory with {@code RELEASE} and an empty
- * {@code jars/}, set by surefire). Each API must give the values {@link PerplexityScorer} computes in this JVM on the
- * same checkpoint, and score in the executors, never the driver.
+ * The Spark APIs for library users (DataFrame {@link OlmoPerplexity#score}, the ML {@link
+ * OlmoPerplexityTransformer}, the SQL function of {@link OlmoPerplexity#register}) on a real
+ * multi-JVM cluster: {@code local-cluster[2,1,1024]} runs a Master and two Workers in this JVM,
+ * each Worker launching its executor as a separate JVM (test classpath through {@code
+ * spark.executor.extraClassPath}; {@code SPARK_HOME} is a directory with {@code RELEASE} and an
+ * empty {@code jars/}, set by surefire). Each API must give the values {@link PerplexityScorer}
+ * computes in this JVM on the same checkpoint, and score in the executors, never the driver.
  */
 class SparkApisClusterTest {
   private static final String CASE = "p01_olmo_tied_f32"; // 256 positions, tied, F32
-  /** Non-default options, so that each API must pass them through: several windows for the long text, logprobs on. */
-  private static final ScoringOptions OPTIONS = ScoringOptions.defaults().withWindow(64, 32).withBos(Bos.EOS)
-      .withTokenLogprobs(true).withBatchTokens(512);
+
+  /**
+   * Non-default options, so that each API must pass them through: several windows for the long
+   * text, logprobs on.
+   */
+  private static final ScoringOptions OPTIONS =
+      ScoringOptions.defaults()
+          .withWindow(64, 32)
+          .withBos(Bos.EOS)
+          .withTokenLogprobs(true)
+          .withBatchTokens(512);
+
   private static final double REL = 1e-6;
   private static final String[] TEXTS = {
-      "The quick brown fox jumps over the lazy dog.",
-      null,
-      "",
-      "Language models assign probabilities to sequences of tokens. ".repeat(12),
-      "Hello",
-      "Grüße aus Köln — 東京の天気は晴れです。",
+    "The quick brown fox jumps over the lazy dog.",
+    null,
+    "",
+    "Language models assign probabilities to sequences of tokens. ".repeat(12),
+    "Hello",
+    "Grüße aus Köln — 東京の天気は晴れです。",
   };
 
   private static SparkSession spark;
@@ -81,7 +91,8 @@ class SparkApisClusterTest {
     fingerprint = ckpt.fingerprint();
     try (OlmoModel model = OlmoModel.load(ckpt, ckpt, Device.cpu(), OPTIONS.precision());
         OlmoTokenizer tok = OlmoTokenizer.load(ckpt.tokenizerJson())) {
-      List<DocumentScore> scores = new PerplexityScorer(model, tok, OPTIONS).score(Arrays.asList(TEXTS));
+      List<DocumentScore> scores =
+          new PerplexityScorer(model, tok, OPTIONS).score(Arrays.asList(TEXTS));
       expected = new HashMap<>();
       for (int i = 0; i < TEXTS.length; i++) {
         expected.put(i, scores.get(i));
@@ -92,21 +103,31 @@ class SparkApisClusterTest {
     String home = System.getenv("SPARK_HOME");
     assertNotNull(home, "surefire sets SPARK_HOME (job/pom.xml)");
     Files.createDirectories(Path.of(home, "jars"));
-    Files.writeString(Path.of(home, "RELEASE"), "olmo-ppl tests: Spark from the Maven test classpath\n");
-    String cp = System.getProperty("surefire.test.class.path", System.getProperty("java.class.path"));
+    Files.writeString(
+        Path.of(home, "RELEASE"), "olmo-ppl tests: Spark from the Maven test classpath\n");
+    String cp =
+        System.getProperty("surefire.test.class.path", System.getProperty("java.class.path"));
     String opens = String.join(" ", StandaloneCluster.moduleOptions()) + " -Dai.djl.offline=true";
     // models cached in this JVM by earlier test classes (local[2]) would hide a driver-side load
     ExecutorModels.closeAll();
-    spark = SparkSession.builder().master("local-cluster[2,1,1024]").appName("olmo-ppl-apis-test")
-        .config("spark.executor.extraClassPath", cp).config("spark.executor.extraJavaOptions", opens)
-        .config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
-        .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "2").getOrCreate();
+    spark =
+        SparkSession.builder()
+            .master("local-cluster[2,1,1024]")
+            .appName("olmo-ppl-apis-test")
+            .config("spark.executor.extraClassPath", cp)
+            .config("spark.executor.extraJavaOptions", opens)
+            .config("spark.driver.host", "127.0.0.1")
+            .config("spark.driver.bindAddress", "127.0.0.1")
+            .config("spark.ui.enabled", "false")
+            .config("spark.sql.shuffle.partitions", "2")
+            .getOrCreate();
     spark.sparkContext().setLogLevel("WARN");
     List<Row> rows = new ArrayList<>();
     for (int i = 0; i < TEXTS.length; i++) {
       rows.add(RowFactory.create(i, TEXTS[i]));
     }
-    StructType schema = new StructType().add("id", DataTypes.IntegerType, false).add("text", DataTypes.StringType);
+    StructType schema =
+        new StructType().add("id", DataTypes.IntegerType, false).add("text", DataTypes.StringType);
     docs = spark.createDataFrame(rows, schema).repartition(2);
   }
 
@@ -119,7 +140,9 @@ class SparkApisClusterTest {
     SparkSession.clearActiveSession();
   }
 
-  /** @return the pid of the JVM that runs the task */
+  /**
+   * @return the pid of the JVM that runs the task
+   */
   static final class Pid implements MapFunction<Row, Long> {
     @Override
     public Long call(Row r) {
@@ -131,7 +154,10 @@ class SparkApisClusterTest {
     assertEquals(want, got, REL * Math.abs(want), what);
   }
 
-  /** Checks the score columns of {@code r} (read by name) against the in-process reference for row {@code id}. */
+  /**
+   * Checks the score columns of {@code r} (read by name) against the in-process reference for row
+   * {@code id}.
+   */
   private static void assertScore(int id, Row r, boolean withLogprobs, String api) {
     DocumentScore e = expected.get(id);
     String where = api + " row " + id;
@@ -146,8 +172,12 @@ class SparkApisClusterTest {
       assertRel(e.perplexity(), r.getAs(ScoreColumns.PERPLEXITY), where + " perplexity");
       assertRel(e.bitsPerByte(), r.getAs(ScoreColumns.BITS_PER_BYTE), where + " bits_per_byte");
     }
-    String stamp = r.getAs(ScoreColumns.MODEL); // fingerprint, then a hash of the settings that change the numbers
-    assertTrue(stamp.startsWith(fingerprint + "-") && stamp.length() == fingerprint.length() + 9, where + " " + stamp);
+    String stamp =
+        r.getAs(
+            ScoreColumns.MODEL); // fingerprint, then a hash of the settings that change the numbers
+    assertTrue(
+        stamp.startsWith(fingerprint + "-") && stamp.length() == fingerprint.length() + 9,
+        where + " " + stamp);
     if (withLogprobs) {
       List<Double> lps = r.getList(r.fieldIndex(ScoreColumns.TOKEN_LOGPROBS));
       if (e.status().equals(DocumentScore.NULL_TEXT)) {
@@ -178,7 +208,8 @@ class SparkApisClusterTest {
   }
 
   private static void assertNoModelInDriver(String api) {
-    assertEquals(0, ExecutorModels.size(), api + ": the driver must not load a model; executors score");
+    assertEquals(
+        0, ExecutorModels.size(), api + ": the driver must not load a model; executors score");
   }
 
   @Test
@@ -187,21 +218,32 @@ class SparkApisClusterTest {
     assertEquals(ScoreColumns.outputSchema(docs.schema(), true), scored.schema());
     List<Row> rows = scored.collectAsList();
     assertAllRows(rows, "DataFrame");
-    List<String> statuses = rows.stream().map(r -> r.<String>getAs(ScoreColumns.STATUS)).sorted().toList();
+    List<String> statuses =
+        rows.stream().map(r -> r.<String>getAs(ScoreColumns.STATUS)).sorted().toList();
     assertEquals(List.of("empty", "null_text", "ok", "ok", "ok", "ok"), statuses);
 
     long driver = ProcessHandle.current().pid();
     List<Long> pids = scored.map(new Pid(), Encoders.LONG()).distinct().collectAsList();
     assertFalse(pids.isEmpty());
-    assertFalse(pids.contains(driver), "rows scored in executor JVMs " + pids + ", not the driver " + driver);
+    assertFalse(
+        pids.contains(driver),
+        "rows scored in executor JVMs " + pids + ", not the driver " + driver);
     assertNoModelInDriver("DataFrame");
   }
 
   @Test
   void mlTransformerGivesTheDataFrameColumnsAndValues() throws Exception {
-    OlmoPerplexityTransformer t = new OlmoPerplexityTransformer().setModelPath(modelPath).setInputCol("text")
-        .setWindow(64).setStride(32).setBos("eos").setTokenLogprobs(true).setBatchTokens(512);
-    assertEquals(OPTIONS, t.scoringOptions(), "params map to the options used for the DataFrame API");
+    OlmoPerplexityTransformer t =
+        new OlmoPerplexityTransformer()
+            .setModelPath(modelPath)
+            .setInputCol("text")
+            .setWindow(64)
+            .setStride(32)
+            .setBos("eos")
+            .setTokenLogprobs(true)
+            .setBatchTokens(512);
+    assertEquals(
+        OPTIONS, t.scoringOptions(), "params map to the options used for the DataFrame API");
     Dataset<Row> out = t.transform(docs);
     assertEquals(OlmoPerplexity.score(docs, modelPath, "text", OPTIONS).schema(), out.schema());
     assertEquals(t.transformSchema(docs.schema()), out.schema());
@@ -227,8 +269,15 @@ class SparkApisClusterTest {
     assertNull(d.getStride());
     assertEquals(ScoringOptions.defaults(), d.scoringOptions(), "defaults are the CLI's");
 
-    OlmoPerplexityTransformer t = new OlmoPerplexityTransformer().setModelPath(modelPath).setWindow(64)
-        .setStride(32).setBos("none").setTying("config").setDevice("cpu").setTokenLogprobs(true);
+    OlmoPerplexityTransformer t =
+        new OlmoPerplexityTransformer()
+            .setModelPath(modelPath)
+            .setWindow(64)
+            .setStride(32)
+            .setBos("none")
+            .setTying("config")
+            .setDevice("cpu")
+            .setTokenLogprobs(true);
     String path = tmp.resolve("stage").toString();
     t.write().overwrite().save(path);
     OlmoPerplexityTransformer back = OlmoPerplexityTransformer.load(path);
@@ -250,35 +299,51 @@ class SparkApisClusterTest {
     bad.put("device", () -> t.setDevice("tpu"));
     bad.put("inputCol", () -> t.setInputCol(""));
     bad.put("modelPath", () -> t.setModelPath(" "));
-    bad.forEach((param, set) -> {
-      String m = assertThrows(IllegalArgumentException.class, set::run, param).getMessage();
-      assertTrue(m.contains("parameter " + param + " given invalid value"), m);
-    });
+    bad.forEach(
+        (param, set) -> {
+          String m = assertThrows(IllegalArgumentException.class, set::run, param).getMessage();
+          assertTrue(m.contains("parameter " + param + " given invalid value"), m);
+        });
     String m = assertThrows(IllegalArgumentException.class, () -> t.setBos("x")).getMessage();
     assertTrue(m.contains("auto, eos or none"), "allowed values listed: " + m);
     m = assertThrows(IllegalArgumentException.class, () -> t.setWindow(0)).getMessage();
     assertTrue(m.contains("invalid value 0") && m.contains(">= 1"), m);
     // through a ParamMap, too
-    m = assertThrows(IllegalArgumentException.class, () -> new ParamMap().put(t.window(), 0)).getMessage();
+    m =
+        assertThrows(IllegalArgumentException.class, () -> new ParamMap().put(t.window(), 0))
+            .getMessage();
     assertTrue(m.contains("parameter window given invalid value 0"), m);
     assertNull(t.getWindow(), "a refused value is not set");
 
-    // checked before any job: missing modelPath, column, type, stride vs window, window vs the model
-    Supplier<OlmoPerplexityTransformer> ok = () -> new OlmoPerplexityTransformer().setModelPath(modelPath);
-    m = assertThrows(IllegalArgumentException.class, () -> new OlmoPerplexityTransformer().transform(docs))
-        .getMessage();
+    // checked before any job: missing modelPath, column, type, stride vs window, window vs the
+    // model
+    Supplier<OlmoPerplexityTransformer> ok =
+        () -> new OlmoPerplexityTransformer().setModelPath(modelPath);
+    m =
+        assertThrows(
+                IllegalArgumentException.class,
+                () -> new OlmoPerplexityTransformer().transform(docs))
+            .getMessage();
     assertTrue(m.contains("modelPath is required"), m);
-    m = assertThrows(IllegalArgumentException.class, () -> ok.get().setInputCol("body").transform(docs))
-        .getMessage();
+    m =
+        assertThrows(
+                IllegalArgumentException.class, () -> ok.get().setInputCol("body").transform(docs))
+            .getMessage();
     assertTrue(m.contains("'body'") && m.contains("inputCol") && m.contains("id, text"), m);
-    m = assertThrows(IllegalArgumentException.class, () -> ok.get().setInputCol("id").transform(docs))
-        .getMessage();
+    m =
+        assertThrows(
+                IllegalArgumentException.class, () -> ok.get().setInputCol("id").transform(docs))
+            .getMessage();
     assertTrue(m.contains("'id'") && m.contains("inputCol") && m.contains("not string"), m);
-    m = assertThrows(IllegalArgumentException.class, () -> ok.get().setWindow(8).setStride(16).transform(docs))
-        .getMessage();
+    m =
+        assertThrows(
+                IllegalArgumentException.class,
+                () -> ok.get().setWindow(8).setStride(16).transform(docs))
+            .getMessage();
     assertTrue(m.contains("stride 16") && m.contains("window 8"), m);
-    m = assertThrows(IllegalArgumentException.class, () -> ok.get().setWindow(1000).transform(docs))
-        .getMessage();
+    m =
+        assertThrows(IllegalArgumentException.class, () -> ok.get().setWindow(1000).transform(docs))
+            .getMessage();
     assertTrue(m.contains("window 1000") && m.contains("256 positions"), m);
   }
 
@@ -286,8 +351,12 @@ class SparkApisClusterTest {
   void sqlFunctionReturnsTheJobColumnsAsAStruct() {
     OlmoPerplexity.register(spark, "olmo_perplexity", modelPath, OPTIONS);
     docs.createOrReplaceTempView("t");
-    List<Row> two = spark.sql("SELECT id, olmo_perplexity(text).perplexity AS perplexity,"
-        + " olmo_perplexity(text).ppl_status AS ppl_status FROM t").collectAsList();
+    List<Row> two =
+        spark
+            .sql(
+                "SELECT id, olmo_perplexity(text).perplexity AS perplexity,"
+                    + " olmo_perplexity(text).ppl_status AS ppl_status FROM t")
+            .collectAsList();
     assertEquals(TEXTS.length, two.size());
     for (Row r : two) {
       DocumentScore e = expected.get(r.<Integer>getAs("id"));
@@ -299,7 +368,8 @@ class SparkApisClusterTest {
       }
     }
 
-    Dataset<Row> all = spark.sql("SELECT id, s.* FROM (SELECT id, olmo_perplexity(text) AS s FROM t)");
+    Dataset<Row> all =
+        spark.sql("SELECT id, s.* FROM (SELECT id, olmo_perplexity(text) AS s FROM t)");
     StructType want = new StructType().add("id", DataTypes.IntegerType, false);
     for (var f : ScoreColumns.fields(true)) {
       want = want.add(f);
@@ -309,8 +379,13 @@ class SparkApisClusterTest {
     assertNoModelInDriver("SQL");
 
     // validated on the driver at registration
-    String m = assertThrows(IllegalArgumentException.class, () -> OlmoPerplexity.register(spark, "bad", modelPath,
-        OPTIONS.withWindow(1000, null))).getMessage();
+    String m =
+        assertThrows(
+                IllegalArgumentException.class,
+                () ->
+                    OlmoPerplexity.register(
+                        spark, "bad", modelPath, OPTIONS.withWindow(1000, null)))
+            .getMessage();
     assertTrue(m.contains("window 1000"), m);
   }
 }

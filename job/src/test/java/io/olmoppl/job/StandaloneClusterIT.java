@@ -24,12 +24,14 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /**
- * The shaded jar on a real multi-JVM standalone cluster (Master, two Workers, a client-mode SparkSubmit driver and
- * two executors of one core, all separate {@code java} processes): the output equals the in-process result row for
- * row, each executor JVM loads the model exactly once, and the tied matrix is broadcast once.
+ * The shaded jar on a real multi-JVM standalone cluster (Master, two Workers, a client-mode
+ * SparkSubmit driver and two executors of one core, all separate {@code java} processes): the
+ * output equals the in-process result row for row, each executor JVM loads the model exactly once,
+ * and the tied matrix is broadcast once.
  */
 class StandaloneClusterIT {
-  static final String CASE = "p02_hfolmo_tied_ffout_alias_bf16"; // tied, with an identical stored ff_out alias
+  static final String CASE =
+      "p02_hfolmo_tied_ffout_alias_bf16"; // tied, with an identical stored ff_out alias
   static Path work;
   static StandaloneCluster cluster;
   static Path input;
@@ -57,9 +59,21 @@ class StandaloneClusterIT {
     Files.writeString(input, sb.toString());
     Path ref = work.resolve("in-process");
     deleteRecursively(ref);
-    SparkTestBase.Cli r = SparkTestBase.cli("score", "--model", Refcases.dir(CASE).toString(), "--input",
-        input.toString(), "--output", ref.toString(), "--input-format", "json", "--output-format", "json",
-        "--master", "local[2]");
+    SparkTestBase.Cli r =
+        SparkTestBase.cli(
+            "score",
+            "--model",
+            Refcases.dir(CASE).toString(),
+            "--input",
+            input.toString(),
+            "--output",
+            ref.toString(),
+            "--input-format",
+            "json",
+            "--output-format",
+            "json",
+            "--master",
+            "local[2]");
     assertEquals(0, r.code(), r.err());
     inProcess = byId(SparkTestBase.readJsonLines(ref));
     cluster.start(2, "1500m");
@@ -69,7 +83,8 @@ class StandaloneClusterIT {
   static void stopCluster() throws Exception {
     if (cluster != null) {
       cluster.close();
-      deleteRecursively(cluster.sparkHome.resolve("work")); // executors' copies of the 120 MB application jar
+      deleteRecursively(
+          cluster.sparkHome.resolve("work")); // executors' copies of the 120 MB application jar
     }
   }
 
@@ -79,8 +94,13 @@ class StandaloneClusterIT {
     Checkpoint c = Checkpoint.open(Refcases.dir(CASE), TyingRule.STRICT);
     long stored = c.tensors().values().stream().mapToLong(t -> t.info().byteLength()).sum();
     long alias = c.tensors().get("model.transformer.ff_out.weight").info().byteLength();
-    assertEquals(stored - alias, summary.get("unique_weight_bytes").getAsLong(), "the tied matrix counted once");
-    assertEquals(summary.get("unique_weight_bytes").getAsLong(), summary.get("broadcast_bytes").getAsLong(),
+    assertEquals(
+        stored - alias,
+        summary.get("unique_weight_bytes").getAsLong(),
+        "the tied matrix counted once");
+    assertEquals(
+        summary.get("unique_weight_bytes").getAsLong(),
+        summary.get("broadcast_bytes").getAsLong(),
         "broadcast bytes = unique weight bytes");
     for (JsonElement e : summary.getAsJsonArray("executors")) {
       assertEquals(stored - alias, e.getAsJsonObject().get("bytes_received").getAsLong());
@@ -94,9 +114,9 @@ class StandaloneClusterIT {
   }
 
   /**
-   * Executor loss: one executor JVM is killed ({@code kill -9}) once it has loaded the model and is scoring. Spark
-   * reruns its tasks on a replacement executor; the output holds every input row exactly once, with the scores of an
-   * undisturbed run.
+   * Executor loss: one executor JVM is killed ({@code kill -9}) once it has loaded the model and is
+   * scoring. Spark reruns its tasks on a replacement executor; the output holds every input row
+   * exactly once, with the scores of an undisturbed run.
    */
   @Test
   void jobSurvivesTheLossOfAnExecutor() throws Exception {
@@ -115,12 +135,36 @@ class StandaloneClusterIT {
     Path out = work.resolve("out-loss");
     deleteRecursively(out);
     Path appLogs = cluster.sparkHome.resolve("work");
-    List<String> args = List.of("--conf", "spark.driver.host=127.0.0.1", "--conf",
-        "spark.driver.bindAddress=127.0.0.1", "--conf", "spark.executor.cores=1", "--conf", "spark.cores.max=2",
-        "--conf", "spark.executor.memory=1g", "--conf", "spark.ui.enabled=false",
-        System.getProperty("olmoppl.jar"), "score", "--model", Refcases.dir(CASE).toString(), "--input",
-        many.toString(), "--output", out.toString(), "--input-format", "json", "--output-format", "json",
-        "--partitions", "6", "--distribution", "files");
+    List<String> args =
+        List.of(
+            "--conf",
+            "spark.driver.host=127.0.0.1",
+            "--conf",
+            "spark.driver.bindAddress=127.0.0.1",
+            "--conf",
+            "spark.executor.cores=1",
+            "--conf",
+            "spark.cores.max=2",
+            "--conf",
+            "spark.executor.memory=1g",
+            "--conf",
+            "spark.ui.enabled=false",
+            System.getProperty("olmoppl.jar"),
+            "score",
+            "--model",
+            Refcases.dir(CASE).toString(),
+            "--input",
+            many.toString(),
+            "--output",
+            out.toString(),
+            "--input-format",
+            "json",
+            "--output-format",
+            "json",
+            "--partitions",
+            "6",
+            "--distribution",
+            "files");
     long before = loadedLines(appLogs);
     Process driver = cluster.submitAsync("submit-loss", args);
     long deadline = System.nanoTime() + Duration.ofMinutes(3).toNanos();
@@ -128,15 +172,23 @@ class StandaloneClusterIT {
       Thread.sleep(100);
     }
     List<ProcessHandle> execs = cluster.executors();
-    assertTrue(driver.isAlive() && !execs.isEmpty(), "an executor is scoring when it is killed: "
-        + StandaloneCluster.tail(cluster.logs.resolve("submit-loss.log")));
+    assertTrue(
+        driver.isAlive() && !execs.isEmpty(),
+        "an executor is scoring when it is killed: "
+            + StandaloneCluster.tail(cluster.logs.resolve("submit-loss.log")));
     ProcessHandle victim = execs.get(0);
     assertTrue(victim.destroyForcibly(), "kill -9 of executor " + victim.pid());
     int code = cluster.await("submit-loss", driver, Duration.ofMinutes(8));
     String log = Files.readString(cluster.logs.resolve("submit-loss.log"));
-    assertEquals(0, code, "the job finishes despite the lost executor: " + StandaloneCluster.tail(
-        cluster.logs.resolve("submit-loss.log")));
-    assertTrue(log.contains("Lost executor") || log.contains("lost executor") || log.contains("Executor lost"),
+    assertEquals(
+        0,
+        code,
+        "the job finishes despite the lost executor: "
+            + StandaloneCluster.tail(cluster.logs.resolve("submit-loss.log")));
+    assertTrue(
+        log.contains("Lost executor")
+            || log.contains("lost executor")
+            || log.contains("Executor lost"),
         "the driver saw the executor go before the job finished");
 
     Map<String, JsonObject> undisturbed = new HashMap<>();
@@ -151,12 +203,16 @@ class StandaloneClusterIT {
         assertEquals(want.get(k), r.get(k), "id " + r.get("id") + " " + k);
       }
       double nll = want.get("ppl_nll").getAsDouble();
-      assertEquals(nll, r.get("ppl_nll").getAsDouble(), 1e-7 * Math.max(1, nll), "id " + r.get("id"));
+      assertEquals(
+          nll, r.get("ppl_nll").getAsDouble(), 1e-7 * Math.max(1, nll), "id " + r.get("id"));
     }
-    assertTrue(Files.exists(out.resolve(Output.MARKER)) && Files.exists(out.resolve("_summary.json")));
+    assertTrue(
+        Files.exists(out.resolve(Output.MARKER)) && Files.exists(out.resolve("_summary.json")));
   }
 
-  /** @return how many times executors under {@code appLogs} have logged a model load so far */
+  /**
+   * @return how many times executors under {@code appLogs} have logged a model load so far
+   */
   private static long loadedLines(Path appLogs) throws java.io.IOException {
     if (!Files.exists(appLogs)) {
       return 0;
@@ -164,28 +220,62 @@ class StandaloneClusterIT {
     try (var s = Files.walk(appLogs)) {
       long n = 0;
       for (Path p : s.filter(f -> f.getFileName().toString().equals("stderr")).toList()) {
-        n += Files.readAllLines(p).stream().filter(l -> l.contains("olmo-ppl: loaded model")).count();
+        n +=
+            Files.readAllLines(p).stream()
+                .filter(l -> l.contains("olmo-ppl: loaded model"))
+                .count();
       }
       return n;
     }
   }
 
-  /** Submits the shaded jar without --class, checks the output and the load accounting, returns the summary. */
+  /**
+   * Submits the shaded jar without --class, checks the output and the load accounting, returns the
+   * summary.
+   */
   private static JsonObject submit(String distribution) throws Exception {
     Path out = work.resolve("out-" + distribution);
     deleteRecursively(out);
-    List<String> args = new java.util.ArrayList<>(List.of(
-        "--conf", "spark.driver.host=127.0.0.1", "--conf", "spark.driver.bindAddress=127.0.0.1",
-        "--conf", "spark.executor.cores=1", "--conf", "spark.cores.max=2", "--conf", "spark.executor.memory=1g",
-        "--conf", "spark.ui.enabled=false"));
-    // files mode takes its options as Spark configuration (spark.olmoppl.*), broadcast mode on the command line
+    List<String> args =
+        new java.util.ArrayList<>(
+            List.of(
+                "--conf",
+                "spark.driver.host=127.0.0.1",
+                "--conf",
+                "spark.driver.bindAddress=127.0.0.1",
+                "--conf",
+                "spark.executor.cores=1",
+                "--conf",
+                "spark.cores.max=2",
+                "--conf",
+                "spark.executor.memory=1g",
+                "--conf",
+                "spark.ui.enabled=false"));
+    // files mode takes its options as Spark configuration (spark.olmoppl.*), broadcast mode on the
+    // command line
     boolean viaConf = distribution.equals("files");
     if (viaConf) {
-      args.addAll(List.of("--conf", "spark.olmoppl.distribution=files", "--conf", "spark.olmoppl.partitions=6"));
+      args.addAll(
+          List.of(
+              "--conf",
+              "spark.olmoppl.distribution=files",
+              "--conf",
+              "spark.olmoppl.partitions=6"));
     }
-    args.addAll(List.of(System.getProperty("olmoppl.jar"), "score", "--model", Refcases.dir(CASE).toString(),
-        "--input", input.toString(), "--output", out.toString(), "--input-format", "json", "--output-format",
-        "json"));
+    args.addAll(
+        List.of(
+            System.getProperty("olmoppl.jar"),
+            "score",
+            "--model",
+            Refcases.dir(CASE).toString(),
+            "--input",
+            input.toString(),
+            "--output",
+            out.toString(),
+            "--input-format",
+            "json",
+            "--output-format",
+            "json"));
     if (!viaConf) {
       args.addAll(List.of("--distribution", distribution, "--partitions", "6"));
     }
@@ -201,9 +291,11 @@ class StandaloneClusterIT {
         assertEquals(a.get(k), b.get(k), "id " + e.getKey() + " " + k);
       }
       double nll = a.get("ppl_nll").getAsDouble();
-      assertEquals(nll, b.get("ppl_nll").getAsDouble(), 1e-7 * Math.max(1, nll), "id " + e.getKey());
+      assertEquals(
+          nll, b.get("ppl_nll").getAsDouble(), 1e-7 * Math.max(1, nll), "id " + e.getKey());
     }
-    JsonObject s = JsonParser.parseString(Files.readString(out.resolve("_summary.json"))).getAsJsonObject();
+    JsonObject s =
+        JsonParser.parseString(Files.readString(out.resolve("_summary.json"))).getAsJsonObject();
     assertEquals(distribution, s.get("distribution").getAsString());
     assertEquals(2, s.get("model_loads").getAsLong(), "one load per executor JVM: " + s);
     JsonArray execs = s.getAsJsonArray("executors");
@@ -220,7 +312,9 @@ class StandaloneClusterIT {
     assertEquals((long) inProcess.size(), s.get("documents").getAsLong());
     // progress counted in executor JVMs reaches the driver (accumulators through the listener)
     String progress = inProcess.size() + "/" + inProcess.size() + " documents, ";
-    assertTrue(Files.readString(cluster.logs.resolve("submit-" + distribution + ".log")).contains(progress),
+    assertTrue(
+        Files.readString(cluster.logs.resolve("submit-" + distribution + ".log"))
+            .contains(progress),
         "final progress line '" + progress + "' in " + log);
     return s;
   }

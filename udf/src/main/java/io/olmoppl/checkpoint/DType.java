@@ -3,7 +3,10 @@ package io.olmoppl.checkpoint;
 import java.nio.ByteBuffer;
 import java.util.Locale;
 
-/** The safetensors dtypes this project reads. Everything is widened to float32 before it reaches the engine. */
+/**
+ * The safetensors dtypes this project reads. Everything is widened to float32 before it reaches the
+ * engine.
+ */
 public enum DType {
   F32(4),
   F16(2),
@@ -15,12 +18,16 @@ public enum DType {
     this.bytes = bytes;
   }
 
-  /** @return bytes per element */
+  /**
+   * @return bytes per element
+   */
   public int bytes() {
     return bytes;
   }
 
-  /** @return the name config.json gives the dtype ({@code torch_dtype}) */
+  /**
+   * @return the name config.json gives the dtype ({@code torch_dtype})
+   */
   public String torchName() {
     return switch (this) {
       case F32 -> "float32";
@@ -39,7 +46,12 @@ public enum DType {
       return valueOf(name.toUpperCase(Locale.ROOT));
     } catch (IllegalArgumentException e) {
       throw new CheckpointException(
-          "tensor " + tensor + " in " + file + " has dtype " + name
+          "tensor "
+              + tensor
+              + " in "
+              + file
+              + " has dtype "
+              + name
               + ", but olmo-ppl reads only F32, F16 and BF16 weights. Convert the checkpoint to one of"
               + " them (e.g. save it again with torch_dtype float32 or bfloat16).");
     }
@@ -87,7 +99,9 @@ public enum DType {
     }
     if (val < 0x38800000) { // subnormal half or zero
       float a = Float.intBitsToFloat(val);
-      int m = Math.round(a * 0x1p24f); // ties: Math.round is half-up; acceptable for random init writing
+      int m =
+          Math.round(
+              a * 0x1p24f); // ties: Math.round is half-up; acceptable for random init writing
       return (short) (sign | m);
     }
     int e = ((val >>> 23) - 112) << 10;

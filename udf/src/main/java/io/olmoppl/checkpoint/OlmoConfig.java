@@ -7,13 +7,15 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * A checkpoint's {@code config.json}, normalised to one architecture description for the three layouts, and its
- * consistency checks. Which layout a config is, and its keys and defaults, are the {@link CheckpointLayout}'s (hf_olmo's
- * defaults differ from transformers': e.g. {@code weight_tying} defaults to true there and {@code
- * tie_word_embeddings} to false here); this record holds the result and the JSON accessors the layouts read with.
+ * A checkpoint's {@code config.json}, normalised to one architecture description for the three
+ * layouts, and its consistency checks. Which layout a config is, and its keys and defaults, are the
+ * {@link CheckpointLayout}'s (hf_olmo's defaults differ from transformers': e.g. {@code
+ * weight_tying} defaults to true there and {@code tie_word_embeddings} to false here); this record
+ * holds the result and the JSON accessors the layouts read with.
  *
  * @param intermediateSize the gated MLP width I (hf_olmo's fused {@code ff_proj} is 2I rows)
- * @param vocabRows rows of the embedding and of the output matrix (the logit width, padding rows included)
+ * @param vocabRows rows of the embedding and of the output matrix (the logit width, padding rows
+ *     included)
  * @param tied whether the config ties the output projection to the embedding
  * @param tyingKey the config key that says so ({@code weight_tying} or {@code tie_word_embeddings})
  * @param tyingKeyPresent false when the key is absent and {@link #tied} is the layout's default
@@ -43,7 +45,8 @@ public record OlmoConfig(
     boolean tyingKeyPresent,
     int eosTokenId,
     Integer bosTokenId,
-    List<String> warnings) implements Serializable {
+    List<String> warnings)
+    implements Serializable {
 
   /** LayerNorm (mean and variance) or RMSNorm. */
   public enum NormType {
@@ -52,53 +55,90 @@ public record OlmoConfig(
   }
 
   /**
-   * Largest {@code max_position_embeddings} accepted: 2^24 positions, far above any released model; a larger value
-   * is a corrupt config (the window the scorer can run is bounded separately by memory).
+   * Largest {@code max_position_embeddings} accepted: 2^24 positions, far above any released model;
+   * a larger value is a corrupt config (the window the scorer can run is bounded separately by
+   * memory).
    */
   public static final int MAX_POSITIONS = 1 << 24;
 
-  /** Largest layer count accepted (released OLMo models have at most 80); a larger value is a corrupt config. */
+  /**
+   * Largest layer count accepted (released OLMo models have at most 80); a larger value is a
+   * corrupt config.
+   */
   public static final int MAX_LAYERS = 1 << 12;
 
   public OlmoConfig {
-    require(hiddenSize > 0 && numHiddenLayers > 0 && numAttentionHeads > 0 && numKeyValueHeads > 0,
+    require(
+        hiddenSize > 0 && numHiddenLayers > 0 && numAttentionHeads > 0 && numKeyValueHeads > 0,
         "hidden size, layers, heads and kv heads must be positive");
-    require(hiddenSize % numAttentionHeads == 0,
-        "hidden size " + hiddenSize + " is not divisible by the number of heads " + numAttentionHeads);
-    require(numAttentionHeads % numKeyValueHeads == 0,
-        "the number of heads " + numAttentionHeads + " is not a multiple of the kv heads " + numKeyValueHeads);
-    require((hiddenSize / numAttentionHeads) % 2 == 0,
-        "head dim " + hiddenSize / numAttentionHeads + " is odd; rotary embeddings need an even head dim");
-    require(intermediateSize > 0 && vocabRows > 0 && maxPositionEmbeddings > 0,
+    require(
+        hiddenSize % numAttentionHeads == 0,
+        "hidden size "
+            + hiddenSize
+            + " is not divisible by the number of heads "
+            + numAttentionHeads);
+    require(
+        numAttentionHeads % numKeyValueHeads == 0,
+        "the number of heads "
+            + numAttentionHeads
+            + " is not a multiple of the kv heads "
+            + numKeyValueHeads);
+    require(
+        (hiddenSize / numAttentionHeads) % 2 == 0,
+        "head dim "
+            + hiddenSize / numAttentionHeads
+            + " is odd; rotary embeddings need an even head dim");
+    require(
+        intermediateSize > 0 && vocabRows > 0 && maxPositionEmbeddings > 0,
         "intermediate size, vocabulary and max positions must be positive");
-    require(numHiddenLayers <= MAX_LAYERS, "the number of layers " + numHiddenLayers + " is above " + MAX_LAYERS);
-    require(maxPositionEmbeddings <= MAX_POSITIONS, "max positions " + maxPositionEmbeddings + " is above "
-        + MAX_POSITIONS + "; no released model has that many (the config is corrupt)");
-    require(Double.isFinite(ropeTheta) && ropeTheta > 0, "rope_theta " + ropeTheta + " must be a positive number"
-        + " (rotary frequencies are rope_theta^(-2i/D); a value <= 0 gives NaN scores)");
-    require(Double.isFinite(normEps) && normEps > 0 && normEps < 1, "the norm epsilon " + normEps
-        + " must be in (0, 1)");
-    require(clipQkv == null || (Double.isFinite(clipQkv) && clipQkv > 0), "clip_qkv " + clipQkv
-        + " must be a positive number or null");
-    require(eosTokenId >= 0 && eosTokenId < vocabRows, "eos_token_id " + eosTokenId + " is not a row of the "
-        + vocabRows + "-row embedding");
-    require(bosTokenId == null || (bosTokenId >= 0 && bosTokenId < vocabRows), "bos_token_id " + bosTokenId
-        + " is not a row of the " + vocabRows + "-row embedding");
+    require(
+        numHiddenLayers <= MAX_LAYERS,
+        "the number of layers " + numHiddenLayers + " is above " + MAX_LAYERS);
+    require(
+        maxPositionEmbeddings <= MAX_POSITIONS,
+        "max positions "
+            + maxPositionEmbeddings
+            + " is above "
+            + MAX_POSITIONS
+            + "; no released model has that many (the config is corrupt)");
+    require(
+        Double.isFinite(ropeTheta) && ropeTheta > 0,
+        "rope_theta "
+            + ropeTheta
+            + " must be a positive number"
+            + " (rotary frequencies are rope_theta^(-2i/D); a value <= 0 gives NaN scores)");
+    require(
+        Double.isFinite(normEps) && normEps > 0 && normEps < 1,
+        "the norm epsilon " + normEps + " must be in (0, 1)");
+    require(
+        clipQkv == null || (Double.isFinite(clipQkv) && clipQkv > 0),
+        "clip_qkv " + clipQkv + " must be a positive number or null");
+    require(
+        eosTokenId >= 0 && eosTokenId < vocabRows,
+        "eos_token_id " + eosTokenId + " is not a row of the " + vocabRows + "-row embedding");
+    require(
+        bosTokenId == null || (bosTokenId >= 0 && bosTokenId < vocabRows),
+        "bos_token_id " + bosTokenId + " is not a row of the " + vocabRows + "-row embedding");
     warnings = List.copyOf(warnings);
   }
 
-  /** @return head dim D = hidden / heads */
+  /**
+   * @return head dim D = hidden / heads
+   */
   public int headDim() {
     return hiddenSize / numAttentionHeads;
   }
 
-  /** @return width of the K and V projections = kv heads * D */
+  /**
+   * @return width of the K and V projections = kv heads * D
+   */
   public int kvDim() {
     return numKeyValueHeads * headDim();
   }
 
   /**
-   * Parses and normalises a config. Unsupported architecture options are refused here, before any weight is read.
+   * Parses and normalises a config. Unsupported architecture options are refused here, before any
+   * weight is read.
    *
    * @param json the parsed {@code config.json}
    * @param where the file, for messages
@@ -109,24 +149,54 @@ public record OlmoConfig(
     } catch (CheckpointException e) {
       throw e;
     } catch (RuntimeException e) {
-      throw new CheckpointException(where + " has a value of the wrong type (" + e.getMessage() + "). Numbers must be"
-          + " JSON numbers and flags JSON booleans, as in the model's original config.json.", e);
+      throw new CheckpointException(
+          where
+              + " has a value of the wrong type ("
+              + e.getMessage()
+              + "). Numbers must be"
+              + " JSON numbers and flags JSON booleans, as in the model's original config.json.",
+          e);
     }
   }
 
-  /** @return a copy with a different EOS id and one more warning */
+  /**
+   * @return a copy with a different EOS id and one more warning
+   */
   public OlmoConfig withEos(int eos, String warning) {
     List<String> w = new ArrayList<>(warnings);
     w.add(warning);
-    return new OlmoConfig(layout, hiddenSize, numHiddenLayers, numAttentionHeads, numKeyValueHeads,
-        intermediateSize, vocabRows, maxPositionEmbeddings, ropeTheta, clipQkv, normType, normEps, normAffine,
-        normBias, qkNorm, normAfter, attentionBias, mlpBias, scaleLogits, tied, tyingKey, tyingKeyPresent, eos,
-        bosTokenId, w);
+    return new OlmoConfig(
+        layout,
+        hiddenSize,
+        numHiddenLayers,
+        numAttentionHeads,
+        numKeyValueHeads,
+        intermediateSize,
+        vocabRows,
+        maxPositionEmbeddings,
+        ropeTheta,
+        clipQkv,
+        normType,
+        normEps,
+        normAffine,
+        normBias,
+        qkNorm,
+        normAfter,
+        attentionBias,
+        mlpBias,
+        scaleLogits,
+        tied,
+        tyingKey,
+        tyingKeyPresent,
+        eos,
+        bosTokenId,
+        w);
   }
 
   static void require(boolean ok, String msg) {
     if (!ok) {
-      throw new CheckpointException("invalid OLMo config: " + msg + ". Use the model's own config.json.");
+      throw new CheckpointException(
+          "invalid OLMo config: " + msg + ". Use the model's own config.json.");
     }
   }
 
@@ -147,14 +217,23 @@ public record OlmoConfig(
     JsonElement e = j.get(k);
     java.math.BigDecimal v = number(j, k).stripTrailingZeros();
     try {
-      if (v.scale() > 0 || v.precision() - v.scale() > 10) { // a fraction, or more digits than an int has
+      if (v.scale() > 0
+          || v.precision() - v.scale() > 10) { // a fraction, or more digits than an int has
         throw new ArithmeticException();
       }
       return v.intValueExact();
     } catch (ArithmeticException x) {
-      throw new CheckpointException("config key " + k + " is " + e + ", not a whole number between "
-          + Integer.MIN_VALUE + " and " + Integer.MAX_VALUE + ". Restore the value from the model's original"
-          + " config.json.");
+      throw new CheckpointException(
+          "config key "
+              + k
+              + " is "
+              + e
+              + ", not a whole number between "
+              + Integer.MIN_VALUE
+              + " and "
+              + Integer.MAX_VALUE
+              + ". Restore the value from the model's original"
+              + " config.json.");
     }
   }
 
@@ -167,8 +246,13 @@ public record OlmoConfig(
         // NaN, Infinity (lenient JSON): not a number here
       }
     }
-    throw new CheckpointException("config key " + k + " is " + e + ", not a finite number. Restore the value from"
-        + " the model's original config.json.");
+    throw new CheckpointException(
+        "config key "
+            + k
+            + " is "
+            + e
+            + ", not a finite number. Restore the value from"
+            + " the model's original config.json.");
   }
 
   static double dbl(JsonObject j, String k, double def) {
@@ -182,8 +266,13 @@ public record OlmoConfig(
     }
     double v = number(j, k).doubleValue();
     if (!Double.isFinite(v)) {
-      throw new CheckpointException("config key " + k + " is " + j.get(k) + ", too large for a double. Restore the"
-          + " value from the model's original config.json.");
+      throw new CheckpointException(
+          "config key "
+              + k
+              + " is "
+              + j.get(k)
+              + ", too large for a double. Restore the"
+              + " value from the model's original config.json.");
     }
     return v;
   }

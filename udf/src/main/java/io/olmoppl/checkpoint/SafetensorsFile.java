@@ -20,12 +20,14 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * One {@code .safetensors} file: an 8-byte little-endian header length, a JSON header, then raw tensor bytes.
+ * One {@code .safetensors} file: an 8-byte little-endian header length, a JSON header, then raw
+ * tensor bytes.
  *
- * <p>Written here because DJL's {@code NDList.decode} reads the whole file onto the heap (fails over 2 GB) and aborts
- * the JVM on BF16. The header is validated before it is trusted (length bounds, offsets inside the file, no overlap,
- * dtype x shape = byte length); tensor bytes are memory-mapped read-only, per tensor, in chunks under 1 GiB.
- * Follows the header checks of Jlama's {@code SafeTensorSupport.readTensorInfoMap}.
+ * <p>Written here because DJL's {@code NDList.decode} reads the whole file onto the heap (fails
+ * over 2 GB) and aborts the JVM on BF16. The header is validated before it is trusted (length
+ * bounds, offsets inside the file, no overlap, dtype x shape = byte length); tensor bytes are
+ * memory-mapped read-only, per tensor, in chunks under 1 GiB. Follows the header checks of Jlama's
+ * {@code SafeTensorSupport.readTensorInfoMap}.
  */
 public final class SafetensorsFile {
   /** Largest header accepted (the reference implementation's limit is 100 MB). */
@@ -37,7 +39,9 @@ public final class SafetensorsFile {
   /** Where one tensor lies in the file. */
   public record TensorInfo(String name, DType dtype, long[] shape, long begin, long end)
       implements Serializable {
-    /** @return number of elements */
+    /**
+     * @return number of elements
+     */
     public long numel() {
       long n = 1;
       for (long d : shape) {
@@ -46,12 +50,16 @@ public final class SafetensorsFile {
       return n;
     }
 
-    /** @return stored byte length */
+    /**
+     * @return stored byte length
+     */
     public long byteLength() {
       return end - begin;
     }
 
-    /** @return the shape as {@code [a, b]} */
+    /**
+     * @return the shape as {@code [a, b]}
+     */
     public String shapeString() {
       return Arrays.toString(shape);
     }
@@ -64,7 +72,11 @@ public final class SafetensorsFile {
   private final Map<String, String> metadata;
 
   private SafetensorsFile(
-      Path path, long fileSize, long dataStart, Map<String, TensorInfo> tensors, Map<String, String> metadata) {
+      Path path,
+      long fileSize,
+      long dataStart,
+      Map<String, TensorInfo> tensors,
+      Map<String, String> metadata) {
     this.path = path;
     this.fileSize = fileSize;
     this.dataStart = dataStart;
@@ -87,11 +99,22 @@ public final class SafetensorsFile {
       readFully(ch, lenBuf, 0);
       long headerLen = lenBuf.getLong(0);
       if (headerLen < 2 || headerLen > MAX_HEADER_BYTES) {
-        throw bad(path, "its header length field says " + headerLen + " bytes (allowed: 2 to " + MAX_HEADER_BYTES + ")");
+        throw bad(
+            path,
+            "its header length field says "
+                + headerLen
+                + " bytes (allowed: 2 to "
+                + MAX_HEADER_BYTES
+                + ")");
       }
       if (8 + headerLen > size) {
-        throw bad(path, "its header length field says " + headerLen + " bytes but the file has only " + (size - 8)
-            + " bytes after it (the file is truncated)");
+        throw bad(
+            path,
+            "its header length field says "
+                + headerLen
+                + " bytes but the file has only "
+                + (size - 8)
+                + " bytes after it (the file is truncated)");
       }
       ByteBuffer hb = ByteBuffer.allocate((int) headerLen);
       readFully(ch, hb, 8);
@@ -111,7 +134,9 @@ public final class SafetensorsFile {
     {
       JsonObject header;
       try {
-        header = JsonParser.parseString(new String(headerBytes, StandardCharsets.UTF_8)).getAsJsonObject();
+        header =
+            JsonParser.parseString(new String(headerBytes, StandardCharsets.UTF_8))
+                .getAsJsonObject();
       } catch (RuntimeException | StackOverflowError e) {
         throw bad(path, "its header is not a JSON object (" + e.getMessage() + ")");
       }
@@ -123,15 +148,24 @@ public final class SafetensorsFile {
         String name = e.getKey();
         if (name.equals("__metadata__")) {
           if (e.getValue().isJsonObject()) {
-            e.getValue().getAsJsonObject().entrySet().forEach(m -> metadata.put(m.getKey(),
-                m.getValue().isJsonPrimitive() ? m.getValue().getAsString() : m.getValue().toString()));
+            e.getValue()
+                .getAsJsonObject()
+                .entrySet()
+                .forEach(
+                    m ->
+                        metadata.put(
+                            m.getKey(),
+                            m.getValue().isJsonPrimitive()
+                                ? m.getValue().getAsString()
+                                : m.getValue().toString()));
           }
           continue;
         }
         tensors.put(name, parseEntry(path, name, e.getValue(), dataLen));
       }
       checkNoOverlap(path, tensors.values());
-      return new SafetensorsFile(path, size, dataStart, Collections.unmodifiableMap(tensors), metadata);
+      return new SafetensorsFile(
+          path, size, dataStart, Collections.unmodifiableMap(tensors), metadata);
     }
   }
 
@@ -154,8 +188,17 @@ public final class SafetensorsFile {
       long begin = whole(path, name, offs.get(0));
       long end = whole(path, name, offs.get(1));
       if (begin < 0 || end < begin || end > dataLen) {
-        throw bad(path, "tensor " + name + " has data_offsets [" + begin + ", " + end + "] outside the " + dataLen
-            + " data bytes of the file (truncated or corrupt file)");
+        throw bad(
+            path,
+            "tensor "
+                + name
+                + " has data_offsets ["
+                + begin
+                + ", "
+                + end
+                + "] outside the "
+                + dataLen
+                + " data bytes of the file (truncated or corrupt file)");
       }
       TensorInfo info = new TensorInfo(name, dtype, shape, begin, end);
       long expect;
@@ -166,12 +209,29 @@ public final class SafetensorsFile {
         }
         expect = Math.multiplyExact(n, (long) dtype.bytes());
       } catch (ArithmeticException x) {
-        throw bad(path, "tensor " + name + " has shape " + info.shapeString() + ", more elements than a file can"
-            + " hold (the product overflows 64 bits)");
+        throw bad(
+            path,
+            "tensor "
+                + name
+                + " has shape "
+                + info.shapeString()
+                + ", more elements than a file can"
+                + " hold (the product overflows 64 bits)");
       }
       if (expect != end - begin) {
-        throw bad(path, "tensor " + name + " is " + dtype + " " + info.shapeString() + " = " + expect
-            + " bytes, but its data_offsets span " + (end - begin) + " bytes");
+        throw bad(
+            path,
+            "tensor "
+                + name
+                + " is "
+                + dtype
+                + " "
+                + info.shapeString()
+                + " = "
+                + expect
+                + " bytes, but its data_offsets span "
+                + (end - begin)
+                + " bytes");
       }
       return info;
     } catch (CheckpointException e) {
@@ -181,7 +241,10 @@ public final class SafetensorsFile {
     }
   }
 
-  /** @return a header number that must be a whole number of at most 18 digits (no silent truncation of 1.5) */
+  /**
+   * @return a header number that must be a whole number of at most 18 digits (no silent truncation
+   *     of 1.5)
+   */
   private static long whole(Path path, String name, JsonElement e) {
     if (e.isJsonPrimitive() && e.getAsJsonPrimitive().isNumber()) {
       try {
@@ -193,8 +256,14 @@ public final class SafetensorsFile {
         // reported below
       }
     }
-    throw bad(path, "tensor " + name + " has " + e + " in its shape or data_offsets, not a whole number of at most"
-        + " 18 digits");
+    throw bad(
+        path,
+        "tensor "
+            + name
+            + " has "
+            + e
+            + " in its shape or data_offsets, not a whole number of at most"
+            + " 18 digits");
   }
 
   private static void checkNoOverlap(Path path, Collection<TensorInfo> infos) {
@@ -204,7 +273,13 @@ public final class SafetensorsFile {
       TensorInfo prev = sorted.get(i - 1);
       TensorInfo cur = sorted.get(i);
       if (cur.begin() < prev.end()) {
-        throw bad(path, "tensors " + prev.name() + " and " + cur.name() + " overlap in the file (corrupt header)");
+        throw bad(
+            path,
+            "tensors "
+                + prev.name()
+                + " and "
+                + cur.name()
+                + " overlap in the file (corrupt header)");
       }
     }
   }
@@ -220,8 +295,11 @@ public final class SafetensorsFile {
   }
 
   private static CheckpointException bad(Path path, String why) {
-    return new CheckpointException(path + " is not a valid safetensors file: " + why
-        + ". Re-download or re-save the checkpoint (safetensors.torch.save_file / save_pretrained).");
+    return new CheckpointException(
+        path
+            + " is not a valid safetensors file: "
+            + why
+            + ". Re-download or re-save the checkpoint (safetensors.torch.save_file / save_pretrained).");
   }
 
   public Path path() {
@@ -232,7 +310,9 @@ public final class SafetensorsFile {
     return fileSize;
   }
 
-  /** @return tensors in header order */
+  /**
+   * @return tensors in header order
+   */
   public Map<String, TensorInfo> tensors() {
     return tensors;
   }
@@ -242,8 +322,8 @@ public final class SafetensorsFile {
   }
 
   /**
-   * Maps a tensor's bytes read-only, in little-endian order, as row-aligned chunks of at most 1 GiB each. The
-   * buffers are views of the file: never hand them to an in-place engine op.
+   * Maps a tensor's bytes read-only, in little-endian order, as row-aligned chunks of at most 1 GiB
+   * each. The buffers are views of the file: never hand them to an in-place engine op.
    */
   public List<ByteBuffer> map(TensorInfo info) {
     long rowBytes = info.byteLength();
@@ -266,7 +346,8 @@ public final class SafetensorsFile {
       }
       return out;
     } catch (IOException e) {
-      throw new CheckpointException("cannot map tensor " + info.name() + " of " + path + ": " + e.getMessage(), e);
+      throw new CheckpointException(
+          "cannot map tensor " + info.name() + " of " + path + ": " + e.getMessage(), e);
     }
   }
 }

@@ -3,13 +3,17 @@ package io.olmoppl.checkpoint;
 import java.util.Locale;
 
 /**
- * What to do when the config says tied but the checkpoint also stores an output matrix that differs from the
- * embedding (a byte-identical copy is always recognised as an alias of the one tied tensor).
+ * What to do when the config says tied but the checkpoint also stores an output matrix that differs
+ * from the embedding (a byte-identical copy is always recognised as an alias of the one tied
+ * tensor).
  */
 public enum TyingRule {
   /** Refuse the checkpoint, naming both tensors and their max abs difference (default). */
   STRICT,
-  /** Follow the config (OLMo's own rule): logits from the embedding; the stored matrix is ignored with a warning. */
+  /**
+   * Follow the config (OLMo's own rule): logits from the embedding; the stored matrix is ignored
+   * with a warning.
+   */
   CONFIG,
   /** Follow the file: use the stored matrix as an untied output projection. */
   CHECKPOINT;
@@ -19,7 +23,8 @@ public enum TyingRule {
     try {
       return valueOf(s.trim().toUpperCase(Locale.ROOT));
     } catch (IllegalArgumentException e) {
-      throw new IllegalArgumentException("tying must be strict, config or checkpoint, not '" + s + "'");
+      throw new IllegalArgumentException(
+          "tying must be strict, config or checkpoint, not '" + s + "'");
     }
   }
 

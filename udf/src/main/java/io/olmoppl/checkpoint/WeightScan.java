@@ -4,15 +4,17 @@ import io.olmoppl.checkpoint.SafetensorsFile.TensorInfo;
 import java.nio.ByteBuffer;
 
 /**
- * Checks that every weight the model loads is finite. A NaN or infinite weight makes every score NaN; found here, on
- * the driver before any scoring, it is an error naming the tensor. Reads each loaded tensor once (memory-mapped).
+ * Checks that every weight the model loads is finite. A NaN or infinite weight makes every score
+ * NaN; found here, on the driver before any scoring, it is an error naming the tensor. Reads each
+ * loaded tensor once (memory-mapped).
  */
 public final class WeightScan {
   private WeightScan() {}
 
   /**
    * @param setting the name of the setting that skips this scan, for the message
-   * @throws CheckpointException naming the first tensor with a non-finite value, its element index and the value
+   * @throws CheckpointException naming the first tensor with a non-finite value, its element index
+   *     and the value
    */
   public static void requireFinite(Checkpoint c, String setting) {
     for (String name : c.loadedTensors()) {
@@ -23,10 +25,21 @@ public final class WeightScan {
         for (int p = 0; p + step <= b.capacity(); p += step, index++) {
           float v = DType.widen(info.dtype(), b, p);
           if (!Float.isFinite(v)) {
-            throw new CheckpointException("tensor " + name + " in " + c.tensors().get(name).file().path()
-                + " holds " + v + " at element " + index + " (shape " + info.shapeString() + "), so every score"
-                + " would be NaN. The checkpoint is corrupt or diverged; re-download it or use an earlier one ("
-                + setting + " skips this check).");
+            throw new CheckpointException(
+                "tensor "
+                    + name
+                    + " in "
+                    + c.tensors().get(name).file().path()
+                    + " holds "
+                    + v
+                    + " at element "
+                    + index
+                    + " (shape "
+                    + info.shapeString()
+                    + "), so every score"
+                    + " would be NaN. The checkpoint is corrupt or diverged; re-download it or use an earlier one ("
+                    + setting
+                    + " skips this check).");
           }
         }
       }

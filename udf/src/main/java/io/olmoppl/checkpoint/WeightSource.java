@@ -5,13 +5,17 @@ import java.nio.ByteBuffer;
 import java.util.List;
 
 /**
- * Where the model builder gets tensor bytes: memory-mapped checkpoint files, or blocks received by broadcast.
- * Chunks are little-endian, in stored dtype, row-aligned, and each under 2 GiB.
+ * Where the model builder gets tensor bytes: memory-mapped checkpoint files, or blocks received by
+ * broadcast. Chunks are little-endian, in stored dtype, row-aligned, and each under 2 GiB.
  */
 public interface WeightSource {
-  /** @return the header entry of {@code name} */
+  /**
+   * @return the header entry of {@code name}
+   */
   TensorInfo info(String name);
 
-  /** @return the stored bytes of {@code name}, as row-aligned little-endian chunks */
+  /**
+   * @return the stored bytes of {@code name}, as row-aligned little-endian chunks
+   */
   List<ByteBuffer> chunks(String name);
 }

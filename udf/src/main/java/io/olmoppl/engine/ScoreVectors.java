@@ -14,8 +14,8 @@ import org.apache.arrow.vector.complex.ListVector;
 import org.apache.arrow.vector.complex.impl.UnionListWriter;
 
 /**
- * The engine's result batch as Arrow vectors, one row per submitted text, in order: the score columns' names and
- * meaning (the Spark output columns are these, plus the model stamp).
+ * The engine's result batch as Arrow vectors, one row per submitted text, in order: the score
+ * columns' names and meaning (the Spark output columns are these, plus the model stamp).
  */
 public final class ScoreVectors {
   public static final String TOKENS = "ppl_tokens";
@@ -29,10 +29,12 @@ public final class ScoreVectors {
   private ScoreVectors() {}
 
   /**
-   * @param tokenLogprobs whether to add the {@link #TOKEN_LOGPROBS} list column (null for a null text)
+   * @param tokenLogprobs whether to add the {@link #TOKEN_LOGPROBS} list column (null for a null
+   *     text)
    * @return a root the caller closes
    */
-  public static VectorSchemaRoot of(List<DocumentScore> scores, BufferAllocator allocator, boolean tokenLogprobs) {
+  public static VectorSchemaRoot of(
+      List<DocumentScore> scores, BufferAllocator allocator, boolean tokenLogprobs) {
     int n = scores.size();
     IntVector tokens = new IntVector(TOKENS, allocator);
     Float8Vector nll = new Float8Vector(NLL, allocator);

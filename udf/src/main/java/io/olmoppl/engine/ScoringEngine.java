@@ -25,23 +25,29 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * One scoring engine per model and device in a JVM: callers (Spark tasks, or plain threads) hand it Arrow batches of
- * texts and get Arrow batches of results; one compute thread runs every forward pass, with all of the engine's
- * intra-op threads on CPU or on the GPU.
+ * One scoring engine per model and device in a JVM: callers (Spark tasks, or plain threads) hand it
+ * Arrow batches of texts and get Arrow batches of results; one compute thread runs every forward
+ * pass, with all of the engine's intra-op threads on CPU or on the GPU.
  *
- * <p>A caller tokenizes its texts and cuts windows in its own thread (so tokenizing overlaps the forward pass of
- * earlier work), then queues the windows. The compute thread takes everything queued, from all callers, sorts it by
- * length and packs it by the padded-token budget ({@link Packing}); a document's score does not depend on its batch
- * companions. The queue is bounded (callers wait while it holds more than {@link #maxQueuedTokens} tokens). A batch
- * that fails is split in halves and retried; a window that fails alone fails the request it belongs to (or, when the
- * engine ran out of memory, gives its document the status {@code out_of_memory}). A cancelled request's queued
- * windows are dropped.
+ * <p>A caller tokenizes its texts and cuts windows in its own thread (so tokenizing overlaps the
+ * forward pass of earlier work), then queues the windows. The compute thread takes everything
+ * queued, from all callers, sorts it by length and packs it by the padded-token budget ({@link
+ * Packing}); a document's score does not depend on its batch companions. The queue is bounded
+ * (callers wait while it holds more than {@link #maxQueuedTokens} tokens). A batch that fails is
+ * split in halves and retried; a window that fails alone fails the request it belongs to (or, when
+ * the engine ran out of memory, gives its document the status {@code out_of_memory}). A cancelled
+ * request's queued windows are dropped.
  */
 public final class ScoringEngine implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(ScoringEngine.class);
+
   /** Status of a document whose window could not run even alone for lack of memory. */
   public static final String OUT_OF_MEMORY = "out_of_memory";
-  /** Queue bound in input tokens: a few batches' worth, so the compute thread never waits for a caller. */
+
+  /**
+   * Queue bound in input tokens: a few batches' worth, so the compute thread never waits for a
+   * caller.
+   */
   public static final long QUEUE_TOKENS_DEFAULT = 1L << 16;
 
   private final OlmoModel model;
@@ -57,10 +63,12 @@ public final class ScoringEngine implements AutoCloseable {
   private final EngineStats stats = new EngineStats();
 
   /**
-   * @param maxQueuedTokens input tokens the queue may hold before callers wait (at least one request always enters)
+   * @param maxQueuedTokens input tokens the queue may hold before callers wait (at least one
+   *     request always enters)
    * @param threads intra-op threads for the forward pass (CPU); 0 leaves the engine's setting
    */
-  public ScoringEngine(OlmoModel model, OlmoTokenizer tokenizer, long maxQueuedTokens, int threads) {
+  public ScoringEngine(
+      OlmoModel model, OlmoTokenizer tokenizer, long maxQueuedTokens, int threads) {
     this.model = model;
     this.tokenizer = tokenizer;
     this.maxQueuedTokens = maxQueuedTokens;
@@ -77,7 +85,9 @@ public final class ScoringEngine implements AutoCloseable {
     return tokenizer;
   }
 
-  /** @return counters of the work done so far */
+  /**
+   * @return counters of the work done so far
+   */
   public EngineStats stats() {
     return stats;
   }
@@ -137,13 +147,17 @@ public final class ScoringEngine implements AutoCloseable {
     return r;
   }
 
-  /** @return a scorer of these options for this engine's model (validates window and stride against it) */
+  /**
+   * @return a scorer of these options for this engine's model (validates window and stride against
+   *     it)
+   */
   public PerplexityScorer scorer(ScoringOptions options) {
     return new PerplexityScorer(model, tokenizer, options);
   }
 
   /** Scores texts and waits: the convenience form of {@link #submit} for one caller. */
-  public List<DocumentScore> score(VarCharVector texts, PerplexityScorer scorer) throws InterruptedException {
+  public List<DocumentScore> score(VarCharVector texts, PerplexityScorer scorer)
+      throws InterruptedException {
     return submit(texts, scorer).scores();
   }
 
@@ -170,7 +184,8 @@ public final class ScoringEngine implements AutoCloseable {
       }
       taken.removeIf(w -> w.request.isDone());
       // one budget per round: the smallest any waiting request asked for
-      long budget = taken.stream().mapToLong(w -> w.request.scorer.options().batchTokens()).min().orElse(1);
+      long budget =
+          taken.stream().mapToLong(w -> w.request.scorer.options().batchTokens()).min().orElse(1);
       for (List<Work> batch : Packing.batches(taken, w -> w.window().inputLength(), budget)) {
         List<Work> live = batch.stream().filter(w -> !w.request.isDone()).toList();
         if (!live.isEmpty()) {
@@ -187,7 +202,10 @@ public final class ScoringEngine implements AutoCloseable {
       lp = model.logProbs(bm, batch.stream().map(Work::window).toList());
     } catch (RuntimeException | OutOfMemoryError e) {
       if (batch.size() > 1) {
-        LOG.warn("olmo-ppl: a batch of {} windows failed ({}); retrying it in halves", batch.size(), e.toString());
+        LOG.warn(
+            "olmo-ppl: a batch of {} windows failed ({}); retrying it in halves",
+            batch.size(),
+            e.toString());
         runBatch(batch.subList(0, batch.size() / 2));
         runBatch(batch.subList(batch.size() / 2, batch.size()));
       } else {
@@ -195,7 +213,8 @@ public final class ScoringEngine implements AutoCloseable {
       }
       return;
     }
-    stats.record(model.microBatches(batch.stream().map(Work::window).toList()), System.nanoTime() - t0);
+    stats.record(
+        model.microBatches(batch.stream().map(Work::window).toList()), System.nanoTime() - t0);
     for (int k = 0; k < batch.size(); k++) {
       batch.get(k).deliver(lp[k]);
     }
@@ -204,7 +223,9 @@ public final class ScoringEngine implements AutoCloseable {
   private static boolean outOfMemory(Throwable e) {
     for (Throwable c = e; c != null; c = c.getCause()) {
       String m = String.valueOf(c.getMessage()).toLowerCase(Locale.ROOT);
-      if (c instanceof OutOfMemoryError || m.contains("out of memory") || m.contains("failed to allocate")) {
+      if (c instanceof OutOfMemoryError
+          || m.contains("out of memory")
+          || m.contains("failed to allocate")) {
         return true;
       }
     }
@@ -225,7 +246,10 @@ public final class ScoringEngine implements AutoCloseable {
     } finally {
       lock.unlock();
     }
-    left.forEach(w -> w.request.future.completeExceptionally(new IllegalStateException("the engine was closed")));
+    left.forEach(
+        w ->
+            w.request.future.completeExceptionally(
+                new IllegalStateException("the engine was closed")));
     try {
       worker.join(60_000);
     } catch (InterruptedException e) {
@@ -244,7 +268,9 @@ public final class ScoringEngine implements AutoCloseable {
 
     void fail(Throwable e) {
       if (outOfMemory(e)) {
-        LOG.warn("olmo-ppl: a window of {} tokens does not fit in memory even alone: {}", window().inputLength(),
+        LOG.warn(
+            "olmo-ppl: a window of {} tokens does not fit in memory even alone: {}",
+            window().inputLength(),
             e.toString());
         request.oom[doc] = true;
         deliver(new float[0]);
@@ -279,8 +305,16 @@ public final class ScoringEngine implements AutoCloseable {
       for (int d = 0; d < ids.length; d++) {
         DocumentScore s = scorer.collect(ids[d], bytes[d], results[d]);
         // nothing of a document is reported when one of its windows could not run
-        out.add(oom[d] ? new DocumentScore(0, 0.0, s.windows(), bytes[d], OUT_OF_MEMORY,
-            s.tokenLogprobs() == null ? null : new double[0]) : s);
+        out.add(
+            oom[d]
+                ? new DocumentScore(
+                    0,
+                    0.0,
+                    s.windows(),
+                    bytes[d],
+                    OUT_OF_MEMORY,
+                    s.tokenLogprobs() == null ? null : new double[0])
+                : s);
       }
       future.complete(out);
     }
@@ -320,7 +354,8 @@ public final class ScoringEngine implements AutoCloseable {
     }
 
     /**
-     * Waits for the scores as an Arrow batch (see {@link ScoreVectors}), allocated from the texts' allocator.
+     * Waits for the scores as an Arrow batch (see {@link ScoreVectors}), allocated from the texts'
+     * allocator.
      *
      * @param tokenLogprobs whether to fill the token log-prob list column
      */
@@ -338,7 +373,9 @@ public final class ScoringEngine implements AutoCloseable {
     private final AtomicLong scored = new AtomicLong();
     private final AtomicLong forwardNanos = new AtomicLong();
 
-    /** @param passes the batch as the model runs it: padded forward passes of windows */
+    /**
+     * @param passes the batch as the model runs it: padded forward passes of windows
+     */
     void record(List<List<Window>> passes, long nanos) {
       batches.incrementAndGet();
       for (List<Window> pass : passes) {
@@ -359,12 +396,16 @@ public final class ScoringEngine implements AutoCloseable {
       return windows.get();
     }
 
-    /** @return input positions computed (without padding) */
+    /**
+     * @return input positions computed (without padding)
+     */
     public long positions() {
       return positions.get();
     }
 
-    /** @return padded positions (windows x longest window, summed over the padded forward passes) */
+    /**
+     * @return padded positions (windows x longest window, summed over the padded forward passes)
+     */
     public long paddedPositions() {
       return padded.get();
     }

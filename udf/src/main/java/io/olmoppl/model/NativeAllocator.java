@@ -6,17 +6,18 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Keeps the forward pass's freed activations in the process heap for reuse, on glibc (the C library of most Linux
- * distributions), where libtorch's CPU tensors come from {@code malloc}.
+ * Keeps the forward pass's freed activations in the process heap for reuse, on glibc (the C library
+ * of most Linux distributions), where libtorch's CPU tensors come from {@code malloc}.
  *
- * <p>By default glibc returns freed memory at the top of a heap to the kernel once more than twice the (dynamic) mmap
- * threshold is free, and serves blocks above that threshold with a fresh {@code mmap}: the next batch then faults
- * every page in again and the kernel zeroes each one, which cost a third of all CPU time in a profile of the scorer.
- * Fixing the threshold at its maximum (32 MiB, half of glibc's 64 MiB per-thread heap) and raising the trim threshold
- * keeps the freed blocks mapped; the forward pass keeps every temporary below the threshold (see {@link Ops}). The
- * memory kept is bounded by the largest batch's working set. Set the system property {@code olmoppl.malloc.tune} to
- * {@code false} to leave the allocator alone; a preloaded allocator (jemalloc, tcmalloc) has no {@code mallopt} to
- * call and is left alone too.
+ * <p>By default glibc returns freed memory at the top of a heap to the kernel once more than twice
+ * the (dynamic) mmap threshold is free, and serves blocks above that threshold with a fresh {@code
+ * mmap}: the next batch then faults every page in again and the kernel zeroes each one, which cost
+ * a third of all CPU time in a profile of the scorer. Fixing the threshold at its maximum (32 MiB,
+ * half of glibc's 64 MiB per-thread heap) and raising the trim threshold keeps the freed blocks
+ * mapped; the forward pass keeps every temporary below the threshold (see {@link Ops}). The memory
+ * kept is bounded by the largest batch's working set. Set the system property {@code
+ * olmoppl.malloc.tune} to {@code false} to leave the allocator alone; a preloaded allocator
+ * (jemalloc, tcmalloc) has no {@code mallopt} to call and is left alone too.
  */
 final class NativeAllocator {
   private static final Logger LOG = LoggerFactory.getLogger(NativeAllocator.class);
@@ -24,8 +25,10 @@ final class NativeAllocator {
   private static final int M_TRIM_THRESHOLD = -1;
   private static final int M_TOP_PAD = -2;
   private static final int M_MMAP_THRESHOLD = -3;
+
   /** The largest mmap threshold glibc accepts on 64-bit systems. */
   static final int MMAP_THRESHOLD = 32 << 20;
+
   private static final int TRIM_THRESHOLD = 1 << 30;
   private static final int TOP_PAD = 16 << 20;
   private static volatile Boolean tuned;
@@ -42,7 +45,9 @@ final class NativeAllocator {
 
   private static boolean apply() {
     if (!Boolean.parseBoolean(System.getProperty("olmoppl.malloc.tune", "true"))
-        || !System.getProperty("os.name", "").toLowerCase(java.util.Locale.ROOT).contains("linux")) {
+        || !System.getProperty("os.name", "")
+            .toLowerCase(java.util.Locale.ROOT)
+            .contains("linux")) {
       return false;
     }
     try {
@@ -50,14 +55,20 @@ final class NativeAllocator {
       c.getFunction("gnu_get_libc_version"); // glibc only; throws elsewhere (musl)
       Function mallopt = c.getFunction("mallopt");
       if (System.getenv("LD_PRELOAD") != null && !System.getenv("LD_PRELOAD").isBlank()) {
-        LOG.info("olmo-ppl: LD_PRELOAD={} is set; glibc malloc left as it is", System.getenv("LD_PRELOAD"));
+        LOG.info(
+            "olmo-ppl: LD_PRELOAD={} is set; glibc malloc left as it is",
+            System.getenv("LD_PRELOAD"));
         return false;
       }
-      boolean ok = mallopt.invokeInt(new Object[] {M_MMAP_THRESHOLD, MMAP_THRESHOLD}) == 1
-          & mallopt.invokeInt(new Object[] {M_TRIM_THRESHOLD, TRIM_THRESHOLD}) == 1
-          & mallopt.invokeInt(new Object[] {M_TOP_PAD, TOP_PAD}) == 1;
-      LOG.info("olmo-ppl: glibc malloc tuned for reuse (mmap threshold {} MiB, trim threshold {} MiB): {}",
-          MMAP_THRESHOLD >> 20, TRIM_THRESHOLD >> 20, ok ? "ok" : "refused");
+      boolean ok =
+          mallopt.invokeInt(new Object[] {M_MMAP_THRESHOLD, MMAP_THRESHOLD}) == 1
+              & mallopt.invokeInt(new Object[] {M_TRIM_THRESHOLD, TRIM_THRESHOLD}) == 1
+              & mallopt.invokeInt(new Object[] {M_TOP_PAD, TOP_PAD}) == 1;
+      LOG.info(
+          "olmo-ppl: glibc malloc tuned for reuse (mmap threshold {} MiB, trim threshold {} MiB): {}",
+          MMAP_THRESHOLD >> 20,
+          TRIM_THRESHOLD >> 20,
+          ok ? "ok" : "refused");
       return ok;
     } catch (UnsatisfiedLinkError | RuntimeException e) {
       LOG.info("olmo-ppl: not glibc ({}); allocator left as it is", e.getMessage());

@@ -20,23 +20,31 @@ import java.util.List;
 /**
  * The OLMo forward pass on DJL's PyTorch engine, for OLMo-1 (both checkpoint layouts) and OLMo-2.
  *
- * <p>Mirrors allenai {@code olmo/model.py} ({@code OLMoSequentialBlock}) and transformers {@code modeling_olmo.py} /
- * {@code modeling_olmo2.py}. Dimension letters: B batch, T tokens, C hidden, H heads, K kv heads, G = H/K query heads
- * per kv head, D head dim, I gated MLP width, V logit width (embedding rows), N scored positions.
+ * <p>Mirrors allenai {@code olmo/model.py} ({@code OLMoSequentialBlock}) and transformers {@code
+ * modeling_olmo.py} / {@code modeling_olmo2.py}. Dimension letters: B batch, T tokens, C hidden, H
+ * heads, K kv heads, G = H/K query heads per kv head, D head dim, I gated MLP width, V logit width
+ * (embedding rows), N scored positions.
  *
- * <p>Memory: the weights live in one manager that is {@link NDManager#cap() capped} after loading. Every op is called
- * on an activation (DJL puts a result in its receiver's manager), projections go through {@code Ops.linear(x, W)} and the
- * embedding through {@code embedding(ids, W)}, so no weight is ever a receiver and nothing attaches to the weights.
- * The tied embedding/output matrix is one tensor referenced by both roles.
+ * <p>Memory: the weights live in one manager that is {@link NDManager#cap() capped} after loading.
+ * Every op is called on an activation (DJL puts a result in its receiver's manager), projections go
+ * through {@code Ops.linear(x, W)} and the embedding through {@code embedding(ids, W)}, so no
+ * weight is ever a receiver and nothing attaches to the weights. The tied embedding/output matrix
+ * is one tensor referenced by both roles.
  */
 public final class OlmoModel implements AutoCloseable {
   /**
-   * Padded tokens per micro-batch on CPU: the windows of a batch run through the model in groups this large, so that
-   * every activation stays small enough for the allocator to reuse (see {@link Ops}). On a GPU a batch runs whole.
+   * Padded tokens per micro-batch on CPU: the windows of a batch run through the model in groups
+   * this large, so that every activation stays small enough for the allocator to reuse (see {@link
+   * Ops}). On a GPU a batch runs whole.
    */
   static final int CPU_MICRO_BATCH_TOKENS = 1024;
-  /** Bytes of fp32 logits one log-softmax chunk may hold on CPU: the full [N, V] logits are never materialised. */
+
+  /**
+   * Bytes of fp32 logits one log-softmax chunk may hold on CPU: the full [N, V] logits are never
+   * materialised.
+   */
   static final long CPU_LOGIT_CHUNK_BYTES = 24L << 20;
+
   /** The same on a GPU, where its caching allocator makes size matter only for peak memory. */
   static final long GPU_LOGIT_CHUNK_BYTES = 1L << 30;
 
@@ -57,12 +65,30 @@ public final class OlmoModel implements AutoCloseable {
   private final long tempBytes;
   private final long logitChunkBytes;
 
-  /** One block's weights. Fused: qkv = [Q | K | V] rows, upGate = [up | gate] rows (hf_olmo's own layout). */
-  record Layer(NDArray qkv, NDArray qkvBias, NDArray out, NDArray outBias, NDArray upGate, NDArray upGateBias,
-      NDArray down, NDArray downBias, NDArray attnNormW, NDArray attnNormB, NDArray ffNormW, NDArray ffNormB,
-      NDArray qNormW, NDArray kNormW) {}
+  /**
+   * One block's weights. Fused: qkv = [Q | K | V] rows, upGate = [up | gate] rows (hf_olmo's own
+   * layout).
+   */
+  record Layer(
+      NDArray qkv,
+      NDArray qkvBias,
+      NDArray out,
+      NDArray outBias,
+      NDArray upGate,
+      NDArray upGateBias,
+      NDArray down,
+      NDArray downBias,
+      NDArray attnNormW,
+      NDArray attnNormB,
+      NDArray ffNormW,
+      NDArray ffNormB,
+      NDArray qNormW,
+      NDArray kNormW) {}
 
-  /** One forward row: input tokens plus the token after the last one, and the first position whose next token counts. */
+  /**
+   * One forward row: input tokens plus the token after the last one, and the first position whose
+   * next token counts.
+   */
   public record Window(long[] tokens, int firstScored) {
     public Window {
       if (tokens.length < 2 || firstScored < 0 || firstScored > tokens.length - 2) {
@@ -70,12 +96,16 @@ public final class OlmoModel implements AutoCloseable {
       }
     }
 
-    /** @return input length (tokens fed to the model) */
+    /**
+     * @return input length (tokens fed to the model)
+     */
     public int inputLength() {
       return tokens.length - 1;
     }
 
-    /** @return number of scored targets */
+    /**
+     * @return number of scored targets
+     */
     public int scored() {
       return tokens.length - 1 - firstScored;
     }
@@ -89,7 +119,8 @@ public final class OlmoModel implements AutoCloseable {
    * @param device the engine device
    * @param precision matmul precision
    */
-  public static OlmoModel load(Checkpoint ckpt, WeightSource source, Device device, Precision precision) {
+  public static OlmoModel load(
+      Checkpoint ckpt, WeightSource source, Device device, Precision precision) {
     return load(ckpt.config(), ckpt.tying(), source, device, precision);
   }
 
@@ -98,13 +129,29 @@ public final class OlmoModel implements AutoCloseable {
    *
    * @param source the tensor bytes (files or broadcast blocks)
    */
-  public static OlmoModel load(OlmoConfig config, io.olmoppl.checkpoint.Tying tying, WeightSource source,
-      Device device, Precision precision) {
-    return new OlmoModel(config, tying.tied(), tying.embeddingTensor(), tying.outputTensor(), source, device,
+  public static OlmoModel load(
+      OlmoConfig config,
+      io.olmoppl.checkpoint.Tying tying,
+      WeightSource source,
+      Device device,
+      Precision precision) {
+    return new OlmoModel(
+        config,
+        tying.tied(),
+        tying.embeddingTensor(),
+        tying.outputTensor(),
+        source,
+        device,
         precision);
   }
 
-  OlmoModel(OlmoConfig c, boolean tied, String embName, String outName, WeightSource src, Device device,
+  OlmoModel(
+      OlmoConfig c,
+      boolean tied,
+      String embName,
+      String outName,
+      WeightSource src,
+      Device device,
       Precision precision) {
     this.config = c;
     this.precision = precision;
@@ -120,7 +167,8 @@ public final class OlmoModel implements AutoCloseable {
     this.weights = engine().newBaseManager(device);
     weights.setName("olmo-weights");
     try {
-      WeightLoader.Loaded w = new WeightLoader(src, weights, precision).load(c, tied, embName, outName);
+      WeightLoader.Loaded w =
+          new WeightLoader(src, weights, precision).load(c, tied, embName, outName);
       embedding = w.embedding();
       output = w.output();
       outputBias = w.outputBias();
@@ -149,34 +197,44 @@ public final class OlmoModel implements AutoCloseable {
     return device;
   }
 
-  /** @return whether the output projection is the embedding tensor itself */
+  /**
+   * @return whether the output projection is the embedding tensor itself
+   */
   public boolean tied() {
     return tied;
   }
 
-  /** @return the one tensor used as input embedding (and, when tied, as output projection) */
+  /**
+   * @return the one tensor used as input embedding (and, when tied, as output projection)
+   */
   public NDArray embedding() {
     return embedding;
   }
 
-  /** @return the tensor used as output projection; {@code == embedding()} when tied */
+  /**
+   * @return the tensor used as output projection; {@code == embedding()} when tied
+   */
   public NDArray output() {
     return output;
   }
 
-  /** @return the capped manager that owns every weight */
+  /**
+   * @return the capped manager that owns every weight
+   */
   public NDManager weightsManager() {
     return weights;
   }
 
   /**
-   * Scores windows in one padded batch: for each window, {@code log p(tokens[j+1] | tokens[0..j])} for every scored
-   * position j, over the full logit width. Rows are right-padded; with a causal mask padding never reaches a real
-   * position, so a window's scores do not depend on its batch companions. On CPU the windows run in micro-batches of
-   * {@link #CPU_MICRO_BATCH_TOKENS} padded tokens (pass them sorted by length to keep padding small). Not thread-safe
-   * for concurrent calls on a GPU model (the engine's one compute thread calls it).
+   * Scores windows in one padded batch: for each window, {@code log p(tokens[j+1] | tokens[0..j])}
+   * for every scored position j, over the full logit width. Rows are right-padded; with a causal
+   * mask padding never reaches a real position, so a window's scores do not depend on its batch
+   * companions. On CPU the windows run in micro-batches of {@link #CPU_MICRO_BATCH_TOKENS} padded
+   * tokens (pass them sorted by length to keep padding small). Not thread-safe for concurrent calls
+   * on a GPU model (the engine's one compute thread calls it).
    *
-   * @param batchManager per-batch scope; every intermediate is attached to it and freed when it closes
+   * @param batchManager per-batch scope; every intermediate is attached to it and freed when it
+   *     closes
    * @return per window, its scored log-probs in order
    */
   public float[][] logProbs(NDManager batchManager, List<Window> windows) {
@@ -193,8 +251,9 @@ public final class OlmoModel implements AutoCloseable {
   }
 
   /**
-   * @return the groups of consecutive windows that {@link #logProbs} runs as one padded forward pass: on CPU as many
-   *     as fit {@link #CPU_MICRO_BATCH_TOKENS} padded tokens (at least one), on a GPU all of them
+   * @return the groups of consecutive windows that {@link #logProbs} runs as one padded forward
+   *     pass: on CPU as many as fit {@link #CPU_MICRO_BATCH_TOKENS} padded tokens (at least one),
+   *     on a GPU all of them
    */
   public List<List<Window>> microBatches(List<Window> windows) {
     List<List<Window>> out = new ArrayList<>();
@@ -215,7 +274,9 @@ public final class OlmoModel implements AutoCloseable {
     return out;
   }
 
-  /** One micro-batch: embedding, blocks, final norm at the scored rows, log-softmax in row chunks. */
+  /**
+   * One micro-batch: embedding, blocks, final norm at the scored rows, log-softmax in row chunks.
+   */
   private float[][] forward(NDManager m, List<Window> windows) {
     int b = windows.size();
     int t = windows.stream().mapToInt(Window::inputLength).max().orElse(0);
@@ -236,8 +297,10 @@ public final class OlmoModel implements AutoCloseable {
     NDArray x = blocks(m, idArr, b, t); // (B, T, C) before the final norm
     NDArray flat = x.reshape(b * (long) t, config.hiddenSize()); // (B*T, C)
     NDArray rowIdx = m.create(rows);
-    NDArray picked = rowIdx.getNDArrayInternal().embedding(rowIdx, flat, SparseFormat.DENSE).head(); // (N, C)
-    picked = norm(picked, finalNormWeight, finalNormBias); // per position: only the scored rows need it
+    NDArray picked =
+        rowIdx.getNDArrayInternal().embedding(rowIdx, flat, SparseFormat.DENSE).head(); // (N, C)
+    picked =
+        norm(picked, finalNormWeight, finalNormBias); // per position: only the scored rows need it
     float[] lp = new float[n];
     long chunk = Math.max(1, logitChunkBytes / (4L * config.vocabRows()));
     for (int s = 0; s < n; s += chunk) {
@@ -250,7 +313,8 @@ public final class OlmoModel implements AutoCloseable {
           logits = logits.muli(1.0 / Math.sqrt(config.hiddenSize()));
         }
         NDArray tgt = cm.create(Arrays.copyOfRange(targets, s, e)).reshape(e - s, 1);
-        // log p = logits[target] - logsumexp(logits), in float32 over all V rows (padding rows included)
+        // log p = logits[target] - logsumexp(logits), in float32 over all V rows (padding rows
+        // included)
         float[] part = logits.logSoftmax(-1).gather(tgt, -1).toFloatArray();
         System.arraycopy(part, 0, lp, s, e - s);
       }
@@ -264,11 +328,15 @@ public final class OlmoModel implements AutoCloseable {
     return out;
   }
 
-  /** Embedding, then the blocks (each in its own scope, the residual stream updated in place). @return (B, T, C) */
+  /**
+   * Embedding, then the blocks (each in its own scope, the residual stream updated in
+   * place). @return (B, T, C)
+   */
   NDArray blocks(NDManager m, NDArray ids, int b, int t) {
     OlmoConfig c = config;
     int d = c.headDim();
-    NDArray x = ids.getNDArrayInternal().embedding(ids, embedding, SparseFormat.DENSE).head(); // (B, T, C)
+    NDArray x =
+        ids.getNDArrayInternal().embedding(ids, embedding, SparseFormat.DENSE).head(); // (B, T, C)
     if (x.getDataType() != DataType.FLOAT32) {
       x = x.toType(DataType.FLOAT32, false);
     }
@@ -278,7 +346,8 @@ public final class OlmoModel implements AutoCloseable {
     int queryBlock = (int) Math.max(16, tempBytes / (4L * b * c.numAttentionHeads() * t));
     for (Layer l : layers) {
       try (NDManager lm = m.newSubManager()) {
-        NDArray xl = x.reshape(x.getShape()); // a view of x, scoped to this layer: x is updated through it
+        NDArray xl =
+            x.reshape(x.getShape()); // a view of x, scoped to this layer: x is updated through it
         lm.tempAttachAll(xl);
         attentionBlock(xl, l, b, t, cos, sin, queryBlock);
         feedForward(xl.reshape(b * (long) t, c.hiddenSize()), l);
@@ -287,8 +356,12 @@ public final class OlmoModel implements AutoCloseable {
     return x;
   }
 
-  /** x += attention(x) (pre-norm), or x += norm(attention(x)) (OLMo-2's post-sublayer norm), in place. */
-  private void attentionBlock(NDArray x, Layer l, int b, int t, NDArray cos, NDArray sin, int queryBlock) {
+  /**
+   * x += attention(x) (pre-norm), or x += norm(attention(x)) (OLMo-2's post-sublayer norm), in
+   * place.
+   */
+  private void attentionBlock(
+      NDArray x, Layer l, int b, int t, NDArray cos, NDArray sin, int queryBlock) {
     OlmoConfig c = config;
     int h = c.numAttentionHeads();
     int kvh = c.numKeyValueHeads();
@@ -310,9 +383,16 @@ public final class OlmoModel implements AutoCloseable {
     }
     q = Ops.rope(q.reshape(b, t, h, d), cos, sin).transpose(0, 2, 1, 3); // (B, H, T, D)
     // keys and values made contiguous as (B, K, T, D): reshaping through (B*K, T, D) copies once
-    k = Ops.rope(k.reshape(b, t, kvh, d), cos, sin).transpose(0, 2, 1, 3).reshape(b * (long) kvh, t, d)
-        .reshape(b, kvh, t, d);
-    v = v.reshape(b, t, kvh, d).transpose(0, 2, 1, 3).reshape(b * (long) kvh, t, d).reshape(b, kvh, t, d);
+    k =
+        Ops.rope(k.reshape(b, t, kvh, d), cos, sin)
+            .transpose(0, 2, 1, 3)
+            .reshape(b * (long) kvh, t, d)
+            .reshape(b, kvh, t, d);
+    v =
+        v.reshape(b, t, kvh, d)
+            .transpose(0, 2, 1, 3)
+            .reshape(b * (long) kvh, t, d)
+            .reshape(b, kvh, t, d);
     NDArray att = Ops.attention(q, k, v, precision, queryBlock).reshape(b, t, cdim); // (B, T, C)
     NDArray a = Ops.linear(att, l.out(), l.outBias(), precision);
     if (c.normAfter()) {
@@ -331,9 +411,12 @@ public final class OlmoModel implements AutoCloseable {
         NDArray xs = x.get(r0 + ":" + Math.min(n, r0 + rows)); // a view: the update lands in x
         cm.tempAttachAll(xs);
         NDArray fIn = c.normAfter() ? xs : norm(xs, l.ffNormW(), l.ffNormB());
-        NDArray u = Ops.linear(fIn, l.upGate(), l.upGateBias(), precision); // (rows, 2I): [up | gate]
+        NDArray u =
+            Ops.linear(fIn, l.upGate(), l.upGateBias(), precision); // (rows, 2I): [up | gate]
         NDList ug = u.split(2, 1);
-        NDArray f = Ops.linear(Ops.swiglu(ug.get(0), ug.get(1)), l.down(), l.downBias(), precision); // (rows, C)
+        NDArray f =
+            Ops.linear(
+                Ops.swiglu(ug.get(0), ug.get(1)), l.down(), l.downBias(), precision); // (rows, C)
         if (c.normAfter()) {
           f = norm(f, l.ffNormW(), l.ffNormB());
         }
@@ -362,7 +445,10 @@ public final class OlmoModel implements AutoCloseable {
     return m;
   }
 
-  /** @return the PyTorch engine (the tokenizers jar registers a second engine, which must never be picked) */
+  /**
+   * @return the PyTorch engine (the tokenizers jar registers a second engine, which must never be
+   *     picked)
+   */
   public static Engine engine() {
     DjlSettings.configure();
     return Engine.getEngine("PyTorch");
@@ -374,8 +460,8 @@ public final class OlmoModel implements AutoCloseable {
   }
 
   /**
-   * @return the distinct embedding-side matrices the model holds, for tests: the embedding, plus the output matrix when
-   *     untied (one array when tied: both roles are the same tensor)
+   * @return the distinct embedding-side matrices the model holds, for tests: the embedding, plus
+   *     the output matrix when untied (one array when tied: both roles are the same tensor)
    */
   public List<NDArray> distinctWeights() {
     List<NDArray> all = new ArrayList<>();

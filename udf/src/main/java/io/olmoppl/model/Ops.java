@@ -9,16 +9,21 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Activation;
 
 /**
- * The forward pass's building blocks, each with the activation as receiver (DJL attaches a result to its receiver's
- * manager, so a weight must never be the receiver). Norms, softmax and log-softmax run in float32.
+ * The forward pass's building blocks, each with the activation as receiver (DJL attaches a result
+ * to its receiver's manager, so a weight must never be the receiver). Norms, softmax and
+ * log-softmax run in float32.
  *
- * <p>Allocation discipline (CPU speed): every large output is written once and then updated in place where the math
- * allows ({@code muli}, {@code addi}), and callers keep each temporary below {@link #TEMP_BYTES}. glibc serves blocks
- * of 32 MiB and more with a fresh {@code mmap} every time, which the kernel must zero page by page; below that size
- * freed blocks are reused (see {@link NativeAllocator}).
+ * <p>Allocation discipline (CPU speed): every large output is written once and then updated in
+ * place where the math allows ({@code muli}, {@code addi}), and callers keep each temporary below
+ * {@link #TEMP_BYTES}. glibc serves blocks of 32 MiB and more with a fresh {@code mmap} every time,
+ * which the kernel must zero page by page; below that size freed blocks are reused (see {@link
+ * NativeAllocator}).
  */
 public final class Ops {
-  /** Target size of one temporary (attention scores of a query block, an MLP row chunk, a logit chunk). */
+  /**
+   * Target size of one temporary (attention scores of a query block, an MLP row chunk, a logit
+   * chunk).
+   */
   public static final long TEMP_BYTES = 8L << 20;
 
   private Ops() {}
@@ -36,21 +41,25 @@ public final class Ops {
   /** torch.matmul, in fp16 for fp16 mode; result float32. */
   public static NDArray matMul(NDArray a, NDArray b, Precision p) {
     if (p == Precision.FP16) {
-      return a.toType(DataType.FLOAT16, false).matMul(b.toType(DataType.FLOAT16, false))
+      return a.toType(DataType.FLOAT16, false)
+          .matMul(b.toType(DataType.FLOAT16, false))
           .toType(DataType.FLOAT32, false);
     }
     return a.matMul(b);
   }
 
   /**
-   * F.layer_norm over the last axis (torch's fused kernel): (x - mean) / sqrt(biased var + eps) * gamma + beta.
+   * F.layer_norm over the last axis (torch's fused kernel): (x - mean) / sqrt(biased var + eps) *
+   * gamma + beta.
    *
    * @param gamma (C) scale, ones for a norm without affine parameters
    * @param beta (C) shift, zeros for a norm without bias
    */
   public static NDArray layerNorm(NDArray x, NDArray gamma, NDArray beta, double eps) {
     Shape s = x.getShape();
-    return x.getNDArrayInternal().layerNorm(x, new Shape(s.get(s.dimension() - 1)), gamma, beta, (float) eps).head();
+    return x.getNDArrayInternal()
+        .layerNorm(x, new Shape(s.get(s.dimension() - 1)), gamma, beta, (float) eps)
+        .head();
   }
 
   /** RMSNorm over the last axis without weight: x / sqrt(mean(x^2) + eps). */
@@ -64,9 +73,10 @@ public final class Ops {
   }
 
   /**
-   * Causal scaled dot-product attention with grouped kv heads (query head j uses kv head j / (H/K)), computed by
-   * query blocks: a block of queries [i0, i1) attends to keys [0, i1) only, so the scores of one block stay small and
-   * the keys after the block are never computed. Only the diagonal part of a block needs the causal mask.
+   * Causal scaled dot-product attention with grouped kv heads (query head j uses kv head j /
+   * (H/K)), computed by query blocks: a block of queries [i0, i1) attends to keys [0, i1) only, so
+   * the scores of one block stay small and the keys after the block are never computed. Only the
+   * diagonal part of a block needs the causal mask.
    *
    * @param q (B, H, T, D)
    * @param k (B, K, T, D)
@@ -92,9 +102,11 @@ public final class Ops {
     for (int i0 = 0; i0 < t; i0 += qb) {
       int i1 = Math.min(t, i0 + qb);
       int tq = i1 - i0;
-      NDArray qs = qg.get(":, :, :, " + i0 + ":" + i1 + ", :").reshape(b, kvh, g * tq, d); // (B, K, G*tq, D)
+      NDArray qs =
+          qg.get(":, :, :, " + i0 + ":" + i1 + ", :").reshape(b, kvh, g * tq, d); // (B, K, G*tq, D)
       NDArray scores = matMul(qs, kt.get(":, :, :, 0:" + i1), p).muli(scale); // (B, K, G*tq, i1)
-      NDArray diag = scores.reshape(b, kvh, g, tq, i1).get(":, :, :, :, " + i0 + ":" + i1); // a view
+      NDArray diag =
+          scores.reshape(b, kvh, g, tq, i1).get(":, :, :, :, " + i0 + ":" + i1); // a view
       diag.addi(tq == qb ? tri : tri.get("0:" + tq + ", 0:" + tq));
       NDArray probs = scores.softmax(-1);
       NDArray out = matMul(probs, v.get(":, :, 0:" + i1 + ", :"), p); // (B, K, G*tq, D)
@@ -103,7 +115,10 @@ public final class Ops {
     return blocks.size() == 1 ? blocks.head() : NDArrays.concat(blocks, 1);
   }
 
-  /** Additive causal bias: 0 where key j <= query i, a large negative number elsewhere. @return (T, T) */
+  /**
+   * Additive causal bias: 0 where key j <= query i, a large negative number elsewhere. @return (T,
+   * T)
+   */
   public static NDArray causalMask(NDManager m, int t) {
     float[] mask = new float[Math.multiplyExact(t, t)];
     for (int i = 0; i < t; i++) {
@@ -125,7 +140,9 @@ public final class Ops {
     return Rope.apply(x, cos, signedSin);
   }
 
-  /** @return {cos, signed sin} as (T, D) float32 arrays for positions 0..T-1 (see {@link #rope}) */
+  /**
+   * @return {cos, signed sin} as (T, D) float32 arrays for positions 0..T-1 (see {@link #rope})
+   */
   public static NDArray[] ropeTables(NDManager m, int t, int d, double theta) {
     float[] cos = new float[t * d];
     float[] sin = new float[t * d];

@@ -2,10 +2,15 @@ package io.olmoppl.model;
 
 import java.util.Locale;
 
-/** Compute precision of the matrix products. Norms, softmax, log-softmax and the residual stream stay float32. */
+/**
+ * Compute precision of the matrix products. Norms, softmax, log-softmax and the residual stream
+ * stay float32.
+ */
 public enum Precision {
   FP32,
-  /** fp16 matrix products, for GPUs; on CPU libtorch's fp16 matmul is about 200x slower than fp32. */
+  /**
+   * fp16 matrix products, for GPUs; on CPU libtorch's fp16 matmul is about 200x slower than fp32.
+   */
   FP16;
 
   public static Precision parse(String s) {

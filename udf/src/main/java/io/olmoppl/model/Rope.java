@@ -5,14 +5,17 @@ import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
 
 /**
- * Rotary position embedding, NeoX ("rotate half") pairing over the full head dim, as OLMo and transformers' Llama
- * family: {@code inv_freq[j] = theta^(-2j/D)}, {@code out[j] = x[j] cos - x[j+D/2] sin}, {@code out[j+D/2] =
- * x[j+D/2] cos + x[j] sin}. Tables are computed in double and rounded once to float32.
+ * Rotary position embedding, NeoX ("rotate half") pairing over the full head dim, as OLMo and
+ * transformers' Llama family: {@code inv_freq[j] = theta^(-2j/D)}, {@code out[j] = x[j] cos -
+ * x[j+D/2] sin}, {@code out[j+D/2] = x[j+D/2] cos + x[j] sin}. Tables are computed in double and
+ * rounded once to float32.
  */
 final class Rope {
   private Rope() {}
 
-  /** @return {cos, sin} of position p, each concat(freqs, freqs) over D */
+  /**
+   * @return {cos, sin} of position p, each concat(freqs, freqs) over D
+   */
   static double[][] row(int p, int d, double theta) {
     double[] c = new double[d];
     double[] s = new double[d];
@@ -25,8 +28,8 @@ final class Rope {
   }
 
   /**
-   * x cos + rotate_half(x) sin with rotate_half(x) = [-x2, x1], computed as x cos + [x2, x1] * [-sin, sin]: two new
-   * arrays per call.
+   * x cos + rotate_half(x) sin with rotate_half(x) = [-x2, x1], computed as x cos + [x2, x1] *
+   * [-sin, sin]: two new arrays per call.
    *
    * @param x (..., T, D)
    * @param cos (T, D)

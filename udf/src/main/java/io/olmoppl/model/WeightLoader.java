@@ -19,13 +19,19 @@ import java.nio.ByteOrder;
 import java.util.List;
 
 /**
- * Turns stored tensors into the model's engine arrays, in the weights' manager (before it is capped): which tensors
- * make which weight is the {@link CheckpointLayout}'s; this class reads them, widens F16/BF16 exactly to float32,
- * concatenates fused parts by rows and keeps projection matrices in the matmul precision.
+ * Turns stored tensors into the model's engine arrays, in the weights' manager (before it is
+ * capped): which tensors make which weight is the {@link CheckpointLayout}'s; this class reads
+ * them, widens F16/BF16 exactly to float32, concatenates fused parts by rows and keeps projection
+ * matrices in the matmul precision.
  */
 final class WeightLoader {
   /** The loaded weights of one model; {@code output} is {@code embedding} itself when tied. */
-  record Loaded(NDArray embedding, NDArray output, NDArray outputBias, Layer[] layers, NDArray finalNormWeight,
+  record Loaded(
+      NDArray embedding,
+      NDArray output,
+      NDArray outputBias,
+      Layer[] layers,
+      NDArray finalNormWeight,
       NDArray finalNormBias) {}
 
   private static final int BF16_BLOCK = 1 << 24; // elements widened per direct-buffer round trip
@@ -56,16 +62,35 @@ final class WeightLoader {
     Layer[] layers = new Layer[c.numHiddenLayers()];
     for (int i = 0; i < layers.length; i++) {
       Block b = layout.block(c, i);
-      layers[i] = new Layer(matrix(b.qkv()), vector(b.qkvBias()), matrix(b.out()), vector(b.outBias()),
-          matrix(b.upGate()), vector(b.upGateBias()), matrix(b.down()), vector(b.downBias()),
-          vector(b.attnNormWeight()), vector(b.attnNormBias()), vector(b.ffNormWeight()), vector(b.ffNormBias()),
-          vector(b.qNormWeight()), vector(b.kNormWeight()));
+      layers[i] =
+          new Layer(
+              matrix(b.qkv()),
+              vector(b.qkvBias()),
+              matrix(b.out()),
+              vector(b.outBias()),
+              matrix(b.upGate()),
+              vector(b.upGateBias()),
+              matrix(b.down()),
+              vector(b.downBias()),
+              vector(b.attnNormWeight()),
+              vector(b.attnNormBias()),
+              vector(b.ffNormWeight()),
+              vector(b.ffNormBias()),
+              vector(b.qNormWeight()),
+              vector(b.kNormWeight()));
     }
-    return new Loaded(embedding, output, outputBias, layers, vector(layout.finalNormWeight(c)),
+    return new Loaded(
+        embedding,
+        output,
+        outputBias,
+        layers,
+        vector(layout.finalNormWeight(c)),
         vector(layout.finalNormBias(c)));
   }
 
-  /** A projection matrix from its row-concatenated parts, in the matmul precision; null when absent. */
+  /**
+   * A projection matrix from its row-concatenated parts, in the matmul precision; null when absent.
+   */
   private NDArray matrix(List<Stored> parts) {
     return parts.isEmpty() ? null : inMatmulPrecision(fused(parts));
   }
@@ -102,7 +127,9 @@ final class WeightLoader {
     return fp32(name);
   }
 
-  /** fp16 mode keeps projection matrices in fp16 (half the device memory); the fp32 copy is freed. */
+  /**
+   * fp16 mode keeps projection matrices in fp16 (half the device memory); the fp32 copy is freed.
+   */
   private NDArray inMatmulPrecision(NDArray a) {
     if (precision != Precision.FP16) {
       return a;
@@ -136,7 +163,8 @@ final class WeightLoader {
 
   private NDArray chunkToFloat(ByteBuffer chunk, DType dtype, Shape shape) {
     if (dtype == DType.BF16) {
-      // DJL's PyTorch JNI aborts the JVM on any BF16 tensor: widen in Java (bf16 = upper half of a float32).
+      // DJL's PyTorch JNI aborts the JVM on any BF16 tensor: widen in Java (bf16 = upper half of a
+      // float32).
       return bf16ToFloat(chunk, shape);
     }
     ByteBuffer direct = chunk;
@@ -145,7 +173,8 @@ final class WeightLoader {
       direct.put(chunk.duplicate()).flip();
     }
     // a view over the (read-only) mapping, then an engine-owned float32 copy, so the mapping can go
-    NDArray view = m.create(direct, shape, dtype == DType.F32 ? DataType.FLOAT32 : DataType.FLOAT16);
+    NDArray view =
+        m.create(direct, shape, dtype == DType.F32 ? DataType.FLOAT32 : DataType.FLOAT16);
     NDArray owned = dtype == DType.F32 ? view.duplicate() : view.toType(DataType.FLOAT32, true);
     view.close();
     return owned;
@@ -172,7 +201,8 @@ final class WeightLoader {
       done += len;
     }
     NDArray flat = blocks.size() == 1 ? blocks.get(0) : NDArrays.concat(blocks, 0);
-    NDArray shaped = flat.reshape(shape); // a view: torch keeps the storage alive after the flat handle closes
+    NDArray shaped =
+        flat.reshape(shape); // a view: torch keeps the storage alive after the flat handle closes
     if (blocks.size() > 1) {
       flat.close();
     }

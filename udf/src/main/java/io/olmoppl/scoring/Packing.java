@@ -6,8 +6,9 @@ import java.util.List;
 import java.util.function.ToIntFunction;
 
 /**
- * Packs windows into forward batches: sorted by input length, longest first, each batch as many windows as fit the
- * padded-token budget (B x T, T the batch's longest window), at least one. Sorting keeps padding small.
+ * Packs windows into forward batches: sorted by input length, longest first, each batch as many
+ * windows as fit the padded-token budget (B x T, T the batch's longest window), at least one.
+ * Sorting keeps padding small.
  */
 public final class Packing {
   private Packing() {}
@@ -18,7 +19,8 @@ public final class Packing {
    * @param budget padded tokens per batch
    * @return the batches, in order
    */
-  public static <T> List<List<T>> batches(List<T> items, ToIntFunction<T> inputLength, long budget) {
+  public static <T> List<List<T>> batches(
+      List<T> items, ToIntFunction<T> inputLength, long budget) {
     items.sort(Comparator.comparingInt(inputLength).reversed());
     List<List<T>> out = new ArrayList<>();
     for (int i = 0; i < items.size(); ) {

@@ -11,7 +11,8 @@ import java.util.Map;
  *
  * @param bos prefix token rule
  * @param window L, tokens per forward pass; null = the model's max positions
- * @param stride S, new targets per window after the first (1 <= S <= L); null = L (disjoint windows)
+ * @param stride S, new targets per window after the first (1 <= S <= L); null = L (disjoint
+ *     windows)
  * @param batchTokens padded tokens per forward batch (B x T)
  * @param tokenLogprobs whether to return one log-prob per scored target
  * @param allowLongWindow allow L above the model's max positions
@@ -19,8 +20,16 @@ import java.util.Map;
  * @param precision matmul precision
  * @param device auto, cpu or gpu
  */
-public record ScoringOptions(Bos bos, Integer window, Integer stride, int batchTokens, boolean tokenLogprobs,
-    boolean allowLongWindow, TyingRule tying, Precision precision, String device)
+public record ScoringOptions(
+    Bos bos,
+    Integer window,
+    Integer stride,
+    int batchTokens,
+    boolean tokenLogprobs,
+    boolean allowLongWindow,
+    TyingRule tying,
+    Precision precision,
+    String device)
     implements Serializable {
   private static final long serialVersionUID = 1L;
   public static final int BATCH_TOKENS_DEFAULT = 4096;
@@ -33,8 +42,12 @@ public record ScoringOptions(Bos bos, Integer window, Integer stride, int batchT
       throw new IllegalArgumentException("--stride must be at least 1, not " + stride);
     }
     if (window != null && stride != null && stride > window) {
-      throw new IllegalArgumentException("--stride " + stride + " is larger than --window " + window
-          + ": every target must be scored once, so the stride must be between 1 and the window");
+      throw new IllegalArgumentException(
+          "--stride "
+              + stride
+              + " is larger than --window "
+              + window
+              + ": every target must be scored once, so the stride must be between 1 and the window");
     }
     if (batchTokens < 1) {
       throw new IllegalArgumentException("--batch-tokens must be at least 1, not " + batchTokens);
@@ -44,53 +57,65 @@ public record ScoringOptions(Bos bos, Integer window, Integer stride, int batchT
     }
   }
 
-  /** @return the defaults: bos auto, model-length disjoint windows, fp32, strict tying */
+  /**
+   * @return the defaults: bos auto, model-length disjoint windows, fp32, strict tying
+   */
   public static ScoringOptions defaults() {
-    return new ScoringOptions(Bos.AUTO, null, null, BATCH_TOKENS_DEFAULT, false, false, TyingRule.STRICT,
-        Precision.FP32, "auto");
+    return new ScoringOptions(
+        Bos.AUTO,
+        null,
+        null,
+        BATCH_TOKENS_DEFAULT,
+        false,
+        false,
+        TyingRule.STRICT,
+        Precision.FP32,
+        "auto");
   }
 
   public ScoringOptions withBos(Bos b) {
-    return new ScoringOptions(b, window, stride, batchTokens, tokenLogprobs, allowLongWindow, tying, precision,
-        device);
+    return new ScoringOptions(
+        b, window, stride, batchTokens, tokenLogprobs, allowLongWindow, tying, precision, device);
   }
 
   public ScoringOptions withWindow(Integer w, Integer s) {
-    return new ScoringOptions(bos, w, s, batchTokens, tokenLogprobs, allowLongWindow, tying,
-        precision, device);
+    return new ScoringOptions(
+        bos, w, s, batchTokens, tokenLogprobs, allowLongWindow, tying, precision, device);
   }
 
   public ScoringOptions withBatchTokens(int n) {
-    return new ScoringOptions(bos, window, stride, n, tokenLogprobs, allowLongWindow, tying,
-        precision, device);
+    return new ScoringOptions(
+        bos, window, stride, n, tokenLogprobs, allowLongWindow, tying, precision, device);
   }
 
   public ScoringOptions withTokenLogprobs(boolean b) {
-    return new ScoringOptions(bos, window, stride, batchTokens, b, allowLongWindow, tying,
-        precision, device);
+    return new ScoringOptions(
+        bos, window, stride, batchTokens, b, allowLongWindow, tying, precision, device);
   }
 
   public ScoringOptions withTying(TyingRule r) {
-    return new ScoringOptions(bos, window, stride, batchTokens, tokenLogprobs, allowLongWindow, r,
-        precision, device);
+    return new ScoringOptions(
+        bos, window, stride, batchTokens, tokenLogprobs, allowLongWindow, r, precision, device);
   }
 
   public ScoringOptions withPrecision(Precision p) {
-    return new ScoringOptions(bos, window, stride, batchTokens, tokenLogprobs, allowLongWindow, tying,
-        p, device);
+    return new ScoringOptions(
+        bos, window, stride, batchTokens, tokenLogprobs, allowLongWindow, tying, p, device);
   }
 
   public ScoringOptions withDevice(String d) {
-    return new ScoringOptions(bos, window, stride, batchTokens, tokenLogprobs, allowLongWindow, tying,
-        precision, d);
+    return new ScoringOptions(
+        bos, window, stride, batchTokens, tokenLogprobs, allowLongWindow, tying, precision, d);
   }
 
   public ScoringOptions withAllowLongWindow(boolean b) {
-    return new ScoringOptions(bos, window, stride, batchTokens, tokenLogprobs, b, tying,
-        precision, device);
+    return new ScoringOptions(
+        bos, window, stride, batchTokens, tokenLogprobs, b, tying, precision, device);
   }
 
-  /** @return the options as written to the summary */
+  /**
+   * @return the options as written to the summary
+   */
   public Map<String, Object> describe(int effectiveWindow, int effectiveStride, long prefixToken) {
     Map<String, Object> m = new LinkedHashMap<>();
     m.put("bos", bos.id());

@@ -10,15 +10,17 @@ import org.apache.spark.TaskContext;
 import org.apache.spark.resource.ResourceInformation;
 
 /**
- * Chooses the engine device for a task from the device setting ({@code auto|cpu|gpu}) and the GPU Spark assigned to it
- * ({@code TaskContext.resourcesJMap().get("gpu")}). Spark's addresses are physical GPU ids; when {@code
- * CUDA_VISIBLE_DEVICES} already narrows what the process sees, address {@code a} is CUDA device {@code
- * indexOf(a)} in that list.
+ * Chooses the engine device for a task from the device setting ({@code auto|cpu|gpu}) and the GPU
+ * Spark assigned to it ({@code TaskContext.resourcesJMap().get("gpu")}). Spark's addresses are
+ * physical GPU ids; when {@code CUDA_VISIBLE_DEVICES} already narrows what the process sees,
+ * address {@code a} is CUDA device {@code indexOf(a)} in that list.
  */
 public final class Devices {
   private Devices() {}
 
-  /** @return the device for the current task (or the driver, outside tasks) */
+  /**
+   * @return the device for the current task (or the driver, outside tasks)
+   */
   public static Device forTask(String mode) {
     if (mode.equals("cpu")) {
       return Device.cpu();
@@ -31,16 +33,26 @@ public final class Devices {
       if (gpu != null) {
         addresses = Arrays.asList(gpu.addresses());
       }
-      String amount = SparkEnv.get() == null ? null
-          : SparkEnv.get().conf().get("spark.task.resource.gpu.amount", null);
+      String amount =
+          SparkEnv.get() == null
+              ? null
+              : SparkEnv.get().conf().get("spark.task.resource.gpu.amount", null);
       requested = amount != null;
     }
-    return choose(mode, addresses, requested, System.getenv("CUDA_VISIBLE_DEVICES"),
+    return choose(
+        mode,
+        addresses,
+        requested,
+        System.getenv("CUDA_VISIBLE_DEVICES"),
         OlmoModel.engine().getGpuCount());
   }
 
   /** See {@link DeviceMapping#choose}. */
-  public static Device choose(String mode, List<String> addresses, boolean requested, String cudaVisibleDevices,
+  public static Device choose(
+      String mode,
+      List<String> addresses,
+      boolean requested,
+      String cudaVisibleDevices,
       int engineGpus) {
     return DeviceMapping.choose(mode, addresses, requested, cudaVisibleDevices, engineGpus);
   }

@@ -5,8 +5,8 @@ import io.olmoppl.checkpoint.Checkpoint;
 import io.olmoppl.checkpoint.CheckpointException;
 import io.olmoppl.checkpoint.Manifest;
 import io.olmoppl.checkpoint.WeightSource;
-import io.olmoppl.model.OlmoModel;
 import io.olmoppl.engine.ScoringEngine;
+import io.olmoppl.model.OlmoModel;
 import io.olmoppl.tokenizer.OlmoTokenizer;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
@@ -14,10 +14,10 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The executor's models: one per JVM per checkpoint fingerprint (and tying rule, precision, device), built on first
- * use by whichever task comes first, each with the one {@link ScoringEngine} that every task thread hands its rows
- * to, closed when the JVM exits. Double-checked locking
- * as in Iceberg's {@code SparkExecutorCache}.
+ * The executor's models: one per JVM per checkpoint fingerprint (and tying rule, precision,
+ * device), built on first use by whichever task comes first, each with the one {@link
+ * ScoringEngine} that every task thread hands its rows to, closed when the JVM exits.
+ * Double-checked locking as in Iceberg's {@code SparkExecutorCache}.
  */
 public final class ExecutorModels {
   private static final Logger LOG = LoggerFactory.getLogger(ExecutorModels.class);
@@ -30,10 +30,17 @@ public final class ExecutorModels {
   /**
    * A loaded model with its tokenizer and what the load cost.
    *
-   * @param bytesReceived weight bytes this JVM received (broadcast blocks, or checkpoint bytes read from files)
+   * @param bytesReceived weight bytes this JVM received (broadcast blocks, or checkpoint bytes read
+   *     from files)
    */
-  public record Loaded(Manifest manifest, OlmoModel model, OlmoTokenizer tokenizer, ScoringEngine engine,
-      double loadSeconds, long bytesReceived) implements AutoCloseable {
+  public record Loaded(
+      Manifest manifest,
+      OlmoModel model,
+      OlmoTokenizer tokenizer,
+      ScoringEngine engine,
+      double loadSeconds,
+      long bytesReceived)
+      implements AutoCloseable {
     @Override
     public void close() {
       engine.close();
@@ -47,7 +54,8 @@ public final class ExecutorModels {
 
   /**
    * @return the JVM's model for {@code spec} on the task's device, loading it on first request
-   * @throws CheckpointException if the checkpoint the executor reads is not the one the driver validated
+   * @throws CheckpointException if the checkpoint the executor reads is not the one the driver
+   *     validated
    */
   public static Lease get(ModelSpec spec) {
     Device device = Devices.forTask(spec.options().device());
@@ -80,28 +88,44 @@ public final class ExecutorModels {
       java.nio.file.Path local = Localizer.localize(spec.modelPath());
       Checkpoint ckpt = Checkpoint.open(local, spec.options().tying());
       if (!ckpt.fingerprint().equals(spec.fingerprint())) {
-        throw new CheckpointException("the checkpoint at " + spec.modelPath() + " as this executor reads it has"
-            + " fingerprint " + ckpt.fingerprint() + " but the driver validated " + spec.fingerprint() + ". The"
-            + " files changed or differ between machines; executors must read the same checkpoint as the driver"
-            + " (a shared path, or --distribution broadcast).");
+        throw new CheckpointException(
+            "the checkpoint at "
+                + spec.modelPath()
+                + " as this executor reads it has"
+                + " fingerprint "
+                + ckpt.fingerprint()
+                + " but the driver validated "
+                + spec.fingerprint()
+                + ". The"
+                + " files changed or differ between machines; executors must read the same checkpoint as the driver"
+                + " (a shared path, or --distribution broadcast).");
       }
       source = ckpt;
       bytes = ckpt.uniqueWeightBytes();
     }
-    OlmoModel model = OlmoModel.load(man.config(), man.tying(), source, device, spec.options().precision());
+    OlmoModel model =
+        OlmoModel.load(man.config(), man.tying(), source, device, spec.options().precision());
     OlmoTokenizer tok = OlmoTokenizer.load(man.tokenizerJson());
-    ScoringEngine engine = new ScoringEngine(model, tok, ScoringEngine.QUEUE_TOKENS_DEFAULT, Threads.engineThreads());
+    ScoringEngine engine =
+        new ScoringEngine(model, tok, ScoringEngine.QUEUE_TOKENS_DEFAULT, Threads.engineThreads());
     double secs = (System.nanoTime() - t0) / 1e9;
-    LOG.info("olmo-ppl: loaded model {} ({}, {}) on {} in {} s from {} ({} weight bytes)", man.fingerprint(),
-        man.config().layout().id(), man.tying().tied() ? "tied" : "untied", device, String.format("%.2f", secs),
-        spec.distribution(), bytes);
+    LOG.info(
+        "olmo-ppl: loaded model {} ({}, {}) on {} in {} s from {} ({} weight bytes)",
+        man.fingerprint(),
+        man.config().layout().id(),
+        man.tying().tied() ? "tied" : "untied",
+        device,
+        String.format("%.2f", secs),
+        spec.distribution(),
+        bytes);
     return new Loaded(man, model, tok, engine, secs, bytes);
   }
 
   private static void installShutdownHook() {
     if (!hookInstalled) {
       hookInstalled = true;
-      java.lang.Runtime.getRuntime().addShutdownHook(new Thread(ExecutorModels::closeAll, "olmo-ppl-models-close"));
+      java.lang.Runtime.getRuntime()
+          .addShutdownHook(new Thread(ExecutorModels::closeAll, "olmo-ppl-models-close"));
     }
   }
 
@@ -113,7 +137,9 @@ public final class ExecutorModels {
     }
   }
 
-  /** @return number of models this JVM holds */
+  /**
+   * @return number of models this JVM holds
+   */
   public static int size() {
     return MODELS.size();
   }

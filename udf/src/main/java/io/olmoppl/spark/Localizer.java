@@ -19,21 +19,23 @@ import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FileStatus;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.spark.SparkEnv;
-
 import scala.Tuple2;
+
 /**
- * Makes a checkpoint directory readable as local files: a plain path or {@code file:} URI is used in place; any other
- * Hadoop file system ({@code hdfs:}, {@code s3a:}, ...) is copied to local disk (then memory-mapped like any local
- * checkpoint).
+ * Makes a checkpoint directory readable as local files: a plain path or {@code file:} URI is used
+ * in place; any other Hadoop file system ({@code hdfs:}, {@code s3a:}, ...) is copied to local disk
+ * (then memory-mapped like any local checkpoint).
  *
- * <p>A copy is keyed by what the files are, not where they are: the path, every file's name, size and modification
- * time, and a hash of its first {@value #HEAD_BYTES} bytes (a safetensors header). A checkpoint replaced at the same
- * path gets a new copy. Each JVM copies into a private temporary folder and renames it into place atomically, so JVMs
- * on one host never see a half-written copy; other copies of the same path are then deleted.
+ * <p>A copy is keyed by what the files are, not where they are: the path, every file's name, size
+ * and modification time, and a hash of its first {@value #HEAD_BYTES} bytes (a safetensors header).
+ * A checkpoint replaced at the same path gets a new copy. Each JVM copies into a private temporary
+ * folder and renames it into place atomically, so JVMs on one host never see a half-written copy;
+ * other copies of the same path are then deleted.
  */
 public final class Localizer {
   static final int HEAD_BYTES = 1 << 16;
   private static final String SOURCE_FILE = ".source";
+
   /** An RFC 3986 scheme followed by a colon: {@code hdfs:}, {@code s3a:}, {@code file:}. */
   private static final Pattern SCHEME = Pattern.compile("^[a-zA-Z][a-zA-Z0-9+.-]*:");
 
@@ -57,10 +59,13 @@ public final class Localizer {
   }
 
   static Path localize(String path) {
-    return localize(path, hadoopConf(), Path.of(System.getProperty("java.io.tmpdir"), "olmo-ppl-models"));
+    return localize(
+        path, hadoopConf(), Path.of(System.getProperty("java.io.tmpdir"), "olmo-ppl-models"));
   }
 
-  /** @param root the folder holding the local copies */
+  /**
+   * @param root the folder holding the local copies
+   */
   static Path localize(String path, Configuration conf, Path root) {
     Path local = localPath(path);
     if (local != null) {
@@ -70,8 +75,11 @@ public final class Localizer {
     try {
       org.apache.hadoop.fs.Path src = new org.apache.hadoop.fs.Path(path);
       FileSystem fs = src.getFileSystem(conf);
-      FileStatus[] files = Arrays.stream(fs.listStatus(src)).filter(FileStatus::isFile)
-          .sorted(Comparator.comparing(s -> s.getPath().getName())).toArray(FileStatus[]::new);
+      FileStatus[] files =
+          Arrays.stream(fs.listStatus(src))
+              .filter(FileStatus::isFile)
+              .sorted(Comparator.comparing(s -> s.getPath().getName()))
+              .toArray(FileStatus[]::new);
       String key = key(fs, path, files);
       dir = root.resolve(key);
       if (Files.isDirectory(dir)) {
@@ -82,13 +90,18 @@ public final class Localizer {
       Files.createDirectories(tmp);
       try {
         for (FileStatus s : files) {
-          fs.copyToLocalFile(false, s.getPath(), new org.apache.hadoop.fs.Path(tmp.resolve(s.getPath().getName())
-              .toUri()), true);
+          fs.copyToLocalFile(
+              false,
+              s.getPath(),
+              new org.apache.hadoop.fs.Path(tmp.resolve(s.getPath().getName()).toUri()),
+              true);
         }
         Files.writeString(tmp.resolve(SOURCE_FILE), path);
         try {
           Files.move(tmp, dir, StandardCopyOption.ATOMIC_MOVE);
-        } catch (IOException e) { // "directory not empty" or "exists": another JVM renamed its copy first
+        } catch (
+            IOException
+                e) { // "directory not empty" or "exists": another JVM renamed its copy first
           if (!Files.isDirectory(dir)) {
             throw e;
           }
@@ -99,9 +112,16 @@ public final class Localizer {
       removeOlderCopies(root, path, key);
       return dir;
     } catch (IOException e) {
-      throw new CheckpointException("cannot copy the checkpoint " + path + " to local disk " + (dir == null ? root
-          : dir) + ": " + e.getMessage() + ". Check that every executor can read the path and has space in"
-          + " java.io.tmpdir.", e);
+      throw new CheckpointException(
+          "cannot copy the checkpoint "
+              + path
+              + " to local disk "
+              + (dir == null ? root : dir)
+              + ": "
+              + e.getMessage()
+              + ". Check that every executor can read the path and has space in"
+              + " java.io.tmpdir.",
+          e);
     }
   }
 
@@ -111,8 +131,9 @@ public final class Localizer {
       md.update((path + "\n").getBytes(StandardCharsets.UTF_8));
       byte[] head = new byte[HEAD_BYTES];
       for (FileStatus s : files) {
-        md.update((s.getPath().getName() + "|" + s.getLen() + "|" + s.getModificationTime() + "\n")
-            .getBytes(StandardCharsets.UTF_8));
+        md.update(
+            (s.getPath().getName() + "|" + s.getLen() + "|" + s.getModificationTime() + "\n")
+                .getBytes(StandardCharsets.UTF_8));
         try (InputStream in = fs.open(s.getPath())) {
           int n = in.readNBytes(head, 0, head.length);
           md.update(head, 0, n);
@@ -124,13 +145,18 @@ public final class Localizer {
     }
   }
 
-  /** Deletes the other complete copies of {@code path} (a process still mapping their files keeps reading them). */
+  /**
+   * Deletes the other complete copies of {@code path} (a process still mapping their files keeps
+   * reading them).
+   */
   private static void removeOlderCopies(Path root, String path, String key) throws IOException {
     try (Stream<Path> s = Files.list(root)) {
       for (Path d : s.toList()) {
         Path src = d.resolve(SOURCE_FILE);
-        if (!d.getFileName().toString().equals(key) && !d.getFileName().toString().startsWith(".")
-            && Files.isRegularFile(src) && Files.readString(src).equals(path)) {
+        if (!d.getFileName().toString().equals(key)
+            && !d.getFileName().toString().startsWith(".")
+            && Files.isRegularFile(src)
+            && Files.readString(src).equals(path)) {
           deleteTree(d);
         }
       }

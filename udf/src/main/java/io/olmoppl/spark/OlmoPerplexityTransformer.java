@@ -5,7 +5,6 @@ import io.olmoppl.model.Precision;
 import io.olmoppl.scoring.Bos;
 import io.olmoppl.scoring.ScoringOptions;
 import java.io.Serializable;
-import java.util.Arrays;
 import java.util.List;
 import org.apache.spark.ml.Transformer;
 import org.apache.spark.ml.param.BooleanParam;
@@ -19,16 +18,15 @@ import org.apache.spark.ml.util.Identifiable;
 import org.apache.spark.ml.util.MLReader;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
-import org.apache.spark.sql.types.DataTypes;
-import org.apache.spark.sql.types.StructField;
 import org.apache.spark.sql.types.StructType;
 import scala.runtime.AbstractFunction1;
 
 /**
- * Spark ML {@link Transformer}: appends the per-document perplexity columns ({@link ScoreColumns}) to a dataset, by
- * {@link OlmoPerplexity#score} (the job's partition function, batched, on the executor-cached model). Usable in a
- * {@link org.apache.spark.ml.Pipeline}; saved with {@code write().save(path)} and loaded with {@link #load} (params
- * only: the checkpoint stays where {@code modelPath} points).
+ * Spark ML {@link Transformer}: appends the per-document perplexity columns ({@link ScoreColumns})
+ * to a dataset, by {@link OlmoPerplexity#score} (the job's partition function, batched, on the
+ * executor-cached model). Usable in a {@link org.apache.spark.ml.Pipeline}; saved with {@code
+ * write().save(path)} and loaded with {@link #load} (params only: the checkpoint stays where {@code
+ * modelPath} points).
  *
  * <pre>{@code
  * Dataset<Row> scored = new OlmoPerplexityTransformer()
@@ -36,9 +34,10 @@ import scala.runtime.AbstractFunction1;
  *     .transform(df);
  * }</pre>
  *
- * <p>Params mirror the CLI options of {@code olmo-ppl score} and are validated when set: an invalid value fails at
- * once with an {@link IllegalArgumentException} naming the param and its allowed values. {@code modelPath} is
- * required; {@code window} and {@code stride} are optional (the model's positions and the window).
+ * <p>Params mirror the CLI options of {@code olmo-ppl score} and are validated when set: an invalid
+ * value fails at once with an {@link IllegalArgumentException} naming the param and its allowed
+ * values. {@code modelPath} is required; {@code window} and {@code stride} are optional (the
+ * model's positions and the window).
  */
 public class OlmoPerplexityTransformer extends Transformer implements DefaultParamsWritable {
   private static final long serialVersionUID = 1L;
@@ -60,31 +59,75 @@ public class OlmoPerplexityTransformer extends Transformer implements DefaultPar
     this(Identifiable.randomUID("olmoPerplexity"));
   }
 
-  /** @param uid the stage's unique id (used by {@link #copy} and by loading) */
+  /**
+   * @param uid the stage's unique id (used by {@link #copy} and by loading)
+   */
   public OlmoPerplexityTransformer(String uid) {
     this.uid = uid; // before the params: a Param reads its parent's uid
-    inputCol = new Param<>(this, "inputCol", "string column holding the documents (default: text)",
-        new NonBlank());
-    modelPath = new Param<>(this, "modelPath", "checkpoint directory, visible to every executor at the same path"
-        + " (required)", new NonBlank());
-    window = new IntParam(this, "window", "tokens per forward pass, >= 1 (default: the model's positions)",
-        ParamValidators.gtEq(1));
-    stride = new IntParam(this, "stride", "new targets per window after the first, 1..window (default: window)",
-        ParamValidators.gtEq(1));
-    bos = new Param<>(this, "bos", "prefix token: auto, eos or none (default: auto)",
-        ParamValidators.inArray(List.of("auto", "eos", "none")));
-    tying = new Param<>(this, "tying", "weight tying rule: strict, config or checkpoint (default: strict)",
-        ParamValidators.inArray(List.of("strict", "config", "checkpoint")));
-    precision = new Param<>(this, "precision", "matmul precision: fp32 or fp16 (default: fp32)",
-        ParamValidators.inArray(List.of("fp32", "fp16")));
-    batchTokens = new IntParam(this, "batchTokens", "padded tokens (B x T) per forward batch, >= 1 (default: "
-        + ScoringOptions.BATCH_TOKENS_DEFAULT + ")", ParamValidators.gtEq(1));
-    tokenLogprobs = new BooleanParam(this, "tokenLogprobs", "append " + ScoreColumns.TOKEN_LOGPROBS
-        + " (default: false)");
-    allowLongWindow = new BooleanParam(this, "allowLongWindow", "allow a window above the model's positions"
-        + " (default: false)");
-    device = new Param<>(this, "device", "engine device: auto, cpu or gpu (default: auto)",
-        ParamValidators.inArray(List.of("auto", "cpu", "gpu")));
+    inputCol =
+        new Param<>(
+            this,
+            "inputCol",
+            "string column holding the documents (default: text)",
+            new NonBlank());
+    modelPath =
+        new Param<>(
+            this,
+            "modelPath",
+            "checkpoint directory, visible to every executor at the same path" + " (required)",
+            new NonBlank());
+    window =
+        new IntParam(
+            this,
+            "window",
+            "tokens per forward pass, >= 1 (default: the model's positions)",
+            ParamValidators.gtEq(1));
+    stride =
+        new IntParam(
+            this,
+            "stride",
+            "new targets per window after the first, 1..window (default: window)",
+            ParamValidators.gtEq(1));
+    bos =
+        new Param<>(
+            this,
+            "bos",
+            "prefix token: auto, eos or none (default: auto)",
+            ParamValidators.inArray(List.of("auto", "eos", "none")));
+    tying =
+        new Param<>(
+            this,
+            "tying",
+            "weight tying rule: strict, config or checkpoint (default: strict)",
+            ParamValidators.inArray(List.of("strict", "config", "checkpoint")));
+    precision =
+        new Param<>(
+            this,
+            "precision",
+            "matmul precision: fp32 or fp16 (default: fp32)",
+            ParamValidators.inArray(List.of("fp32", "fp16")));
+    batchTokens =
+        new IntParam(
+            this,
+            "batchTokens",
+            "padded tokens (B x T) per forward batch, >= 1 (default: "
+                + ScoringOptions.BATCH_TOKENS_DEFAULT
+                + ")",
+            ParamValidators.gtEq(1));
+    tokenLogprobs =
+        new BooleanParam(
+            this, "tokenLogprobs", "append " + ScoreColumns.TOKEN_LOGPROBS + " (default: false)");
+    allowLongWindow =
+        new BooleanParam(
+            this,
+            "allowLongWindow",
+            "allow a window above the model's positions" + " (default: false)");
+    device =
+        new Param<>(
+            this,
+            "device",
+            "engine device: auto, cpu or gpu (default: auto)",
+            ParamValidators.inArray(List.of("auto", "cpu", "gpu")));
     ScoringOptions d = ScoringOptions.defaults();
     setDefault(inputCol, "text");
     setDefault(bos, d.bos().id());
@@ -153,17 +196,23 @@ public class OlmoPerplexityTransformer extends Transformer implements DefaultPar
     return getOrDefault(inputCol);
   }
 
-  /** @return the checkpoint path, or null when not set yet */
+  /**
+   * @return the checkpoint path, or null when not set yet
+   */
   public String getModelPath() {
     return isDefined(modelPath) ? getOrDefault(modelPath) : null;
   }
 
-  /** @return the window, or null for the model's positions */
+  /**
+   * @return the window, or null for the model's positions
+   */
   public Integer getWindow() {
     return isDefined(window) ? (Integer) getOrDefault(window) : null;
   }
 
-  /** @return the stride, or null for the window */
+  /**
+   * @return the stride, or null for the window
+   */
   public Integer getStride() {
     return isDefined(stride) ? (Integer) getOrDefault(stride) : null;
   }
@@ -242,7 +291,10 @@ public class OlmoPerplexityTransformer extends Transformer implements DefaultPar
     return put(device, v);
   }
 
-  /** Sets a param; Spark's own message ("... parameter window given invalid value 0.") gets the allowed values. */
+  /**
+   * Sets a param; Spark's own message ("... parameter window given invalid value 0.") gets the
+   * allowed values.
+   */
   private <T> OlmoPerplexityTransformer put(Param<T> p, T v) {
     try {
       set(p, v);
@@ -259,8 +311,16 @@ public class OlmoPerplexityTransformer extends Transformer implements DefaultPar
    * @throws IllegalArgumentException when {@code stride} exceeds {@code window}
    */
   public ScoringOptions scoringOptions() {
-    return new ScoringOptions(Bos.parse(getBos()), getWindow(), getStride(), getBatchTokens(), getTokenLogprobs(),
-        getAllowLongWindow(), TyingRule.parse(getTying()), Precision.parse(getPrecision()), getDevice());
+    return new ScoringOptions(
+        Bos.parse(getBos()),
+        getWindow(),
+        getStride(),
+        getBatchTokens(),
+        getTokenLogprobs(),
+        getAllowLongWindow(),
+        TyingRule.parse(getTying()),
+        Precision.parse(getPrecision()),
+        getDevice());
   }
 
   /**
@@ -271,8 +331,10 @@ public class OlmoPerplexityTransformer extends Transformer implements DefaultPar
   @Override
   public StructType transformSchema(StructType schema) {
     if (getModelPath() == null) {
-      throw new IllegalArgumentException(uid + ": param modelPath is required (the checkpoint directory); set it"
-          + " with setModelPath(...)");
+      throw new IllegalArgumentException(
+          uid
+              + ": param modelPath is required (the checkpoint directory); set it"
+              + " with setModelPath(...)");
     }
     ScoringOptions options;
     try {
@@ -288,7 +350,10 @@ public class OlmoPerplexityTransformer extends Transformer implements DefaultPar
     return ScoreColumns.outputSchema(schema, options.tokenLogprobs());
   }
 
-  /** Validates on the driver (params, column, checkpoint), then scores with {@link OlmoPerplexity#score}. */
+  /**
+   * Validates on the driver (params, column, checkpoint), then scores with {@link
+   * OlmoPerplexity#score}.
+   */
   @Override
   public Dataset<Row> transform(Dataset<?> dataset) {
     transformSchema(dataset.schema());
@@ -311,12 +376,16 @@ public class OlmoPerplexityTransformer extends Transformer implements DefaultPar
     }
   }
 
-  /** @return a reader for transformers written by {@code write().save(path)} */
+  /**
+   * @return a reader for transformers written by {@code write().save(path)}
+   */
   public static MLReader<OlmoPerplexityTransformer> read() {
     return new DefaultParamsReadable<OlmoPerplexityTransformer>() {}.read();
   }
 
-  /** @return the transformer {@code write().save(path)} wrote to {@code path} */
+  /**
+   * @return the transformer {@code write().save(path)} wrote to {@code path}
+   */
   public static OlmoPerplexityTransformer load(String path) {
     return read().load(path);
   }

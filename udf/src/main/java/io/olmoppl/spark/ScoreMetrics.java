@@ -14,10 +14,11 @@ import org.apache.spark.util.CollectionAccumulator;
 import org.apache.spark.util.LongAccumulator;
 
 /**
- * Executor-side counters of model loads, reported in the summary. Loads happen once per JVM, so a retried task does
- * not double-count them. The documents, tokens and UTF-8 bytes scored feed the progress display (Spark sends a
- * running task's accumulator values with each executor heartbeat and the final ones at task end); they are
- * informational only (the summary's totals come from the output rows).
+ * Executor-side counters of model loads, reported in the summary. Loads happen once per JVM, so a
+ * retried task does not double-count them. The documents, tokens and UTF-8 bytes scored feed the
+ * progress display (Spark sends a running task's accumulator values with each executor heartbeat
+ * and the final ones at task end); they are informational only (the summary's totals come from the
+ * output rows).
  */
 public final class ScoreMetrics implements Serializable {
   private static final long serialVersionUID = 1L;
@@ -40,7 +41,10 @@ public final class ScoreMetrics implements Serializable {
     return new ScoreMetrics(sc);
   }
 
-  /** Counts a scored chunk (executor side): its rows, their scored tokens, the UTF-8 bytes of their texts. */
+  /**
+   * Counts a scored chunk (executor side): its rows, their scored tokens, the UTF-8 bytes of their
+   * texts.
+   */
   void recordScores(VectorSchemaRoot result, VarCharVector texts) {
     IntVector t = (IntVector) result.getVector(ScoreVectors.TOKENS);
     long tok = 0;
@@ -54,7 +58,10 @@ public final class ScoreMetrics implements Serializable {
     bytes.add(b);
   }
 
-  /** @return the accumulator ids of documents, tokens and bytes scored, for a listener reading task updates */
+  /**
+   * @return the accumulator ids of documents, tokens and bytes scored, for a listener reading task
+   *     updates
+   */
   public long[] progressIds() {
     return new long[] {documents.id(), tokens.id(), bytes.id()};
   }
@@ -69,8 +76,16 @@ public final class ScoreMetrics implements Serializable {
       } catch (UnknownHostException e) {
         host = "?";
       }
-      loads.add(exec + "\t" + host + "\t" + ProcessHandle.current().pid() + "\t" + lease.loaded().loadSeconds()
-          + "\t" + lease.loaded().bytesReceived());
+      loads.add(
+          exec
+              + "\t"
+              + host
+              + "\t"
+              + ProcessHandle.current().pid()
+              + "\t"
+              + lease.loaded().loadSeconds()
+              + "\t"
+              + lease.loaded().bytesReceived());
     }
   }
 
@@ -78,7 +93,9 @@ public final class ScoreMetrics implements Serializable {
     return modelLoads.value();
   }
 
-  /** @return one tab-separated line per load: executor id, host, pid, seconds, bytes */
+  /**
+   * @return one tab-separated line per load: executor id, host, pid, seconds, bytes
+   */
   public List<String> loads() {
     return loads.value();
   }

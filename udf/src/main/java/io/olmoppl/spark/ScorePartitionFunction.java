@@ -23,15 +23,21 @@ import org.apache.spark.sql.RowFactory;
 import scala.collection.immutable.ArraySeq;
 
 /**
- * The scoring step inside Spark tasks, a thin adapter over the executor's {@link ScoringEngine}: rows are taken in
- * chunks, their texts put into an Arrow {@link VarCharVector} (a child of the executor's allocator), handed to the
- * engine, and the engine's Arrow result batch appended to the input rows. Two chunks are in flight, so the next
- * chunk is tokenized and queued while the engine computes the current one. Exactly one output row per input row.
+ * The scoring step inside Spark tasks, a thin adapter over the executor's {@link ScoringEngine}:
+ * rows are taken in chunks, their texts put into an Arrow {@link VarCharVector} (a child of the
+ * executor's allocator), handed to the engine, and the engine's Arrow result batch appended to the
+ * input rows. Two chunks are in flight, so the next chunk is tokenized and queued while the engine
+ * computes the current one. Exactly one output row per input row.
  */
 public final class ScorePartitionFunction implements MapPartitionsFunction<Row, Row> {
   private static final long serialVersionUID = 1L;
-  /** Rows per chunk: enough documents to fill batches sorted by length, few enough to keep memory small. */
+
+  /**
+   * Rows per chunk: enough documents to fill batches sorted by length, few enough to keep memory
+   * small.
+   */
   static final int CHUNK_ROWS = 256;
+
   /** Chunks a task keeps queued in the engine. */
   static final int IN_FLIGHT = 2;
 
@@ -104,12 +110,13 @@ public final class ScorePartitionFunction implements MapPartitionsFunction<Row, 
     TaskContext task = TaskContext.get();
     if (task != null) {
       // a killed or failed task drops its queued windows and frees its buffers
-      task.addTaskCompletionListener(ctx -> {
-        synchronized (inFlight) {
-          inFlight.forEach(Chunk::close);
-          inFlight.clear();
-        }
-      });
+      task.addTaskCompletionListener(
+          ctx -> {
+            synchronized (inFlight) {
+              inFlight.forEach(Chunk::close);
+              inFlight.clear();
+            }
+          });
     }
     return new Iterator<>() {
       private Iterator<Row> current = Collections.emptyIterator();
@@ -133,7 +140,8 @@ public final class ScorePartitionFunction implements MapPartitionsFunction<Row, 
           if (next == null) {
             return false;
           }
-          try (Chunk c = next; VectorSchemaRoot result = await(c.request, lps)) {
+          try (Chunk c = next;
+              VectorSchemaRoot result = await(c.request, lps)) {
             current = rows(c.rows, result, fingerprint, lps).iterator();
             if (metrics != null) {
               metrics.recordScores(result, c.texts);
@@ -153,7 +161,8 @@ public final class ScorePartitionFunction implements MapPartitionsFunction<Row, 
     };
   }
 
-  private static ScoringEngine.Request submit(ScoringEngine engine, Chunk c, PerplexityScorer scorer) {
+  private static ScoringEngine.Request submit(
+      ScoringEngine engine, Chunk c, PerplexityScorer scorer) {
     try {
       return engine.submit(c.texts, scorer);
     } catch (InterruptedException e) {
@@ -171,7 +180,10 @@ public final class ScorePartitionFunction implements MapPartitionsFunction<Row, 
     }
   }
 
-  /** Input columns, then the score columns (token log-probs as a Scala sequence over a primitive array). */
+  /**
+   * Input columns, then the score columns (token log-probs as a Scala sequence over a primitive
+   * array).
+   */
   static List<Row> rows(List<Row> in, VectorSchemaRoot result, String fingerprint, boolean lps) {
     IntVector tokens = (IntVector) result.getVector(ScoreVectors.TOKENS);
     Float8Vector nll = (Float8Vector) result.getVector(ScoreVectors.NLL);
@@ -203,7 +215,9 @@ public final class ScorePartitionFunction implements MapPartitionsFunction<Row, 
     return out;
   }
 
-  /** @return row {@code i} of a list of float8 as a primitive array */
+  /**
+   * @return row {@code i} of a list of float8 as a primitive array
+   */
   static double[] doubles(ListVector list, int i) {
     Float8Vector data = (Float8Vector) list.getDataVector();
     int start = list.getElementStartIndex(i);

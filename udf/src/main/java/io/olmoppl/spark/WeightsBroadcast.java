@@ -15,12 +15,14 @@ import org.apache.spark.api.java.JavaSparkContext;
 import org.apache.spark.broadcast.Broadcast;
 
 /**
- * The weights broadcast by the driver in their stored dtype: each distinct tensor once (the tied embedding/output
- * matrix is one entry serving both roles), cut into row-aligned blocks so that no broadcast value or Java array comes
- * near 2 GB. Executors read the blocks as a {@link WeightSource}; BF16 is widened there.
+ * The weights broadcast by the driver in their stored dtype: each distinct tensor once (the tied
+ * embedding/output matrix is one entry serving both roles), cut into row-aligned blocks so that no
+ * broadcast value or Java array comes near 2 GB. Executors read the blocks as a {@link
+ * WeightSource}; BF16 is widened there.
  */
 public final class WeightsBroadcast implements WeightSource, Serializable {
   private static final long serialVersionUID = 1L;
+
   /** Largest broadcast block (a Java array and a broadcast value must stay under 2 GB). */
   static final long BLOCK_BYTES_DEFAULT = 256L << 20;
 
@@ -28,7 +30,8 @@ public final class WeightsBroadcast implements WeightSource, Serializable {
   private final Map<String, List<Broadcast<byte[]>>> blocks;
   private final long bytes;
 
-  private WeightsBroadcast(Map<String, TensorInfo> infos, Map<String, List<Broadcast<byte[]>>> blocks, long bytes) {
+  private WeightsBroadcast(
+      Map<String, TensorInfo> infos, Map<String, List<Broadcast<byte[]>>> blocks, long bytes) {
     this.infos = infos;
     this.blocks = blocks;
     this.bytes = bytes;
@@ -39,7 +42,8 @@ public final class WeightsBroadcast implements WeightSource, Serializable {
    *
    * @param blockBytes largest block; rounded down to whole rows
    */
-  public static WeightsBroadcast create(JavaSparkContext jsc, Checkpoint ckpt, Manifest manifest, long blockBytes) {
+  public static WeightsBroadcast create(
+      JavaSparkContext jsc, Checkpoint ckpt, Manifest manifest, long blockBytes) {
     Map<String, List<Broadcast<byte[]>>> blocks = new LinkedHashMap<>();
     long total = 0;
     for (Map.Entry<String, TensorInfo> e : manifest.tensors().entrySet()) {
@@ -79,12 +83,16 @@ public final class WeightsBroadcast implements WeightSource, Serializable {
     return out;
   }
 
-  /** @return weight bytes broadcast (each distinct tensor once) */
+  /**
+   * @return weight bytes broadcast (each distinct tensor once)
+   */
   public long bytes() {
     return bytes;
   }
 
-  /** @return number of broadcast blocks */
+  /**
+   * @return number of broadcast blocks
+   */
   public int blockCount() {
     return blocks.values().stream().mapToInt(List::size).sum();
   }

@@ -12,8 +12,8 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * The checkpoint's own Hugging Face tokenizer ({@code tokenizer.json}) through DJL's bindings of the Rust library:
- * no special tokens added, no truncation, no padding, offline.
+ * The checkpoint's own Hugging Face tokenizer ({@code tokenizer.json}) through DJL's bindings of
+ * the Rust library: no special tokens added, no truncation, no padding, offline.
  */
 public final class OlmoTokenizer implements AutoCloseable {
   private final HuggingFaceTokenizer tokenizer;
@@ -26,8 +26,10 @@ public final class OlmoTokenizer implements AutoCloseable {
   public static OlmoTokenizer load(Path tokenizerJson) {
     DjlSettings.configure();
     try {
-      return new OlmoTokenizer(HuggingFaceTokenizer.newInstance(tokenizerJson,
-          Map.of("addSpecialTokens", "false", "truncation", "false", "padding", "false")));
+      return new OlmoTokenizer(
+          HuggingFaceTokenizer.newInstance(
+              tokenizerJson,
+              Map.of("addSpecialTokens", "false", "truncation", "false", "padding", "false")));
     } catch (IOException e) {
       throw new UncheckedIOException("cannot load tokenizer " + tokenizerJson, e);
     }
@@ -37,19 +39,25 @@ public final class OlmoTokenizer implements AutoCloseable {
   public static OlmoTokenizer load(byte[] tokenizerJson) {
     DjlSettings.configure();
     try {
-      return new OlmoTokenizer(HuggingFaceTokenizer.newInstance(new ByteArrayInputStream(tokenizerJson),
-          Map.of("addSpecialTokens", "false", "truncation", "false", "padding", "false")));
+      return new OlmoTokenizer(
+          HuggingFaceTokenizer.newInstance(
+              new ByteArrayInputStream(tokenizerJson),
+              Map.of("addSpecialTokens", "false", "truncation", "false", "padding", "false")));
     } catch (IOException e) {
       throw new UncheckedIOException("cannot load the broadcast tokenizer", e);
     }
   }
 
-  /** @return token ids of {@code text}, exactly as the HF tokenizers library gives them */
+  /**
+   * @return token ids of {@code text}, exactly as the HF tokenizers library gives them
+   */
   public long[] encode(String text) {
     if (text.isEmpty()) {
       return new long[0];
     }
-    return tokenizer.encode(text, /* addSpecialTokens= */ false, /* withOverflowingTokens= */ false).getIds();
+    return tokenizer
+        .encode(text, /* addSpecialTokens= */ false, /* withOverflowingTokens= */ false)
+        .getIds();
   }
 
   /**
@@ -65,9 +73,13 @@ public final class OlmoTokenizer implements AutoCloseable {
         present.add(t);
       }
     }
-    Encoding[] enc = present.isEmpty() ? new Encoding[0]
-        : tokenizer.batchEncode(present.toArray(new String[0]), /* addSpecialTokens= */ false,
-            /* withOverflowingTokens= */ false);
+    Encoding[] enc =
+        present.isEmpty()
+            ? new Encoding[0]
+            : tokenizer.batchEncode(
+                present.toArray(new String[0]),
+                /* addSpecialTokens= */ false,
+                /* withOverflowingTokens= */ false);
     int k = 0;
     for (int i = 0; i < out.length; i++) {
       String t = texts.get(i);
@@ -80,5 +92,4 @@ public final class OlmoTokenizer implements AutoCloseable {
   public void close() {
     tokenizer.close();
   }
-
 }

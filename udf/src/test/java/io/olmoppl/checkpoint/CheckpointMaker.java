@@ -14,11 +14,12 @@ import java.util.Map;
 import java.util.SplittableRandom;
 
 /**
- * Writes a random-initialised OLMo checkpoint in a real Hugging Face layout (config.json, model.safetensors,
- * tokenizer.json): for tests that need checkpoints the reference cases do not cover, and for the developer commands
- * {@code make-checkpoint}, {@code demo} and {@code bench}. The config and the tensor names and shapes are the
- * {@link CheckpointLayout}'s; this class only draws the values. It is test code of the udf module, shipped in its
- * test-jar, so that neither the executor library nor the spark-submit jar carries it.
+ * Writes a random-initialised OLMo checkpoint in a real Hugging Face layout (config.json,
+ * model.safetensors, tokenizer.json): for tests that need checkpoints the reference cases do not
+ * cover, and for the developer commands {@code make-checkpoint}, {@code demo} and {@code bench}.
+ * The config and the tensor names and shapes are the {@link CheckpointLayout}'s; this class only
+ * draws the values. It is test code of the udf module, shipped in its test-jar, so that neither the
+ * executor library nor the spark-submit jar carries it.
  *
  * @param layout hf_olmo, olmo or olmo2
  * @param hidden C
@@ -31,10 +32,22 @@ import java.util.SplittableRandom;
  * @param tied whether the config ties the output matrix to the embedding
  * @param dtype stored dtype
  * @param seed random seed
- * @param outputCopy for tied models: also store the output matrix under its own name: NONE, IDENTICAL or DIFFERENT
+ * @param outputCopy for tied models: also store the output matrix under its own name: NONE,
+ *     IDENTICAL or DIFFERENT
  */
-public record CheckpointMaker(CheckpointLayout layout, int hidden, int layers, int heads, int kvHeads, int intermediate,
-    int vocabRows, int maxPositions, boolean tied, DType dtype, long seed, OutputCopy outputCopy) {
+public record CheckpointMaker(
+    CheckpointLayout layout,
+    int hidden,
+    int layers,
+    int heads,
+    int kvHeads,
+    int intermediate,
+    int vocabRows,
+    int maxPositions,
+    boolean tied,
+    DType dtype,
+    long seed,
+    OutputCopy outputCopy) {
 
   /** What a tied checkpoint stores under the output matrix's own name. */
   public enum OutputCopy {
@@ -44,68 +57,155 @@ public record CheckpointMaker(CheckpointLayout layout, int hidden, int layers, i
   }
 
   /**
-   * Embedding rows of OLMo-1 checkpoints (allenai/OLMo-1B-hf, OLMo-7B: embedding_size 50304): the NeoX-derived
-   * tokenizer's 50280 ids padded to a multiple of 128.
+   * Embedding rows of OLMo-1 checkpoints (allenai/OLMo-1B-hf, OLMo-7B: embedding_size 50304): the
+   * NeoX-derived tokenizer's 50280 ids padded to a multiple of 128.
    */
   public static final int NEOX_ROWS = 50304;
 
-  /** Embedding rows of OLMo-2 checkpoints (allenai/OLMo-2-1124-7B: vocab_size 100352): dolma2's ids padded. */
+  /**
+   * Embedding rows of OLMo-2 checkpoints (allenai/OLMo-2-1124-7B: vocab_size 100352): dolma2's ids
+   * padded.
+   */
   public static final int DOLMA2_ROWS = 100352;
 
   /**
-   * Standard deviation of a projection is {@code PROJECTION_GAIN / sqrt(fan_in)}: small enough that a few random
-   * blocks keep the residual stream near unit scale, so log-probs stay spread out instead of saturating.
+   * Standard deviation of a projection is {@code PROJECTION_GAIN / sqrt(fan_in)}: small enough that
+   * a few random blocks keep the residual stream near unit scale, so log-probs stay spread out
+   * instead of saturating.
    */
   static final double PROJECTION_GAIN = 0.3;
 
-  /** Seed of {@link #small}: any fixed value, so that a test writes the same checkpoint on every run. */
+  /**
+   * Seed of {@link #small}: any fixed value, so that a test writes the same checkpoint on every
+   * run.
+   */
   static final long DEFAULT_SEED = 1234;
 
-  /** Small defaults: 2 blocks, hidden 32, 4 heads, the layout's tokenizer width, the layout's default tying. */
+  /**
+   * Small defaults: 2 blocks, hidden 32, 4 heads, the layout's tokenizer width, the layout's
+   * default tying.
+   */
   public static CheckpointMaker small(CheckpointLayout layout) {
-    return new CheckpointMaker(layout, 32, 2, 4, 4, 64, layout == CheckpointLayout.OLMO2 ? DOLMA2_ROWS : NEOX_ROWS,
-        256, layout == CheckpointLayout.HF_OLMO, DType.F32, DEFAULT_SEED, OutputCopy.NONE);
+    return new CheckpointMaker(
+        layout,
+        32,
+        2,
+        4,
+        4,
+        64,
+        layout == CheckpointLayout.OLMO2 ? DOLMA2_ROWS : NEOX_ROWS,
+        256,
+        layout == CheckpointLayout.HF_OLMO,
+        DType.F32,
+        DEFAULT_SEED,
+        OutputCopy.NONE);
   }
 
   public CheckpointMaker withTied(boolean t, OutputCopy copy) {
-    return new CheckpointMaker(layout, hidden, layers, heads, kvHeads, intermediate, vocabRows, maxPositions, t,
-        dtype, seed, copy);
+    return new CheckpointMaker(
+        layout,
+        hidden,
+        layers,
+        heads,
+        kvHeads,
+        intermediate,
+        vocabRows,
+        maxPositions,
+        t,
+        dtype,
+        seed,
+        copy);
   }
 
-  public CheckpointMaker withDims(int hidden, int layers, int heads, int kvHeads, int intermediate, int maxPositions) {
-    return new CheckpointMaker(layout, hidden, layers, heads, kvHeads, intermediate, vocabRows, maxPositions, tied,
-        dtype, seed, outputCopy);
+  public CheckpointMaker withDims(
+      int hidden, int layers, int heads, int kvHeads, int intermediate, int maxPositions) {
+    return new CheckpointMaker(
+        layout,
+        hidden,
+        layers,
+        heads,
+        kvHeads,
+        intermediate,
+        vocabRows,
+        maxPositions,
+        tied,
+        dtype,
+        seed,
+        outputCopy);
   }
 
   public CheckpointMaker withDtype(DType d) {
-    return new CheckpointMaker(layout, hidden, layers, heads, kvHeads, intermediate, vocabRows, maxPositions, tied,
-        d, seed, outputCopy);
+    return new CheckpointMaker(
+        layout,
+        hidden,
+        layers,
+        heads,
+        kvHeads,
+        intermediate,
+        vocabRows,
+        maxPositions,
+        tied,
+        d,
+        seed,
+        outputCopy);
   }
 
   public CheckpointMaker withVocabRows(int rows) {
-    return new CheckpointMaker(layout, hidden, layers, heads, kvHeads, intermediate, rows, maxPositions, tied,
-        dtype, seed, outputCopy);
+    return new CheckpointMaker(
+        layout,
+        hidden,
+        layers,
+        heads,
+        kvHeads,
+        intermediate,
+        rows,
+        maxPositions,
+        tied,
+        dtype,
+        seed,
+        outputCopy);
   }
 
   public CheckpointMaker withSeed(long s) {
-    return new CheckpointMaker(layout, hidden, layers, heads, kvHeads, intermediate, vocabRows, maxPositions, tied,
-        dtype, s, outputCopy);
+    return new CheckpointMaker(
+        layout,
+        hidden,
+        layers,
+        heads,
+        kvHeads,
+        intermediate,
+        vocabRows,
+        maxPositions,
+        tied,
+        dtype,
+        s,
+        outputCopy);
   }
 
-  /** Writes the checkpoint into {@code out} (created if absent), copying {@code tokenizerJson} next to it. */
+  /**
+   * Writes the checkpoint into {@code out} (created if absent), copying {@code tokenizerJson} next
+   * to it.
+   */
   public void write(Path out, Path tokenizerJson) throws IOException {
     Files.createDirectories(out);
     Files.copy(tokenizerJson, out.resolve("tokenizer.json"), StandardCopyOption.REPLACE_EXISTING);
-    Files.writeString(out.resolve("config.json"), new GsonBuilder().setPrettyPrinting().serializeNulls().create()
-        .toJson(config()) + "\n");
+    Files.writeString(
+        out.resolve("config.json"),
+        new GsonBuilder().setPrettyPrinting().serializeNulls().create().toJson(config()) + "\n");
     SafetensorsWriter.write(out.resolve("model.safetensors"), tensors());
   }
 
-  /** @return config.json in the layout's own keys */
+  /**
+   * @return config.json in the layout's own keys
+   */
   public JsonObject config() {
-    JsonObject j = layout.configJson(new Dims(hidden, layers, heads, kvHeads, intermediate, vocabRows, maxPositions),
-        tied, dtype);
-    // a checkpoint with fewer embedding rows than the tokenizer's EOS id: its EOS is its last row (a valid config)
+    JsonObject j =
+        layout.configJson(
+            new Dims(hidden, layers, heads, kvHeads, intermediate, vocabRows, maxPositions),
+            tied,
+            dtype);
+    // a checkpoint with fewer embedding rows than the tokenizer's EOS id: its EOS is its last row
+    // (a valid config)
     for (String k : new String[] {"eos_token_id", "bos_token_id"}) {
       if (j.has(k) && !j.get(k).isJsonNull() && j.get(k).getAsLong() >= vocabRows) {
         j.addProperty(k, vocabRows - 1);
@@ -115,8 +215,9 @@ public record CheckpointMaker(CheckpointLayout layout, int hidden, int layers, i
   }
 
   /**
-   * @return the tensors the layout requires for {@link #config()}, in the layout's order: projections and the
-   *     embedding random normal, norm weights around 1, then the output matrix as {@link #outputCopy} says
+   * @return the tensors the layout requires for {@link #config()}, in the layout's order:
+   *     projections and the embedding random normal, norm weights around 1, then the output matrix
+   *     as {@link #outputCopy} says
    */
   public List<Tensor> tensors() {
     OlmoConfig c = OlmoConfig.fromJson(config(), layout.id() + " config");
@@ -126,8 +227,15 @@ public record CheckpointMaker(CheckpointLayout layout, int hidden, int layers, i
     Tensor embedding = null;
     for (Map.Entry<String, long[]> e : layout.tensors(c).entrySet()) {
       long[] shape = e.getValue();
-      Tensor x = shape.length == 1 ? around1(rnd, e.getKey(), (int) shape[0])
-          : normal(rnd, e.getKey(), e.getKey().equals(emb) ? 1.0 : PROJECTION_GAIN, (int) shape[0], (int) shape[1]);
+      Tensor x =
+          shape.length == 1
+              ? around1(rnd, e.getKey(), (int) shape[0])
+              : normal(
+                  rnd,
+                  e.getKey(),
+                  e.getKey().equals(emb) ? 1.0 : PROJECTION_GAIN,
+                  (int) shape[0],
+                  (int) shape[1]);
       if (e.getKey().equals(emb)) {
         embedding = x;
       }

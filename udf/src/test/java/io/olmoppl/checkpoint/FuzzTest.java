@@ -34,10 +34,11 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * Seeded fuzzing of what a checkpoint from the internet can hold: mutated safetensors headers (parsed in memory),
- * mutated safetensors files (opened from disk, every tensor mapped), mutated {@code config.json} values (parsed in
- * memory, a share through {@link Checkpoint#open}). Every case must load or throw {@link CheckpointException}: never
- * another exception, an error, or a case running past its time bound.
+ * Seeded fuzzing of what a checkpoint from the internet can hold: mutated safetensors headers
+ * (parsed in memory), mutated safetensors files (opened from disk, every tensor mapped), mutated
+ * {@code config.json} values (parsed in memory, a share through {@link Checkpoint#open}). Every
+ * case must load or throw {@link CheckpointException}: never another exception, an error, or a case
+ * running past its time bound.
  */
 class FuzzTest {
   private static final long SEED = 20261129L;
@@ -49,17 +50,18 @@ class FuzzTest {
 
   private static ExecutorService worker;
 
-  @TempDir
-  Path tmp;
+  @TempDir Path tmp;
 
   @BeforeAll
   static void start() {
     io.olmoppl.DjlSettings.configure();
-    worker = Executors.newSingleThreadExecutor(r -> {
-      Thread t = new Thread(r, "fuzz-case");
-      t.setDaemon(true);
-      return t;
-    });
+    worker =
+        Executors.newSingleThreadExecutor(
+            r -> {
+              Thread t = new Thread(r, "fuzz-case");
+              t.setDaemon(true);
+              return t;
+            });
   }
 
   @AfterAll
@@ -70,7 +72,9 @@ class FuzzTest {
   private int loaded;
   private int refused;
 
-  /** Runs one case under a time bound; anything but success or CheckpointException fails the test. */
+  /**
+   * Runs one case under a time bound; anything but success or CheckpointException fails the test.
+   */
   private void run(java.util.function.Supplier<String> what, Callable<?> c) throws Exception {
     Future<?> f = worker.submit(c);
     try {
@@ -84,14 +88,16 @@ class FuzzTest {
         refused++;
         assertTrue(e.getCause().getMessage() != null && !e.getCause().getMessage().isBlank(), what);
       } else {
-        throw new AssertionError("case threw " + e.getCause() + " instead of CheckpointException: " + what.get(),
+        throw new AssertionError(
+            "case threw " + e.getCause() + " instead of CheckpointException: " + what.get(),
             e.getCause());
       }
     }
   }
 
   private static List<Tensor> smallTensors() {
-    return List.of(new Tensor("a.weight", DType.F32, new long[] {3, 4}, new float[12]),
+    return List.of(
+        new Tensor("a.weight", DType.F32, new long[] {3, 4}, new float[12]),
         new Tensor("b.weight", DType.F16, new long[] {5}, new float[5]),
         new Tensor("c.bias", DType.BF16, new long[] {2, 2}, new float[4]),
         new Tensor("d.empty", DType.F32, new long[] {0, 7}, new float[0]));
@@ -132,8 +138,14 @@ class FuzzTest {
     if (entry.isJsonObject() && kind < 9) {
       JsonObject o = entry.getAsJsonObject();
       switch (kind) {
-        case 0 -> o.add("dtype", r.nextBoolean() ? randomValue(r)
-            : new JsonPrimitive(List.of("F64", "I8", "BOOL", "U8", "F8_E4M3", "", "f32").get(r.nextInt(7))));
+        case 0 ->
+            o.add(
+                "dtype",
+                r.nextBoolean()
+                    ? randomValue(r)
+                    : new JsonPrimitive(
+                        List.of("F64", "I8", "BOOL", "U8", "F8_E4M3", "", "f32")
+                            .get(r.nextInt(7))));
         case 1 -> {
           JsonArray s = new JsonArray();
           int n = r.nextInt(6);
@@ -166,7 +178,8 @@ class FuzzTest {
           o.add("data_offsets", d);
         }
         case 5 -> o.remove(List.of("dtype", "shape", "data_offsets").get(r.nextInt(3)));
-        case 6 -> o.add(List.of("dtype", "shape", "data_offsets").get(r.nextInt(3)), randomValue(r));
+        case 6 ->
+            o.add(List.of("dtype", "shape", "data_offsets").get(r.nextInt(3)), randomValue(r));
         case 7 -> { // overlap another tensor's bytes
           for (String other : names) {
             if (!other.equals(name) && h.get(other).isJsonObject()) {
@@ -188,8 +201,11 @@ class FuzzTest {
       }
       case 10 -> deepJson(r.nextInt(100, 10_000)).getBytes(StandardCharsets.UTF_8);
       case 11 -> {
-        h.add("__metadata__", r.nextBoolean() ? randomValue(r) : JsonParser.parseString("{\"k\":" + deepJson(50)
-            + "}"));
+        h.add(
+            "__metadata__",
+            r.nextBoolean()
+                ? randomValue(r)
+                : JsonParser.parseString("{\"k\":" + deepJson(50) + "}"));
         yield h.toString().getBytes(StandardCharsets.UTF_8);
       }
       case 12 -> { // a huge but valid string value
@@ -227,48 +243,58 @@ class FuzzTest {
       byte[] h = mutateHeader(r, header, dataLen);
       long size = 8 + h.length + Math.max(0, dataLen + r.nextLong(-16, 16));
       int n = i;
-      run(() -> "header case " + n + ": " + new String(h, 0, Math.min(h.length, 300), StandardCharsets.UTF_8),
+      run(
+          () ->
+              "header case "
+                  + n
+                  + ": "
+                  + new String(h, 0, Math.min(h.length, 300), StandardCharsets.UTF_8),
           () -> SafetensorsFile.parse(base, size, h));
     }
 
-    // 2. whole files on disk: length field, header and data mutated; every tensor of a file that opens is mapped
+    // 2. whole files on disk: length field, header and data mutated; every tensor of a file that
+    // opens is mapped
     Path f = tmp.resolve("model.safetensors");
     for (int i = 0; i < FILE_CASES; i++) {
       byte[] b;
       int kind = r.nextInt(5);
       if (kind == 0) { // length field
         b = file.clone();
-        long len = switch (r.nextInt(6)) {
-          case 0 -> -r.nextLong(1, Long.MAX_VALUE);
-          case 1 -> r.nextLong(SafetensorsFile.MAX_HEADER_BYTES, Long.MAX_VALUE);
-          case 2 -> headerLen + r.nextInt(-3, 4);
-          case 3 -> 0;
-          case 4 -> file.length - 8 + r.nextInt(0, 3);
-          default -> r.nextLong(0, 1 << 20);
-        };
+        long len =
+            switch (r.nextInt(6)) {
+              case 0 -> -r.nextLong(1, Long.MAX_VALUE);
+              case 1 -> r.nextLong(SafetensorsFile.MAX_HEADER_BYTES, Long.MAX_VALUE);
+              case 2 -> headerLen + r.nextInt(-3, 4);
+              case 3 -> 0;
+              case 4 -> file.length - 8 + r.nextInt(0, 3);
+              default -> r.nextLong(0, 1 << 20);
+            };
         ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN).putLong(0, len);
       } else if (kind == 1) { // truncated or extended
         b = Arrays.copyOf(file, r.nextInt(0, file.length + 64));
       } else { // a mutated header with the original data
         byte[] h = mutateHeader(r, header, dataLen);
-        ByteBuffer bb = ByteBuffer.allocate(8 + h.length + (int) dataLen).order(ByteOrder.LITTLE_ENDIAN);
+        ByteBuffer bb =
+            ByteBuffer.allocate(8 + h.length + (int) dataLen).order(ByteOrder.LITTLE_ENDIAN);
         bb.putLong(h.length).put(h).put(file, 8 + (int) headerLen, (int) dataLen);
         b = bb.array();
       }
       Files.write(f, b);
       byte[] shown = b;
       int n = i;
-      run(() -> "file case " + n + " (" + shown.length + " bytes)", () -> {
-        SafetensorsFile s = SafetensorsFile.open(f);
-        for (SafetensorsFile.TensorInfo t : s.tensors().values()) {
-          for (ByteBuffer x : s.map(t)) {
-            if (x.capacity() > 0) {
-              x.get(x.capacity() - 1);
+      run(
+          () -> "file case " + n + " (" + shown.length + " bytes)",
+          () -> {
+            SafetensorsFile s = SafetensorsFile.open(f);
+            for (SafetensorsFile.TensorInfo t : s.tensors().values()) {
+              for (ByteBuffer x : s.map(t)) {
+                if (x.capacity() > 0) {
+                  x.get(x.capacity() - 1);
+                }
+              }
             }
-          }
-        }
-        return s;
-      });
+            return s;
+          });
     }
 
     // 3. config values: every layout's config, keys set to hostile values, removed, or added
@@ -284,36 +310,60 @@ class FuzzTest {
         String k = keys.get(r.nextInt(keys.size()));
         switch (r.nextInt(5)) {
           case 0 -> c.remove(k);
-          case 1 -> c.add(List.of("rope_scaling", "n_kv_heads", "multi_query_attention", "embedding_size",
-              "clip_qkv", "bos_token_id", "mlp_hidden_size").get(r.nextInt(7)), randomValue(r));
+          case 1 ->
+              c.add(
+                  List.of(
+                          "rope_scaling",
+                          "n_kv_heads",
+                          "multi_query_attention",
+                          "embedding_size",
+                          "clip_qkv",
+                          "bos_token_id",
+                          "mlp_hidden_size")
+                      .get(r.nextInt(7)),
+                  randomValue(r));
           default -> c.add(k, randomValue(r));
         }
       }
       JsonObject mutated = c;
       int n = i;
-      run(() -> "config case " + n + ": " + mutated, () -> {
-        OlmoConfig cfg = OlmoConfig.fromJson(mutated, "config.json");
-        return cfg.layout().tensors(cfg);
-      });
+      run(
+          () -> "config case " + n + ": " + mutated,
+          () -> {
+            OlmoConfig cfg = OlmoConfig.fromJson(mutated, "config.json");
+            return cfg.layout().tensors(cfg);
+          });
     }
 
     // 4. a share of mutated configs through Checkpoint.open, against a real checkpoint directory
     Path dir = tmp.resolve("ckpt");
-    CheckpointMaker maker = CheckpointMaker.small(CheckpointLayout.OLMO).withDims(16, 1, 4, 2, 24, 32).withVocabRows(50304);
+    CheckpointMaker maker =
+        CheckpointMaker.small(CheckpointLayout.OLMO)
+            .withDims(16, 1, 4, 2, 24, 32)
+            .withVocabRows(50304);
     maker.write(dir, Refcases.dir("p01_olmo_tied_f32").resolve("tokenizer.json"));
     JsonObject good = maker.config();
     for (int i = 0; i < CONFIG_OPENS; i++) {
       JsonObject c = good.deepCopy();
       List<String> keys = new ArrayList<>(c.keySet());
-      c.add(keys.get(r.nextInt(keys.size())), r.nextInt(3) == 0 ? new JsonPrimitive(r.nextInt(1, 64))
-          : randomValue(r));
+      c.add(
+          keys.get(r.nextInt(keys.size())),
+          r.nextInt(3) == 0 ? new JsonPrimitive(r.nextInt(1, 64)) : randomValue(r));
       Files.writeString(dir.resolve("config.json"), c.toString());
       int n = i;
       run(() -> "open case " + n + ": " + c, () -> Checkpoint.open(dir, TyingRule.STRICT));
     }
     int total = HEADER_CASES + FILE_CASES + CONFIG_CASES + CONFIG_OPENS;
-    System.out.println("FuzzTest: " + total + " cases (seed " + SEED + "): " + loaded + " loaded, " + refused
-        + " refused with CheckpointException");
+    System.out.println(
+        "FuzzTest: "
+            + total
+            + " cases (seed "
+            + SEED
+            + "): "
+            + loaded
+            + " loaded, "
+            + refused
+            + " refused with CheckpointException");
     assertEquals(total, loaded + refused);
     assertTrue(loaded > 0 && refused > total / 2, "the mutations reach both outcomes");
   }

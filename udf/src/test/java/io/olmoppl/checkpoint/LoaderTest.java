@@ -34,19 +34,21 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * {@link Checkpoint#open} on broken directories: every refusal is a {@link CheckpointException} whose message names
- * the problem (file, tensor, shapes). Also sharded checkpoints and the config quirks of released OLMo checkpoints
- * (hf_olmo's multi_query_attention, OLMo-1's eos_token_id 0).
+ * {@link Checkpoint#open} on broken directories: every refusal is a {@link CheckpointException}
+ * whose message names the problem (file, tensor, shapes). Also sharded checkpoints and the config
+ * quirks of released OLMo checkpoints (hf_olmo's multi_query_attention, OLMo-1's eos_token_id 0).
  */
 class LoaderTest {
   /** olmo layout, hidden 16, 1 block, 4 heads, 2 kv heads (kv dim 8), I = 24, untied, F32. */
   private static final CheckpointMaker MAKER =
-      CheckpointMaker.small(CheckpointLayout.OLMO).withDims(16, 1, 4, 2, 24, 32).withVocabRows(CheckpointMaker.NEOX_ROWS).withSeed(42);
+      CheckpointMaker.small(CheckpointLayout.OLMO)
+          .withDims(16, 1, 4, 2, 24, 32)
+          .withVocabRows(CheckpointMaker.NEOX_ROWS)
+          .withSeed(42);
 
   private static final String K_PROJ = "model.layers.0.self_attn.k_proj.weight";
 
-  @TempDir
-  Path tmp;
+  @TempDir Path tmp;
 
   @BeforeAll
   static void configure() {
@@ -70,9 +72,11 @@ class LoaderTest {
   }
 
   /** Replaces model.safetensors with a hand-made file: 8-byte length, header, data. */
-  private Path withRawFile(String name, long headerLen, byte[] header, byte[] data) throws IOException {
+  private Path withRawFile(String name, long headerLen, byte[] header, byte[] data)
+      throws IOException {
     Path dir = valid(name);
-    ByteBuffer b = ByteBuffer.allocate(8 + header.length + data.length).order(ByteOrder.LITTLE_ENDIAN);
+    ByteBuffer b =
+        ByteBuffer.allocate(8 + header.length + data.length).order(ByteOrder.LITTLE_ENDIAN);
     b.putLong(headerLen).put(header).put(data);
     Files.write(dir.resolve("model.safetensors"), b.array());
     return dir;
@@ -84,7 +88,8 @@ class LoaderTest {
   }
 
   private static String refused(Path dir) {
-    CheckpointException e = assertThrows(CheckpointException.class, () -> Checkpoint.open(dir, TyingRule.STRICT));
+    CheckpointException e =
+        assertThrows(CheckpointException.class, () -> Checkpoint.open(dir, TyingRule.STRICT));
     assertTrue(e.getMessage() != null && !e.getMessage().isBlank());
     return e.getMessage();
   }
@@ -123,7 +128,8 @@ class LoaderTest {
     byte[] all = Files.readAllBytes(f);
     Files.write(f, Arrays.copyOf(all, all.length - 10));
     // the last tensor written is lm_head.weight: its end lies past the shortened data
-    assertMentions(refused(dir), "model.safetensors", "lm_head.weight", "data_offsets", "truncated");
+    assertMentions(
+        refused(dir), "model.safetensors", "lm_head.weight", "data_offsets", "truncated");
   }
 
   @Test
@@ -157,36 +163,59 @@ class LoaderTest {
 
   @Test
   void dataOffsetsOutsideFile() throws IOException {
-    Path dir = withRawFile("outside",
-        "{\"blob.weight\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[16,32]}}", 16);
-    assertMentions(refused(dir), "model.safetensors", "blob.weight", "data_offsets [16, 32]", "16 data bytes");
+    Path dir =
+        withRawFile(
+            "outside",
+            "{\"blob.weight\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[16,32]}}",
+            16);
+    assertMentions(
+        refused(dir), "model.safetensors", "blob.weight", "data_offsets [16, 32]", "16 data bytes");
   }
 
   @Test
   void overlappingTensors() throws IOException {
-    Path dir = withRawFile("overlap", "{\"first.weight\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},"
-        + "\"second.weight\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[8,24]}}", 24);
+    Path dir =
+        withRawFile(
+            "overlap",
+            "{\"first.weight\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},"
+                + "\"second.weight\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[8,24]}}",
+            24);
     assertMentions(refused(dir), "model.safetensors", "first.weight", "second.weight", "overlap");
   }
 
   @Test
   void dtypeTimesShapeIsNotByteLength() throws IOException {
-    Path dir = withRawFile("size", "{\"odd.weight\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,16]}}", 16);
+    Path dir =
+        withRawFile(
+            "size",
+            "{\"odd.weight\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,16]}}",
+            16);
     assertMentions(refused(dir), "model.safetensors", "odd.weight", "12 bytes", "16 bytes");
-    Path f16 = withRawFile("size16",
-        "{\"half.weight\":{\"dtype\":\"F16\",\"shape\":[2,4],\"data_offsets\":[0,32]}}", 32);
+    Path f16 =
+        withRawFile(
+            "size16",
+            "{\"half.weight\":{\"dtype\":\"F16\",\"shape\":[2,4],\"data_offsets\":[0,32]}}",
+            32);
     assertMentions(refused(f16), "half.weight", "16 bytes", "32 bytes");
   }
 
   @Test
   void unsupportedDtype() throws IOException {
-    Path dir = withRawFile("i64", "{\"ids.weight\":{\"dtype\":\"I64\",\"shape\":[2],\"data_offsets\":[0,16]}}", 16);
+    Path dir =
+        withRawFile(
+            "i64",
+            "{\"ids.weight\":{\"dtype\":\"I64\",\"shape\":[2],\"data_offsets\":[0,16]}}",
+            16);
     assertMentions(refused(dir), "model.safetensors", "ids.weight", "I64", "F32, F16 and BF16");
   }
 
   @Test
   void negativeDimension() throws IOException {
-    Path dir = withRawFile("neg", "{\"neg.weight\":{\"dtype\":\"F32\",\"shape\":[-1,4],\"data_offsets\":[0,16]}}", 16);
+    Path dir =
+        withRawFile(
+            "neg",
+            "{\"neg.weight\":{\"dtype\":\"F32\",\"shape\":[-1,4],\"data_offsets\":[0,16]}}",
+            16);
     assertMentions(refused(dir), "neg.weight", "negative");
   }
 
@@ -201,15 +230,25 @@ class LoaderTest {
 
   @Test
   void missingEmbeddingNamedWithExpectedShape() throws IOException {
-    Path dir = withTensors("noemb", t -> t.removeIf(x -> x.name().equals("model.embed_tokens.weight")));
+    Path dir =
+        withTensors("noemb", t -> t.removeIf(x -> x.name().equals("model.embed_tokens.weight")));
     assertMentions(refused(dir), "model.embed_tokens.weight", "[50304, 16]");
   }
 
   @Test
   void unexpectedExtraTensorNamed() throws IOException {
-    Path dir = withTensors("extra", t -> t.add(new Tensor("model.layers.0.self_attn.extra_proj.weight", DType.F32,
-        new long[] {2, 3}, new float[6])));
-    assertMentions(refused(dir), "model.layers.0.self_attn.extra_proj.weight", "[2, 3]", "does not use");
+    Path dir =
+        withTensors(
+            "extra",
+            t ->
+                t.add(
+                    new Tensor(
+                        "model.layers.0.self_attn.extra_proj.weight",
+                        DType.F32,
+                        new long[] {2, 3},
+                        new float[6])));
+    assertMentions(
+        refused(dir), "model.layers.0.self_attn.extra_proj.weight", "[2, 3]", "does not use");
   }
 
   @Test
@@ -223,15 +262,33 @@ class LoaderTest {
 
   @Test
   void misshapedTensorNamedWithBothShapes() throws IOException {
-    Path dir = withTensors("shape", t -> t.replaceAll(x -> x.name().equals(K_PROJ)
-        ? new Tensor(K_PROJ, DType.F32, new long[] {16, 16}, new float[256]) : x));
+    Path dir =
+        withTensors(
+            "shape",
+            t ->
+                t.replaceAll(
+                    x ->
+                        x.name().equals(K_PROJ)
+                            ? new Tensor(K_PROJ, DType.F32, new long[] {16, 16}, new float[256])
+                            : x));
     assertMentions(refused(dir), K_PROJ, "[16, 16]", "[8, 16]");
   }
 
   @Test
   void misshapedOutputMatrixNamed() throws IOException {
-    Path dir = withTensors("outshape", t -> t.replaceAll(x -> x.name().equals("lm_head.weight")
-        ? new Tensor("lm_head.weight", DType.F32, new long[] {50304, 8}, new float[50304 * 8]) : x));
+    Path dir =
+        withTensors(
+            "outshape",
+            t ->
+                t.replaceAll(
+                    x ->
+                        x.name().equals("lm_head.weight")
+                            ? new Tensor(
+                                "lm_head.weight",
+                                DType.F32,
+                                new long[] {50304, 8},
+                                new float[50304 * 8])
+                            : x));
     assertMentions(refused(dir), "lm_head.weight", "[50304, 8]", "[50304, 16]");
   }
 
@@ -243,7 +300,8 @@ class LoaderTest {
     Path dir = valid("pickle");
     Files.delete(dir.resolve("model.safetensors"));
     Path bin = dir.resolve("pytorch_model.bin");
-    byte[] garbage = new byte[64]; // not a pickle, not a zip: any attempt to parse it fails differently
+    byte[] garbage =
+        new byte[64]; // not a pickle, not a zip: any attempt to parse it fails differently
     Arrays.fill(garbage, (byte) 0xEE);
     Files.write(bin, garbage);
     bin.toFile().setReadable(false, false);
@@ -283,7 +341,8 @@ class LoaderTest {
   void tokenizerLargerThanEmbedding() throws IOException {
     Path dir = tmp.resolve("smallvocab");
     MAKER.withVocabRows(1000).write(dir, Refcases.neoxTokenizer());
-    patchConfig(dir, j -> j.addProperty("eos_token_id", 1)); // an EOS beyond the rows is refused first
+    patchConfig(
+        dir, j -> j.addProperty("eos_token_id", 1)); // an EOS beyond the rows is refused first
     assertMentions(refused(dir), "tokenizer.json", "50279", "1000 embedding rows");
   }
 
@@ -304,7 +363,9 @@ class LoaderTest {
   // ---------------------------------------------------------------------------------------------------------------
   // sharded checkpoints
 
-  /** Writes MAKER's tensors as two shards plus model.safetensors.index.json; returns the directory. */
+  /**
+   * Writes MAKER's tensors as two shards plus model.safetensors.index.json; returns the directory.
+   */
   private Path sharded(String name, String secondShardNameInIndex) throws IOException {
     Path dir = valid(name);
     Files.delete(dir.resolve("model.safetensors"));
@@ -334,7 +395,10 @@ class LoaderTest {
     assertEquals(MAKER.tensors().size(), c.tensors().size());
     Set<Path> files = new HashSet<>();
     c.tensors().values().forEach(l -> files.add(l.file().path().getFileName()));
-    assertEquals(Set.of(Path.of("model-00001-of-00002.safetensors"), Path.of("model-00002-of-00002.safetensors")),
+    assertEquals(
+        Set.of(
+            Path.of("model-00001-of-00002.safetensors"),
+            Path.of("model-00002-of-00002.safetensors")),
         files);
     Checkpoint single = Checkpoint.open(valid("single"), TyingRule.STRICT);
     assertEquals(single.uniqueWeightBytes(), c.uniqueWeightBytes());
@@ -354,7 +418,8 @@ class LoaderTest {
   @Test
   void shardedIndexNamingMissingShard() throws IOException {
     Path dir = sharded("missingshard", "model-00003-of-00003.safetensors");
-    assertMentions(refused(dir), "model.safetensors.index.json", "model-00003-of-00003.safetensors");
+    assertMentions(
+        refused(dir), "model.safetensors.index.json", "model-00003-of-00003.safetensors");
   }
 
   @Test
@@ -364,7 +429,10 @@ class LoaderTest {
     String last = MAKER.tensors().get(MAKER.tensors().size() - 1).name();
     String msg = refused(dir);
     assertMentions(msg, "model-00001-of-00002.safetensors", "does not hold");
-    assertTrue(MAKER.tensors().stream().skip(MAKER.tensors().size() / 2).anyMatch(t -> msg.contains(t.name())),
+    assertTrue(
+        MAKER.tensors().stream()
+            .skip(MAKER.tensors().size() / 2)
+            .anyMatch(t -> msg.contains(t.name())),
         "names a tensor of the second half (e.g. " + last + "): " + msg);
   }
 
@@ -404,36 +472,48 @@ class LoaderTest {
     JsonObject both = hfOlmoConfig();
     both.addProperty("n_kv_heads", 4);
     both.addProperty("multi_query_attention", true);
-    CheckpointException e = assertThrows(CheckpointException.class, () -> OlmoConfig.fromJson(both, "config.json"));
+    CheckpointException e =
+        assertThrows(CheckpointException.class, () -> OlmoConfig.fromJson(both, "config.json"));
     assertMentions(e.getMessage(), "multi_query_attention", "n_kv_heads");
   }
 
   @Test
   void multiQueryHfOlmoCheckpointLoads() throws IOException {
     // the checkpoint's att_proj has d_model + 2 * head_dim rows when kv = 1
-    CheckpointMaker mqa = CheckpointMaker.small(CheckpointLayout.HF_OLMO).withDims(16, 1, 4, 1, 24, 32);
+    CheckpointMaker mqa =
+        CheckpointMaker.small(CheckpointLayout.HF_OLMO).withDims(16, 1, 4, 1, 24, 32);
     Path dir = tmp.resolve("mqa");
     mqa.write(dir, Refcases.neoxTokenizer());
-    patchConfig(dir, j -> {
-      j.add("n_kv_heads", JsonNull.INSTANCE);
-      j.addProperty("multi_query_attention", true);
-    });
+    patchConfig(
+        dir,
+        j -> {
+          j.add("n_kv_heads", JsonNull.INSTANCE);
+          j.addProperty("multi_query_attention", true);
+        });
     Checkpoint c = Checkpoint.open(dir, TyingRule.STRICT);
     assertEquals(1, c.config().numKeyValueHeads());
-    assertEquals(16 + 2 * 4, c.tensors().get("model.transformer.blocks.0.att_proj.weight").info().shape()[0]);
+    assertEquals(
+        16 + 2 * 4,
+        c.tensors().get("model.transformer.blocks.0.att_proj.weight").info().shape()[0]);
   }
 
   @Test
   void eosZeroWithNeoxTokenizerBecomes50279WithWarning() throws IOException {
-    for (CheckpointLayout layout : new CheckpointLayout[] {CheckpointLayout.OLMO, CheckpointLayout.HF_OLMO}) {
+    for (CheckpointLayout layout :
+        new CheckpointLayout[] {CheckpointLayout.OLMO, CheckpointLayout.HF_OLMO}) {
       Path dir = tmp.resolve("eos0-" + layout.id());
-      CheckpointMaker.small(layout).withDims(16, 1, 4, 4, 24, 32).withVocabRows(CheckpointMaker.NEOX_ROWS).write(dir, Refcases.neoxTokenizer());
+      CheckpointMaker.small(layout)
+          .withDims(16, 1, 4, 4, 24, 32)
+          .withVocabRows(CheckpointMaker.NEOX_ROWS)
+          .write(dir, Refcases.neoxTokenizer());
       patchConfig(dir, j -> j.addProperty("eos_token_id", 0));
       Checkpoint c = Checkpoint.open(dir, TyingRule.STRICT);
       assertEquals(50279, c.config().eosTokenId(), layout.id());
       assertEquals(1, c.config().warnings().size(), layout.id() + ": " + c.config().warnings());
       assertMentions(c.config().warnings().get(0), "eos_token_id 0", "50279");
-      assertEquals(50279, io.olmoppl.scoring.PerplexityScorer.prefixToken(c.config(), io.olmoppl.scoring.Bos.AUTO));
+      assertEquals(
+          50279,
+          io.olmoppl.scoring.PerplexityScorer.prefixToken(c.config(), io.olmoppl.scoring.Bos.AUTO));
     }
   }
 
@@ -462,7 +542,10 @@ class LoaderTest {
   @Test
   void fingerprintDependsOnConfigAndTensors() throws IOException {
     String a = Checkpoint.open(valid("fp-a"), TyingRule.STRICT).fingerprint();
-    assertEquals(a, Checkpoint.open(valid("fp-b"), TyingRule.STRICT).fingerprint(), "same files, same fingerprint");
+    assertEquals(
+        a,
+        Checkpoint.open(valid("fp-b"), TyingRule.STRICT).fingerprint(),
+        "same files, same fingerprint");
     Path c = valid("fp-c");
     patchConfig(c, j -> j.addProperty("eos_token_id", 50278));
     assertNotEquals(a, Checkpoint.open(c, TyingRule.STRICT).fingerprint());

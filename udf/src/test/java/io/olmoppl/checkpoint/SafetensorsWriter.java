@@ -13,8 +13,9 @@ import java.nio.file.Path;
 import java.util.List;
 
 /**
- * Writes safetensors files (random-initialised checkpoints for tests and the developer commands): the 8-byte header
- * length, the JSON header padded to 8 bytes, the tensors in order. Test code, shipped in the udf test-jar.
+ * Writes safetensors files (random-initialised checkpoints for tests and the developer commands):
+ * the 8-byte header length, the JSON header padded to 8 bytes, the tensors in order. Test code,
+ * shipped in the udf test-jar.
  */
 public final class SafetensorsWriter {
   private SafetensorsWriter() {}
@@ -46,16 +47,21 @@ public final class SafetensorsWriter {
     meta.addProperty("format", "pt");
     header.add("__metadata__", meta);
     byte[] hb = header.toString().getBytes(StandardCharsets.UTF_8);
-    int pad = (8 - hb.length % 8) % 8; // the reference writer pads the header with spaces to 8-byte alignment
+    int pad =
+        (8 - hb.length % 8)
+            % 8; // the reference writer pads the header with spaces to 8-byte alignment
     try (OutputStream out = new BufferedOutputStream(Files.newOutputStream(path), 1 << 20)) {
-      ByteBuffer len = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(hb.length + pad);
+      ByteBuffer len =
+          ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(hb.length + pad);
       out.write(len.array());
       out.write(hb);
       for (int i = 0; i < pad; i++) {
         out.write(' ');
       }
       for (Tensor t : tensors) {
-        ByteBuffer b = ByteBuffer.allocate(t.values().length * t.dtype().bytes()).order(ByteOrder.LITTLE_ENDIAN);
+        ByteBuffer b =
+            ByteBuffer.allocate(t.values().length * t.dtype().bytes())
+                .order(ByteOrder.LITTLE_ENDIAN);
         for (float v : t.values()) {
           switch (t.dtype()) {
             case F32 -> b.putFloat(v);

@@ -33,22 +33,27 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 
 /**
- * The project's tying rule (weight tying is at the tensor level; OLMo's models compute tied logits from the embedding):
- * a tied checkpoint that also stores the output matrix is one tensor when the copy is byte-identical; a differing copy
- * is refused by default, or resolved by the tying rule {@code config} (logits from the embedding) or {@code
- * checkpoint} (the stored matrix, untied).
+ * The project's tying rule (weight tying is at the tensor level; OLMo's models compute tied logits
+ * from the embedding): a tied checkpoint that also stores the output matrix is one tensor when the
+ * copy is byte-identical; a differing copy is refused by default, or resolved by the tying rule
+ * {@code config} (logits from the embedding) or {@code checkpoint} (the stored matrix, untied).
  */
 class TyingTest {
   private static final int VOCAB = CheckpointMaker.NEOX_ROWS;
   private static final int HIDDEN = 16;
+
   /** CheckpointMaker's DIFFERENT copy adds 0.5 to element (V*C)/2, i.e. row V/2, column 0. */
   private static final long CHANGED_ROW = VOCAB / 2;
-  /** Targets include the changed row several times, so its log-prob visibly moves when that row is used. */
-  private static final long[] TOKENS = {50279, CHANGED_ROW, 17, 900, CHANGED_ROW, 3001, 45000, CHANGED_ROW, 12, 5,
-      CHANGED_ROW};
 
-  @TempDir
-  Path tmp;
+  /**
+   * Targets include the changed row several times, so its log-prob visibly moves when that row is
+   * used.
+   */
+  private static final long[] TOKENS = {
+    50279, CHANGED_ROW, 17, 900, CHANGED_ROW, 3001, 45000, CHANGED_ROW, 12, 5, CHANGED_ROW
+  };
+
+  @TempDir Path tmp;
 
   @BeforeAll
   static void configure() {
@@ -56,7 +61,10 @@ class TyingTest {
   }
 
   private static CheckpointMaker tiedMaker(CheckpointLayout layout, OutputCopy copy) {
-    return CheckpointMaker.small(layout).withDims(HIDDEN, 1, 4, 2, 24, 32).withVocabRows(VOCAB).withSeed(77)
+    return CheckpointMaker.small(layout)
+        .withDims(HIDDEN, 1, 4, 2, 24, 32)
+        .withVocabRows(VOCAB)
+        .withSeed(77)
         .withTied(true, copy);
   }
 
@@ -67,7 +75,8 @@ class TyingTest {
   }
 
   private static float[] score(Checkpoint c) {
-    try (OlmoModel m = OlmoModel.load(c, c, Device.cpu(), Precision.FP32); NDManager bm = m.newBatchManager()) {
+    try (OlmoModel m = OlmoModel.load(c, c, Device.cpu(), Precision.FP32);
+        NDManager bm = m.newBatchManager()) {
       return m.logProbs(bm, List.of(new Window(TOKENS, 0)))[0];
     }
   }
@@ -118,8 +127,11 @@ class TyingTest {
       assertSame(m.embedding(), m.output(), "one native tensor serves both roles");
       assertEquals(1, m.distinctWeights().size());
       // the alias is not loaded a second time: one [50304, 48] array in the weights' manager
-      long matrices = ((BaseNDManager) m.weightsManager()).getManagedArrays().stream()
-          .filter(a -> a.getShape().equals(new ai.djl.ndarray.types.Shape(50304, 48))).count();
+      long matrices =
+          ((BaseNDManager) m.weightsManager())
+              .getManagedArrays().stream()
+                  .filter(a -> a.getShape().equals(new ai.djl.ndarray.types.Shape(50304, 48)))
+                  .count();
       assertEquals(1, matrices);
     }
   }
@@ -127,7 +139,10 @@ class TyingTest {
   // ---------------------------------------------------------------------------------------------------------------
   // (b) tied config with a differing stored copy
 
-  /** The max abs difference between the maker's embedding and its DIFFERENT copy, as the loader computes it. */
+  /**
+   * The max abs difference between the maker's embedding and its DIFFERENT copy, as the loader
+   * computes it.
+   */
   private static double writtenDifference(CheckpointMaker maker) {
     List<Tensor> t = maker.tensors();
     float[] emb = t.get(0).values();
@@ -141,26 +156,40 @@ class TyingTest {
   }
 
   @ParameterizedTest
-  @EnumSource(value = CheckpointLayout.class, names = {"HF_OLMO", "OLMO"})
+  @EnumSource(
+      value = CheckpointLayout.class,
+      names = {"HF_OLMO", "OLMO"})
   void differingCopyIsRefusedByDefault(CheckpointLayout layout) throws IOException {
     CheckpointMaker maker = tiedMaker(layout, OutputCopy.DIFFERENT);
     Path dir = write("strict-" + layout.id(), maker);
-    CheckpointException e = assertThrows(CheckpointException.class, () -> Checkpoint.open(dir, TyingRule.STRICT));
+    CheckpointException e =
+        assertThrows(CheckpointException.class, () -> Checkpoint.open(dir, TyingRule.STRICT));
     String msg = e.getMessage();
     String emb = layout.embedding();
     String out = layout.output();
-    for (String part : List.of(emb, out, "max abs difference", tyingKey(layout), "--tying config",
-        "--tying checkpoint")) {
+    for (String part :
+        List.of(
+            emb,
+            out,
+            "max abs difference",
+            tyingKey(layout),
+            "--tying config",
+            "--tying checkpoint")) {
       assertTrue(msg.contains(part), "message should mention '" + part + "': " + msg);
     }
     double diff = writtenDifference(maker);
     assertEquals(0.5, diff, 1e-6, "CheckpointMaker moves one element by 0.5");
-    assertTrue(msg.contains("max abs difference " + diff), "message should give the difference " + diff + ": " + msg);
+    assertTrue(
+        msg.contains("max abs difference " + diff),
+        "message should give the difference " + diff + ": " + msg);
   }
 
   @ParameterizedTest
-  @EnumSource(value = CheckpointLayout.class, names = {"HF_OLMO", "OLMO"})
-  void tyingConfigUsesEmbeddingAndTyingCheckpointUsesStoredMatrix(CheckpointLayout layout) throws IOException {
+  @EnumSource(
+      value = CheckpointLayout.class,
+      names = {"HF_OLMO", "OLMO"})
+  void tyingConfigUsesEmbeddingAndTyingCheckpointUsesStoredMatrix(CheckpointLayout layout)
+      throws IOException {
     String emb = layout.embedding();
     String out = layout.output();
     Path different = write("diff-" + layout.id(), tiedMaker(layout, OutputCopy.DIFFERENT));
@@ -177,7 +206,8 @@ class TyingTest {
     assertEquals(emb, tc.outputTensor());
     assertEquals(out, tc.ignoredTensor());
     assertEquals(1, tc.warnings().size());
-    assertTrue(tc.warnings().get(0).contains("tying config") && tc.warnings().get(0).contains(out),
+    assertTrue(
+        tc.warnings().get(0).contains("tying config") && tc.warnings().get(0).contains(out),
         tc.warnings().get(0));
     assertEquals(none.uniqueWeightBytes(), cfg.uniqueWeightBytes());
     try (OlmoModel m = OlmoModel.load(cfg, cfg, Device.cpu(), Precision.FP32)) {
@@ -188,7 +218,11 @@ class TyingTest {
     float[] viaPlain = score(none);
     assertEquals(TOKENS.length - 1, viaConfig.length);
     for (int i = 0; i < viaConfig.length; i++) {
-      assertEquals(viaPlain[i], viaConfig[i], 1e-6, "CONFIG scores as the checkpoint without the copy, target " + i);
+      assertEquals(
+          viaPlain[i],
+          viaConfig[i],
+          1e-6,
+          "CONFIG scores as the checkpoint without the copy, target " + i);
     }
 
     // CHECKPOINT: the stored matrix as an untied output projection
@@ -200,7 +234,10 @@ class TyingTest {
     assertEquals(out, tk.outputTensor());
     assertEquals(1, tk.warnings().size());
     assertTrue(tk.warnings().get(0).contains("tying checkpoint"), tk.warnings().get(0));
-    assertEquals(cfg.uniqueWeightBytes() + (long) VOCAB * HIDDEN * 4, ck.uniqueWeightBytes(), "two matrices");
+    assertEquals(
+        cfg.uniqueWeightBytes() + (long) VOCAB * HIDDEN * 4,
+        ck.uniqueWeightBytes(),
+        "two matrices");
     try (OlmoModel m = OlmoModel.load(ck, ck, Device.cpu(), Precision.FP32)) {
       assertFalse(m.tied());
       assertNotSame(m.embedding(), m.output());
@@ -217,7 +254,8 @@ class TyingTest {
         elsewhere = Math.max(elsewhere, d);
       }
     }
-    assertTrue(onChangedRow > 1e-3, "targets on the changed row must score differently: " + onChangedRow);
+    assertTrue(
+        onChangedRow > 1e-3, "targets on the changed row must score differently: " + onChangedRow);
     assertTrue(elsewhere < onChangedRow, "other targets move only through the normaliser");
   }
 
@@ -225,22 +263,39 @@ class TyingTest {
   // (c) untied config, no output matrix
 
   @ParameterizedTest
-  @EnumSource(value = CheckpointLayout.class, names = {"HF_OLMO", "OLMO", "OLMO2"})
+  @EnumSource(
+      value = CheckpointLayout.class,
+      names = {"HF_OLMO", "OLMO", "OLMO2"})
   void untiedConfigWithoutOutputMatrixIsRefused(CheckpointLayout layout) throws IOException {
-    CheckpointMaker maker = CheckpointMaker.small(layout).withDims(HIDDEN, 1, 4, 2, 24, 32)
-        .withVocabRows(layout == CheckpointLayout.OLMO2 ? CheckpointMaker.DOLMA2_ROWS : VOCAB).withTied(true, OutputCopy.NONE);
+    CheckpointMaker maker =
+        CheckpointMaker.small(layout)
+            .withDims(HIDDEN, 1, 4, 2, 24, 32)
+            .withVocabRows(layout == CheckpointLayout.OLMO2 ? CheckpointMaker.DOLMA2_ROWS : VOCAB)
+            .withTied(true, OutputCopy.NONE);
     Path dir = tmp.resolve("untied-" + layout.id());
-    maker.write(dir, layout == CheckpointLayout.OLMO2 ? Refcases.dolma2Tokenizer()
-        : Refcases.neoxTokenizer());
+    maker.write(
+        dir,
+        layout == CheckpointLayout.OLMO2 ? Refcases.dolma2Tokenizer() : Refcases.neoxTokenizer());
     Path cfgPath = dir.resolve("config.json");
     JsonObject j = JsonParser.parseString(Files.readString(cfgPath)).getAsJsonObject();
     j.addProperty(tyingKey(layout), false);
     Files.writeString(cfgPath, j.toString());
-    CheckpointException e = assertThrows(CheckpointException.class, () -> Checkpoint.open(dir, TyingRule.STRICT));
+    CheckpointException e =
+        assertThrows(CheckpointException.class, () -> Checkpoint.open(dir, TyingRule.STRICT));
     String out = layout.output();
-    for (String part : List.of(out, tyingKey(layout), "untied",
-        "[" + (layout == CheckpointLayout.OLMO2 ? CheckpointMaker.DOLMA2_ROWS : VOCAB) + ", " + HIDDEN + "]")) {
-      assertTrue(e.getMessage().contains(part), "message should mention '" + part + "': " + e.getMessage());
+    for (String part :
+        List.of(
+            out,
+            tyingKey(layout),
+            "untied",
+            "["
+                + (layout == CheckpointLayout.OLMO2 ? CheckpointMaker.DOLMA2_ROWS : VOCAB)
+                + ", "
+                + HIDDEN
+                + "]")) {
+      assertTrue(
+          e.getMessage().contains(part),
+          "message should mention '" + part + "': " + e.getMessage());
     }
     if (layout == CheckpointLayout.OLMO) {
       assertTrue(e.getMessage().contains("lm_head.weight"));
@@ -249,14 +304,18 @@ class TyingTest {
 
   @Test
   void untiedByDefaultWhenTransformersKeyIsAbsent() throws IOException {
-    // transformers' tie_word_embeddings defaults to false: without the key, the missing lm_head is an error too
+    // transformers' tie_word_embeddings defaults to false: without the key, the missing lm_head is
+    // an error too
     Path dir = write("nokey", tiedMaker(CheckpointLayout.OLMO, OutputCopy.NONE));
     Path cfgPath = dir.resolve("config.json");
     JsonObject j = JsonParser.parseString(Files.readString(cfgPath)).getAsJsonObject();
     j.remove("tie_word_embeddings");
     Files.writeString(cfgPath, j.toString());
-    CheckpointException e = assertThrows(CheckpointException.class, () -> Checkpoint.open(dir, TyingRule.STRICT));
-    assertTrue(e.getMessage().contains("lm_head.weight") && e.getMessage().contains("absent"), e.getMessage());
+    CheckpointException e =
+        assertThrows(CheckpointException.class, () -> Checkpoint.open(dir, TyingRule.STRICT));
+    assertTrue(
+        e.getMessage().contains("lm_head.weight") && e.getMessage().contains("absent"),
+        e.getMessage());
   }
 
   // ---------------------------------------------------------------------------------------------------------------
@@ -264,7 +323,8 @@ class TyingTest {
 
   @Test
   void identicalF16CopyIsOneTiedTensor() throws IOException {
-    CheckpointMaker maker = tiedMaker(CheckpointLayout.OLMO, OutputCopy.IDENTICAL).withDtype(DType.F16);
+    CheckpointMaker maker =
+        tiedMaker(CheckpointLayout.OLMO, OutputCopy.IDENTICAL).withDtype(DType.F16);
     Path dir = write("identical-f16", maker);
     Checkpoint c = Checkpoint.open(dir, TyingRule.STRICT);
     assertEquals(DType.F16, c.tensors().get("lm_head.weight").info().dtype());
@@ -281,8 +341,12 @@ class TyingTest {
       assertEquals(t.tiedGroup(), Checkpoint.open(dir, rule).tying().tiedGroup(), rule.id());
     }
     // and it scores like the F16 checkpoint without the copy
-    Checkpoint plain = Checkpoint.open(write("plain-f16", tiedMaker(CheckpointLayout.OLMO, OutputCopy.NONE)
-        .withDtype(DType.F16)), TyingRule.STRICT);
+    Checkpoint plain =
+        Checkpoint.open(
+            write(
+                "plain-f16",
+                tiedMaker(CheckpointLayout.OLMO, OutputCopy.NONE).withDtype(DType.F16)),
+            TyingRule.STRICT);
     float[] a = score(c);
     float[] b = score(plain);
     for (int i = 0; i < a.length; i++) {

@@ -28,16 +28,18 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * Values that used to pass validation and give wrong answers or crash later: config ranges, ids beyond the embedding,
- * tokenizers without a model, non-regular weight files, overflowing shapes, NaN weights, windows beyond what one
- * attention tensor can hold.
+ * Values that used to pass validation and give wrong answers or crash later: config ranges, ids
+ * beyond the embedding, tokenizers without a model, non-regular weight files, overflowing shapes,
+ * NaN weights, windows beyond what one attention tensor can hold.
  */
 class ValidationTest {
   private static final CheckpointMaker MAKER =
-      CheckpointMaker.small(CheckpointLayout.OLMO).withDims(16, 1, 4, 2, 24, 32).withVocabRows(50304).withSeed(7);
+      CheckpointMaker.small(CheckpointLayout.OLMO)
+          .withDims(16, 1, 4, 2, 24, 32)
+          .withVocabRows(50304)
+          .withSeed(7);
 
-  @TempDir
-  Path tmp;
+  @TempDir Path tmp;
 
   @BeforeAll
   static void configure() {
@@ -60,7 +62,8 @@ class ValidationTest {
   }
 
   private static String refused(Path dir) {
-    return assertThrows(CheckpointException.class, () -> Checkpoint.open(dir, TyingRule.STRICT)).getMessage();
+    return assertThrows(CheckpointException.class, () -> Checkpoint.open(dir, TyingRule.STRICT))
+        .getMessage();
   }
 
   private static void assertMentions(String message, String... parts) {
@@ -71,33 +74,52 @@ class ValidationTest {
 
   @Test
   void fractionalIntegersAreRefusedNotTruncated() throws IOException {
-    assertMentions(refused(withConfig("frac", j -> j.add("hidden_size", new JsonPrimitive(new BigDecimal("64.5"))))),
-        "hidden_size", "64.5", "whole number");
-    assertMentions(refused(withConfig("huge", j -> j.addProperty("num_hidden_layers", 1e300))),
-        "num_hidden_layers", "whole number");
+    assertMentions(
+        refused(
+            withConfig(
+                "frac", j -> j.add("hidden_size", new JsonPrimitive(new BigDecimal("64.5"))))),
+        "hidden_size",
+        "64.5",
+        "whole number");
+    assertMentions(
+        refused(withConfig("huge", j -> j.addProperty("num_hidden_layers", 1e300))),
+        "num_hidden_layers",
+        "whole number");
     // 16.0 is a whole number: accepted
-    Checkpoint.open(withConfig("whole", j -> j.add("hidden_size", new JsonPrimitive(new BigDecimal("16.0")))),
+    Checkpoint.open(
+        withConfig("whole", j -> j.add("hidden_size", new JsonPrimitive(new BigDecimal("16.0")))),
         TyingRule.STRICT);
   }
 
   @Test
   void ropeThetaMustBePositive() throws IOException {
-    assertMentions(refused(withConfig("theta0", j -> j.addProperty("rope_theta", 0))), "rope_theta", "positive");
-    assertMentions(refused(withConfig("thetaneg", j -> j.addProperty("rope_theta", -10000))), "rope_theta");
+    assertMentions(
+        refused(withConfig("theta0", j -> j.addProperty("rope_theta", 0))),
+        "rope_theta",
+        "positive");
+    assertMentions(
+        refused(withConfig("thetaneg", j -> j.addProperty("rope_theta", -10000))), "rope_theta");
   }
 
   @Test
   void implausibleMaxPositionsAreRefused() throws IOException {
-    assertMentions(refused(withConfig("maxpos", j -> j.addProperty("max_position_embeddings", Integer.MAX_VALUE))),
-        "max positions", "2147483647");
-    assertMentions(refused(withConfig("layers", j -> j.addProperty("num_hidden_layers", 1 << 30))), "layers");
+    assertMentions(
+        refused(
+            withConfig("maxpos", j -> j.addProperty("max_position_embeddings", Integer.MAX_VALUE))),
+        "max positions",
+        "2147483647");
+    assertMentions(
+        refused(withConfig("layers", j -> j.addProperty("num_hidden_layers", 1 << 30))), "layers");
   }
 
   @Test
   void eosBeyondTheEmbeddingIsRefusedOnOpen() throws IOException {
-    assertMentions(refused(withConfig("eos", j -> j.addProperty("eos_token_id", 50304))), "eos_token_id 50304",
+    assertMentions(
+        refused(withConfig("eos", j -> j.addProperty("eos_token_id", 50304))),
+        "eos_token_id 50304",
         "50304-row embedding");
-    assertMentions(refused(withConfig("bos", j -> j.addProperty("bos_token_id", -1))), "bos_token_id -1");
+    assertMentions(
+        refused(withConfig("bos", j -> j.addProperty("bos_token_id", -1))), "bos_token_id -1");
   }
 
   @Test
@@ -120,9 +142,11 @@ class ValidationTest {
   @Test
   void overflowingShapeIsNamedAsSuch() throws IOException {
     Path dir = valid("overflow");
-    String header = "{\"x\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,2],\"data_offsets\":[0,0]}}";
+    String header =
+        "{\"x\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,2],\"data_offsets\":[0,0]}}";
     byte[] h = header.getBytes(java.nio.charset.StandardCharsets.UTF_8);
-    java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(8 + h.length).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+    java.nio.ByteBuffer b =
+        java.nio.ByteBuffer.allocate(8 + h.length).order(java.nio.ByteOrder.LITTLE_ENDIAN);
     b.putLong(h.length).put(h);
     Files.write(dir.resolve("model.safetensors"), b.array());
     String m = refused(dir);
@@ -151,12 +175,19 @@ class ValidationTest {
     String tensor = "model.layers.0.mlp.down_proj.weight";
     Path dir = withValue("nan", tensor, Float.NaN);
     Checkpoint c = Checkpoint.open(dir, TyingRule.STRICT); // headers are fine
-    String m = assertThrows(CheckpointException.class, () -> WeightScan.requireFinite(c, "scan off")).getMessage();
+    String m =
+        assertThrows(CheckpointException.class, () -> WeightScan.requireFinite(c, "scan off"))
+            .getMessage();
     assertMentions(m, tensor, "NaN", "element 3", "scan off");
-    Checkpoint inf = Checkpoint.open(withValue("inf", "model.embed_tokens.weight", Float.NEGATIVE_INFINITY),
-        TyingRule.STRICT);
-    assertMentions(assertThrows(CheckpointException.class, () -> WeightScan.requireFinite(inf, "x")).getMessage(),
-        "model.embed_tokens.weight", "-Infinity");
+    Checkpoint inf =
+        Checkpoint.open(
+            withValue("inf", "model.embed_tokens.weight", Float.NEGATIVE_INFINITY),
+            TyingRule.STRICT);
+    assertMentions(
+        assertThrows(CheckpointException.class, () -> WeightScan.requireFinite(inf, "x"))
+            .getMessage(),
+        "model.embed_tokens.weight",
+        "-Infinity");
     WeightScan.requireFinite(Checkpoint.open(valid("fine"), TyingRule.STRICT), "x");
 
     // scored anyway (scan skipped): the document's status says so
@@ -175,17 +206,35 @@ class ValidationTest {
   void windowsBeyondOneAttentionTensorAreRefusedBeforeAnyWork() throws IOException {
     assertEquals(23170, PerplexityScorer.MAX_WINDOW);
     OlmoConfig c = Checkpoint.open(valid("w"), TyingRule.STRICT).config();
-    ScoringOptions longWindow = ScoringOptions.defaults().withWindow(50_000, null).withAllowLongWindow(true);
-    String m = assertThrows(IllegalArgumentException.class, () -> PerplexityScorer.resolveWindow(c, longWindow))
-        .getMessage();
+    ScoringOptions longWindow =
+        ScoringOptions.defaults().withWindow(50_000, null).withAllowLongWindow(true);
+    String m =
+        assertThrows(
+                IllegalArgumentException.class, () -> PerplexityScorer.resolveWindow(c, longWindow))
+            .getMessage();
     assertMentions(m, "--window 50000", "23170");
     // a config whose positions exceed the bound needs an explicit --window
-    OlmoConfig big = Checkpoint.open(withConfig("bigpos", j -> j.addProperty("max_position_embeddings", 65536)),
-        TyingRule.STRICT).config();
-    assertMentions(assertThrows(IllegalArgumentException.class,
-        () -> PerplexityScorer.resolveWindow(big, ScoringOptions.defaults())).getMessage(), "65536", "--window");
-    assertEquals(4096, PerplexityScorer.resolveWindow(big, ScoringOptions.defaults().withWindow(4096, null)));
-    assertEquals(PerplexityScorer.MAX_WINDOW, PerplexityScorer.resolveWindow(c,
-        ScoringOptions.defaults().withWindow(PerplexityScorer.MAX_WINDOW, null).withAllowLongWindow(true)));
+    OlmoConfig big =
+        Checkpoint.open(
+                withConfig("bigpos", j -> j.addProperty("max_position_embeddings", 65536)),
+                TyingRule.STRICT)
+            .config();
+    assertMentions(
+        assertThrows(
+                IllegalArgumentException.class,
+                () -> PerplexityScorer.resolveWindow(big, ScoringOptions.defaults()))
+            .getMessage(),
+        "65536",
+        "--window");
+    assertEquals(
+        4096,
+        PerplexityScorer.resolveWindow(big, ScoringOptions.defaults().withWindow(4096, null)));
+    assertEquals(
+        PerplexityScorer.MAX_WINDOW,
+        PerplexityScorer.resolveWindow(
+            c,
+            ScoringOptions.defaults()
+                .withWindow(PerplexityScorer.MAX_WINDOW, null)
+                .withAllowLongWindow(true)));
   }
 }

@@ -39,9 +39,10 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /**
- * The engine with plain threads standing in for Spark tasks, on reference case p04 (GQA, F16 weights): concurrent
- * requests with different options, mixed into shared batches, each reproduce the reference log-probs; the Arrow
- * result batch carries them; cancelled requests leave the others intact; a tiny queue bound does not deadlock.
+ * The engine with plain threads standing in for Spark tasks, on reference case p04 (GQA, F16
+ * weights): concurrent requests with different options, mixed into shared batches, each reproduce
+ * the reference log-probs; the Arrow result batch carries them; cancelled requests leave the others
+ * intact; a tiny queue bound does not deadlock.
  */
 class ScoringEngineTest {
   private static final String CASE = "p04_olmo_untied_gqa_f16";
@@ -77,56 +78,76 @@ class ScoringEngineTest {
   }
 
   private static ScoringOptions options(Expected g) {
-    return ScoringOptions.defaults().withBos(g.prefix().equals("eos") ? Bos.EOS : Bos.NONE)
-        .withWindow(g.window(), g.stride()).withTokenLogprobs(true).withBatchTokens(256);
+    return ScoringOptions.defaults()
+        .withBos(g.prefix().equals("eos") ? Bos.EOS : Bos.NONE)
+        .withWindow(g.window(), g.stride())
+        .withTokenLogprobs(true)
+        .withBatchTokens(256);
   }
 
   @Test
   void concurrentRequestsReproduceTheReferenceThroughArrow() throws Exception {
-    Map<String, List<Expected>> groups = Refcases.expected(CASE).stream()
-        .collect(Collectors.groupingBy(e -> e.window() + "/" + e.stride() + "/" + e.prefix()));
+    Map<String, List<Expected>> groups =
+        Refcases.expected(CASE).stream()
+            .collect(Collectors.groupingBy(e -> e.window() + "/" + e.stride() + "/" + e.prefix()));
     ExecutorService tasks = Executors.newFixedThreadPool(groups.size());
-    try (ScoringEngine engine = new ScoringEngine(model, tokenizer, ScoringEngine.QUEUE_TOKENS_DEFAULT, 0);
+    try (ScoringEngine engine =
+            new ScoringEngine(model, tokenizer, ScoringEngine.QUEUE_TOKENS_DEFAULT, 0);
         BufferAllocator root = new RootAllocator()) {
       List<Future<Integer>> done = new ArrayList<>();
       for (List<Expected> group : groups.values()) {
-        done.add(tasks.submit(() -> {
-          // each "task" sends its texts twice, with a null text in between: rows stay in order
-          List<String> in = new ArrayList<>();
-          group.forEach(e -> in.add(e.text()));
-          in.add(null);
-          group.forEach(e -> in.add(e.text()));
-          PerplexityScorer scorer = engine.scorer(options(group.get(0)));
-          try (BufferAllocator alloc = root.newChildAllocator("task", 0, Long.MAX_VALUE)) {
-            try (VarCharVector v = texts(alloc, in);
-                VectorSchemaRoot r = engine.submit(v, scorer).result(true)) {
-              assertEquals(in.size(), r.getRowCount());
-              IntVector tokens = (IntVector) r.getVector(ScoreVectors.TOKENS);
-              Float8Vector nll = (Float8Vector) r.getVector(ScoreVectors.NLL);
-              ListVector lps = (ListVector) r.getVector(ScoreVectors.TOKEN_LOGPROBS);
-              for (int row = 0; row < in.size(); row++) {
-                if (in.get(row) == null) {
-                  assertEquals(DocumentScore.NULL_TEXT,
-                      new String(((VarCharVector) r.getVector(ScoreVectors.STATUS)).get(row), StandardCharsets.UTF_8));
-                  assertTrue(lps.isNull(row));
-                  continue;
-                }
-                Expected e = group.get(row % (group.size() + 1));
-                assertEquals(e.nScored(), tokens.get(row), e.key());
-                List<?> got = lps.getObject(row);
-                assertEquals(e.nScored(), got.size(), e.key());
-                for (int k = 0; e.tokenLogprobs() != null && k < e.nScored(); k++) {
-                  assertEquals(e.tokenLogprobs()[k], (Double) got.get(k), Refcases.TOKEN_TOL, e.key() + " token " + k);
-                }
-                if (e.nScored() > 0) {
-                  assertEquals(e.meanNll(), nll.get(row) / tokens.get(row), Refcases.MEAN_NLL_TOL, e.key());
-                }
-              }
-            }
-            assertEquals(0, alloc.getAllocatedMemory(), "the result batch frees all it allocated");
-          }
-          return group.size();
-        }));
+        done.add(
+            tasks.submit(
+                () -> {
+                  // each "task" sends its texts twice, with a null text in between: rows stay in
+                  // order
+                  List<String> in = new ArrayList<>();
+                  group.forEach(e -> in.add(e.text()));
+                  in.add(null);
+                  group.forEach(e -> in.add(e.text()));
+                  PerplexityScorer scorer = engine.scorer(options(group.get(0)));
+                  try (BufferAllocator alloc = root.newChildAllocator("task", 0, Long.MAX_VALUE)) {
+                    try (VarCharVector v = texts(alloc, in);
+                        VectorSchemaRoot r = engine.submit(v, scorer).result(true)) {
+                      assertEquals(in.size(), r.getRowCount());
+                      IntVector tokens = (IntVector) r.getVector(ScoreVectors.TOKENS);
+                      Float8Vector nll = (Float8Vector) r.getVector(ScoreVectors.NLL);
+                      ListVector lps = (ListVector) r.getVector(ScoreVectors.TOKEN_LOGPROBS);
+                      for (int row = 0; row < in.size(); row++) {
+                        if (in.get(row) == null) {
+                          assertEquals(
+                              DocumentScore.NULL_TEXT,
+                              new String(
+                                  ((VarCharVector) r.getVector(ScoreVectors.STATUS)).get(row),
+                                  StandardCharsets.UTF_8));
+                          assertTrue(lps.isNull(row));
+                          continue;
+                        }
+                        Expected e = group.get(row % (group.size() + 1));
+                        assertEquals(e.nScored(), tokens.get(row), e.key());
+                        List<?> got = lps.getObject(row);
+                        assertEquals(e.nScored(), got.size(), e.key());
+                        for (int k = 0; e.tokenLogprobs() != null && k < e.nScored(); k++) {
+                          assertEquals(
+                              e.tokenLogprobs()[k],
+                              (Double) got.get(k),
+                              Refcases.TOKEN_TOL,
+                              e.key() + " token " + k);
+                        }
+                        if (e.nScored() > 0) {
+                          assertEquals(
+                              e.meanNll(),
+                              nll.get(row) / tokens.get(row),
+                              Refcases.MEAN_NLL_TOL,
+                              e.key());
+                        }
+                      }
+                    }
+                    assertEquals(
+                        0, alloc.getAllocatedMemory(), "the result batch frees all it allocated");
+                  }
+                  return group.size();
+                }));
       }
       for (Future<Integer> f : done) {
         assertTrue(f.get() > 0);
@@ -140,7 +161,8 @@ class ScoringEngineTest {
 
   @Test
   void cancelledRequestsDoNotDisturbOthersAndTinyQueuesDoNotDeadlock() throws Exception {
-    Expected e = Refcases.expected(CASE).stream().filter(x -> x.nScored() > 20).findFirst().orElseThrow();
+    Expected e =
+        Refcases.expected(CASE).stream().filter(x -> x.nScored() > 20).findFirst().orElseThrow();
     ScoringOptions o = options(e);
     ExecutorService tasks = Executors.newFixedThreadPool(4);
     // a queue bound below one request's tokens: requests enter one at a time, none waits forever
@@ -150,20 +172,22 @@ class ScoringEngineTest {
       List<Future<Double>> futures = new ArrayList<>();
       for (int t = 0; t < 4; t++) {
         final int task = t;
-        futures.add(tasks.submit(() -> {
-          try (BufferAllocator alloc = root.newChildAllocator("t", 0, Long.MAX_VALUE);
-              VarCharVector v = texts(alloc, Collections.nCopies(3, e.text()))) {
-            ScoringEngine.Request r = engine.submit(v, scorer);
-            if (task == 0) {
-              r.cancel();
-              assertThrows(CancellationException.class, r::scores);
-              return null;
-            }
-            List<DocumentScore> s = r.scores();
-            assertEquals(s.get(0).nll(), s.get(2).nll(), 1e-6 * s.get(0).nll());
-            return s.get(1).nll() / s.get(1).tokens();
-          }
-        }));
+        futures.add(
+            tasks.submit(
+                () -> {
+                  try (BufferAllocator alloc = root.newChildAllocator("t", 0, Long.MAX_VALUE);
+                      VarCharVector v = texts(alloc, Collections.nCopies(3, e.text()))) {
+                    ScoringEngine.Request r = engine.submit(v, scorer);
+                    if (task == 0) {
+                      r.cancel();
+                      assertThrows(CancellationException.class, r::scores);
+                      return null;
+                    }
+                    List<DocumentScore> s = r.scores();
+                    assertEquals(s.get(0).nll(), s.get(2).nll(), 1e-6 * s.get(0).nll());
+                    return s.get(1).nll() / s.get(1).tokens();
+                  }
+                }));
       }
       assertNull(futures.get(0).get());
       for (int t = 1; t < 4; t++) {

@@ -29,18 +29,20 @@ import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
 /**
- * A whole forward pass in plain {@code double}, written from the public references (allenai/OLMo {@code olmo/model.py}
- * for hf_olmo, transformers {@code modeling_olmo.py} and {@code modeling_olmo2.py}) and spelling the tensor names out
- * itself, on the weights a {@link CheckpointMaker} wrote, compared per token with {@link OlmoModel#logProbs}.
+ * A whole forward pass in plain {@code double}, written from the public references (allenai/OLMo
+ * {@code olmo/model.py} for hf_olmo, transformers {@code modeling_olmo.py} and {@code
+ * modeling_olmo2.py}) and spelling the tensor names out itself, on the weights a {@link
+ * CheckpointMaker} wrote, compared per token with {@link OlmoModel#logProbs}.
  */
 class ForwardReferenceTest {
   private static final double TOL = 1e-4;
 
   /** A fixed sequence: 13 tokens, 12 targets; ids below both tokenizers' sizes, one repeated. */
-  private static final long[] TOKENS = {50279, 510, 3158, 8516, 30013, 689, 253, 22658, 4370, 15, 187, 510, 49000};
+  private static final long[] TOKENS = {
+    50279, 510, 3158, 8516, 30013, 689, 253, 22658, 4370, 15, 187, 510, 49000
+  };
 
-  @TempDir
-  static Path tmp;
+  @TempDir static Path tmp;
 
   @BeforeAll
   static void configure() {
@@ -48,13 +50,24 @@ class ForwardReferenceTest {
   }
 
   static Stream<Arguments> cases() {
-    CheckpointMaker olmo = CheckpointMaker.small(CheckpointLayout.OLMO).withDims(16, 2, 4, 2, 24, 64).withVocabRows(CheckpointMaker.NEOX_ROWS);
-    CheckpointMaker hf = CheckpointMaker.small(CheckpointLayout.HF_OLMO).withDims(16, 2, 4, 2, 24, 64).withVocabRows(CheckpointMaker.NEOX_ROWS);
-    CheckpointMaker olmo2 = CheckpointMaker.small(CheckpointLayout.OLMO2).withDims(16, 2, 4, 2, 24, 64).withVocabRows(CheckpointMaker.DOLMA2_ROWS);
+    CheckpointMaker olmo =
+        CheckpointMaker.small(CheckpointLayout.OLMO)
+            .withDims(16, 2, 4, 2, 24, 64)
+            .withVocabRows(CheckpointMaker.NEOX_ROWS);
+    CheckpointMaker hf =
+        CheckpointMaker.small(CheckpointLayout.HF_OLMO)
+            .withDims(16, 2, 4, 2, 24, 64)
+            .withVocabRows(CheckpointMaker.NEOX_ROWS);
+    CheckpointMaker olmo2 =
+        CheckpointMaker.small(CheckpointLayout.OLMO2)
+            .withDims(16, 2, 4, 2, 24, 64)
+            .withVocabRows(CheckpointMaker.DOLMA2_ROWS);
     return Stream.of(
         Arguments.of("olmo_gqa_untied", olmo.withSeed(101), null),
-        Arguments.of("olmo_tied_d8", olmo.withDims(32, 1, 4, 4, 40, 64).withTied(true, OutputCopy.NONE)
-            .withSeed(102), null),
+        Arguments.of(
+            "olmo_tied_d8",
+            olmo.withDims(32, 1, 4, 4, 40, 64).withTied(true, OutputCopy.NONE).withSeed(102),
+            null),
         Arguments.of("hf_olmo_gqa_tied", hf.withSeed(103), null),
         Arguments.of("hf_olmo_untied", hf.withTied(false, OutputCopy.NONE).withSeed(104), null),
         Arguments.of("hf_olmo_clip_qkv", hf.withSeed(105), 0.5),
@@ -63,9 +76,14 @@ class ForwardReferenceTest {
 
   @ParameterizedTest(name = "{0}")
   @MethodSource("cases")
-  void logProbsMatchDoubleReference(String name, CheckpointMaker maker, Double clipQkv) throws Exception {
+  void logProbsMatchDoubleReference(String name, CheckpointMaker maker, Double clipQkv)
+      throws Exception {
     Path dir = tmp.resolve(name);
-    maker.write(dir, maker.layout() == CheckpointLayout.OLMO2 ? Refcases.dolma2Tokenizer() : Refcases.neoxTokenizer());
+    maker.write(
+        dir,
+        maker.layout() == CheckpointLayout.OLMO2
+            ? Refcases.dolma2Tokenizer()
+            : Refcases.neoxTokenizer());
     if (clipQkv != null) {
       Path cfg = dir.resolve("config.json");
       JsonObject j = JsonParser.parseString(Files.readString(cfg)).getAsJsonObject();
@@ -86,7 +104,8 @@ class ForwardReferenceTest {
       assertClose(want, got[0], 0, name + " full window");
 
       // two windows of different lengths in one padded batch, one scoring only its tail
-      float[][] two = model.logProbs(bm, List.of(new Window(shortTokens, 0), new Window(TOKENS, 7)));
+      float[][] two =
+          model.logProbs(bm, List.of(new Window(shortTokens, 0), new Window(TOKENS, 7)));
       assertClose(wantShort, two[0], 0, name + " short row of a padded batch");
       assertClose(want, two[1], 7, name + " tail of the long row");
     }
@@ -106,7 +125,8 @@ class ForwardReferenceTest {
     assertEquals(want.length - from, got.length, what + ": scored positions");
     for (int i = 0; i < got.length; i++) {
       double w = want[from + i];
-      assertTrue(Math.abs(w - got[i]) <= TOL,
+      assertTrue(
+          Math.abs(w - got[i]) <= TOL,
           what + ": target " + (from + i) + " log p " + got[i] + " vs double reference " + w);
     }
   }
@@ -145,7 +165,9 @@ class ForwardReferenceTest {
       }
     }
 
-    /** @return log p(tokens[j+1] | tokens[0..j]) for j = 0..T-2 */
+    /**
+     * @return log p(tokens[j+1] | tokens[0..j]) for j = 0..T-2
+     */
     double[] logProbs(long[] tokens) {
       int t = tokens.length - 1; // inputs
       String emb = layout.embedding();
@@ -163,14 +185,16 @@ class ForwardReferenceTest {
         double[][] v;
         if (layout == CheckpointLayout.HF_OLMO) {
           String pre = "model.transformer.blocks." + l + ".";
-          double[][] qkv = linear(layerNorm(x), w.get(pre + "att_proj.weight"), c + 2 * kvd); // rows [Q | K | V]
+          double[][] qkv =
+              linear(layerNorm(x), w.get(pre + "att_proj.weight"), c + 2 * kvd); // rows [Q | K | V]
           clip(qkv);
           q = cols(qkv, 0, c);
           k = cols(qkv, c, kvd);
           v = cols(qkv, c + kvd, kvd);
         } else {
           String pre = "model.layers." + l + ".self_attn.";
-          double[][] in = layout == CheckpointLayout.OLMO2 ? x : layerNorm(x); // OLMo-2 has no pre-norm
+          double[][] in =
+              layout == CheckpointLayout.OLMO2 ? x : layerNorm(x); // OLMo-2 has no pre-norm
           q = linear(in, w.get(pre + "q_proj.weight"), c);
           k = linear(in, w.get(pre + "k_proj.weight"), kvd);
           v = linear(in, w.get(pre + "v_proj.weight"), kvd);
@@ -185,8 +209,14 @@ class ForwardReferenceTest {
         q = rope(q, h);
         k = rope(k, kv);
         double[][] att = attention(q, k, v);
-        double[][] a = linear(att, w.get(layout == CheckpointLayout.HF_OLMO ? "model.transformer.blocks." + l
-            + ".attn_out.weight" : "model.layers." + l + ".self_attn.o_proj.weight"), c);
+        double[][] a =
+            linear(
+                att,
+                w.get(
+                    layout == CheckpointLayout.HF_OLMO
+                        ? "model.transformer.blocks." + l + ".attn_out.weight"
+                        : "model.layers." + l + ".self_attn.o_proj.weight"),
+                c);
         if (layout == CheckpointLayout.OLMO2) {
           a = rmsNorm(a, w.get("model.layers." + l + ".post_attention_layernorm.weight"));
         }
@@ -195,7 +225,8 @@ class ForwardReferenceTest {
         double[][] gate;
         double[][] fin = layout == CheckpointLayout.OLMO2 ? x : layerNorm(x);
         if (layout == CheckpointLayout.HF_OLMO) {
-          double[][] u = linear(fin, w.get("model.transformer.blocks." + l + ".ff_proj.weight"), 2 * inter);
+          double[][] u =
+              linear(fin, w.get("model.transformer.blocks." + l + ".ff_proj.weight"), 2 * inter);
           up = cols(u, 0, inter); // "x, gate = x.chunk(2, dim=-1)": first half is the value
           gate = cols(u, inter, inter);
         } else {
@@ -209,8 +240,14 @@ class ForwardReferenceTest {
             act[p][i] = g / (1 + Math.exp(-g)) * up[p][i]; // silu(gate) * up
           }
         }
-        double[][] f = linear(act, w.get(layout == CheckpointLayout.HF_OLMO ? "model.transformer.blocks." + l
-            + ".ff_out.weight" : "model.layers." + l + ".mlp.down_proj.weight"), c);
+        double[][] f =
+            linear(
+                act,
+                w.get(
+                    layout == CheckpointLayout.HF_OLMO
+                        ? "model.transformer.blocks." + l + ".ff_out.weight"
+                        : "model.layers." + l + ".mlp.down_proj.weight"),
+                c);
         if (layout == CheckpointLayout.OLMO2) {
           f = rmsNorm(f, w.get("model.layers." + l + ".post_feedforward_layernorm.weight"));
         }

@@ -29,9 +29,10 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /**
- * Native-memory discipline (DJL puts an op's result in its receiver's manager, docs/development/memory_management.md
- * in deepjavalibrary/djl): the weights' manager is capped, so an op with a weight as receiver fails instead of leaking
- * into it, and scoring many batches leaves the weights' manager exactly as loaded.
+ * Native-memory discipline (DJL puts an op's result in its receiver's manager,
+ * docs/development/memory_management.md in deepjavalibrary/djl): the weights' manager is capped, so
+ * an op with a weight as receiver fails instead of leaking into it, and scoring many batches leaves
+ * the weights' manager exactly as loaded.
  */
 class MemoryTest {
   private static OlmoModel model;
@@ -51,7 +52,9 @@ class MemoryTest {
     }
   }
 
-  /** @return the number of resources attached directly to {@code m} (arrays and sub-managers) */
+  /**
+   * @return the number of resources attached directly to {@code m} (arrays and sub-managers)
+   */
   private static int resourceCount(NDManager m) throws ReflectiveOperationException {
     Field f = BaseNDManager.class.getDeclaredField("resources");
     f.setAccessible(true);
@@ -78,7 +81,10 @@ class MemoryTest {
     // an activation as receiver is fine: the result goes to the activation's manager
     try (NDManager m = OlmoModel.engine().newBaseManager()) {
       NDArray ids = m.create(new long[] {3, 7});
-      NDArray rows = ids.getNDArrayInternal().embedding(ids, emb, ai.djl.ndarray.types.SparseFormat.DENSE).head();
+      NDArray rows =
+          ids.getNDArrayInternal()
+              .embedding(ids, emb, ai.djl.ndarray.types.SparseFormat.DENSE)
+              .head();
       assertSame(m, rows.getManager());
       assertEquals(model.config().hiddenSize(), rows.getShape().get(1));
     }
@@ -87,8 +93,10 @@ class MemoryTest {
 
   @Test
   void weightsManagerHoldsExactlyTheLoadedTensors() throws Exception {
-    // tied p01 (olmo layout, 2 blocks): embedding once + per block fused qkv, o_proj, fused [up | gate], down_proj,
-    // + the unit scale and zero shift that torch's fused layer norm takes for OLMo-1's parameter-free norms
+    // tied p01 (olmo layout, 2 blocks): embedding once + per block fused qkv, o_proj, fused [up |
+    // gate], down_proj,
+    // + the unit scale and zero shift that torch's fused layer norm takes for OLMo-1's
+    // parameter-free norms
     int expected = 1 + 2 * 4 + 2;
     assertEquals(expected, arrayCount(model.weightsManager()));
     assertEquals(expected, resourceCount(model.weightsManager()));
@@ -123,7 +131,8 @@ class MemoryTest {
         if (first == null) {
           first = lp[0];
         }
-        assertEquals(0, bm.getManagedArrays().size(), "intermediates are freed with each micro-batch");
+        assertEquals(
+            0, bm.getManagedArrays().size(), "intermediates are freed with each micro-batch");
       }
       assertFalse(kept.isOpen());
       assertEquals(resources, resourceCount(w), "weights' resources after batch " + batch);
@@ -140,8 +149,11 @@ class MemoryTest {
 
     // the same through the scorer: many small batches (one window each)
     // scoreIds never tokenizes, so no tokenizer is needed
-    PerplexityScorer scorer = new PerplexityScorer(model, null, ScoringOptions.defaults().withBos(Bos.EOS)
-        .withWindow(8, 8).withBatchTokens(8));
+    PerplexityScorer scorer =
+        new PerplexityScorer(
+            model,
+            null,
+            ScoringOptions.defaults().withBos(Bos.EOS).withWindow(8, 8).withBatchTokens(8));
     List<long[]> docs = new ArrayList<>();
     for (int d = 0; d < 10; d++) {
       long[] t = new long[30 + d];
@@ -159,7 +171,8 @@ class MemoryTest {
 
   /** Resident set size of this process in bytes, from /proc (Linux). */
   private static long rssBytes() throws java.io.IOException {
-    for (String line : java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/self/status"))) {
+    for (String line :
+        java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/self/status"))) {
       if (line.startsWith("VmRSS:")) {
         return Long.parseLong(line.replaceAll("[^0-9]", "")) * 1024;
       }
@@ -169,8 +182,10 @@ class MemoryTest {
 
   @Test
   void longRunKeepsNativeMemoryFlat() throws Exception {
-    // 200 batches of 2 x 64 tokens. A batch allocates ~25 MB of logits and ~1 MB of other activations, so any
-    // per-batch leak of 0.5 MB or more exceeds the bound; below it is room for JVM heap and allocator noise.
+    // 200 batches of 2 x 64 tokens. A batch allocates ~25 MB of logits and ~1 MB of other
+    // activations, so any
+    // per-batch leak of 0.5 MB or more exceeds the bound; below it is room for JVM heap and
+    // allocator noise.
     SplittableRandom r = new SplittableRandom(11);
     List<Window> batch = new ArrayList<>();
     for (int b = 0; b < 2; b++) {
@@ -194,6 +209,7 @@ class MemoryTest {
     }
     System.gc();
     long grown = rssBytes() - before;
-    assertTrue(grown < 100L << 20, "resident memory grew by " + (grown >> 20) + " MB over 200 batches");
+    assertTrue(
+        grown < 100L << 20, "resident memory grew by " + (grown >> 20) + " MB over 200 batches");
   }
 }

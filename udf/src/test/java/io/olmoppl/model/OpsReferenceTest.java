@@ -14,10 +14,11 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /**
- * Op-level control tests: a naive {@code double} implementation of every forward-pass building block, kept here, checked
- * against the NDArray version in {@link Ops} on seeded random inputs (Jlama's "control ops" pattern). Reference
- * semantics: allenai/OLMo {@code olmo/model.py} and transformers {@code modeling_olmo.py} (weightless LayerNorm,
- * RMSNorm, NeoX "rotate half" RoPE, SwiGLU {@code silu(gate) * up}, GQA attention with fp32 softmax).
+ * Op-level control tests: a naive {@code double} implementation of every forward-pass building
+ * block, kept here, checked against the NDArray version in {@link Ops} on seeded random inputs
+ * (Jlama's "control ops" pattern). Reference semantics: allenai/OLMo {@code olmo/model.py} and
+ * transformers {@code modeling_olmo.py} (weightless LayerNorm, RMSNorm, NeoX "rotate half" RoPE,
+ * SwiGLU {@code silu(gate) * up}, GQA attention with fp32 softmax).
  */
 class OpsReferenceTest {
   private static final double TOL = 1e-5;
@@ -30,7 +31,9 @@ class OpsReferenceTest {
   // ---------------------------------------------------------------------------------------------------------------
   // double references
 
-  /** F.layer_norm without affine over rows of width {@code w}: (x - mean) / sqrt(biased var + eps). */
+  /**
+   * F.layer_norm without affine over rows of width {@code w}: (x - mean) / sqrt(biased var + eps).
+   */
   static double[] refLayerNorm(float[] x, int w, double eps) {
     double[] y = new double[x.length];
     for (int r = 0; r < x.length / w; r++) {
@@ -71,8 +74,8 @@ class OpsReferenceTest {
   }
 
   /**
-   * NeoX rotate-half RoPE on x (B, heads, T, D), positions 0..T-1: out[j] = x[j] cos - x[j+D/2] sin, out[j+D/2] =
-   * x[j+D/2] cos + x[j] sin, angle = p * theta^(-2j/D).
+   * NeoX rotate-half RoPE on x (B, heads, T, D), positions 0..T-1: out[j] = x[j] cos - x[j+D/2]
+   * sin, out[j+D/2] = x[j+D/2] cos + x[j] sin, angle = p * theta^(-2j/D).
    */
   static double[] refRope(float[] x, int bh, int t, int d, double theta) {
     double[] y = new double[x.length];
@@ -99,11 +102,13 @@ class OpsReferenceTest {
   }
 
   /**
-   * Causal attention with grouped kv heads. q (B, H, T, D), k and v (B, K, T, D); query head j reads kv head j / (H/K).
+   * Causal attention with grouped kv heads. q (B, H, T, D), k and v (B, K, T, D); query head j
+   * reads kv head j / (H/K).
    *
    * @return (B, H, T, D)
    */
-  static double[] refAttention(float[] q, float[] k, float[] v, int b, int h, int kv, int t, int d) {
+  static double[] refAttention(
+      float[] q, float[] k, float[] v, int b, int h, int kv, int t, int d) {
     double[] out = new double[b * h * t * d];
     int group = h / kv;
     double scale = 1.0 / Math.sqrt(d);
@@ -116,7 +121,8 @@ class OpsReferenceTest {
           for (int j = 0; j <= i; j++) { // key j visible to query i iff j <= i
             double s = 0;
             for (int x = 0; x < d; x++) {
-              s += (double) q[((bi * h + hi) * t + i) * d + x] * k[((bi * kv + ki) * t + j) * d + x];
+              s +=
+                  (double) q[((bi * h + hi) * t + i) * d + x] * k[((bi * kv + ki) * t + j) * d + x];
             }
             scores[j] = s * scale;
             max = Math.max(max, scores[j]);
@@ -169,7 +175,9 @@ class OpsReferenceTest {
     return v;
   }
 
-  /** Asserts |got - want| <= tol * max(1, |want|) everywhere; returns the worst scaled difference. */
+  /**
+   * Asserts |got - want| <= tol * max(1, |want|) everywhere; returns the worst scaled difference.
+   */
   static double assertClose(double[] want, float[] got, double tol, String what) {
     assertEquals(want.length, got.length, what + ": length");
     double worst = 0;
@@ -195,10 +203,13 @@ class OpsReferenceTest {
       x[i] = (float) (0.5 + 1e-3 * rnd.nextGaussian());
     }
     try (NDManager m = OlmoModel.engine().newBaseManager()) {
-      NDArray y = Ops.layerNorm(m.create(x, new Shape(2, 3, w)), m.ones(new Shape(w)), m.zeros(new Shape(w)), 1e-5);
+      NDArray y =
+          Ops.layerNorm(
+              m.create(x, new Shape(2, 3, w)), m.ones(new Shape(w)), m.zeros(new Shape(w)), 1e-5);
       assertEquals(new Shape(2, 3, w), y.getShape());
       assertClose(refLayerNorm(x, w, 1e-5), y.toFloatArray(), TOL, "layerNorm");
-      // eps is really used: with eps 1e-5 the near-constant row is visibly shrunk compared to eps 1e-12
+      // eps is really used: with eps 1e-5 the near-constant row is visibly shrunk compared to eps
+      // 1e-12
       double[] tiny = refLayerNorm(x, w, 1e-12);
       double[] withEps = refLayerNorm(x, w, 1e-5);
       assertTrue(Math.abs(tiny[0] - withEps[0]) > 1e-3, "test input must make eps matter");
@@ -222,7 +233,8 @@ class OpsReferenceTest {
       assertClose(refRmsNorm(x, weight, w, 1e-6), y.toFloatArray(), TOL, "rmsNorm");
       double[] other = refRmsNorm(x, weight, w, 1e-5);
       double[] ref = refRmsNorm(x, weight, w, 1e-6);
-      assertTrue(Math.abs(other[0] - ref[0]) > 1e-3 * Math.abs(ref[0]), "test input must make eps matter");
+      assertTrue(
+          Math.abs(other[0] - ref[0]) > 1e-3 * Math.abs(ref[0]), "test input must make eps matter");
     }
   }
 
@@ -243,7 +255,8 @@ class OpsReferenceTest {
           assertEquals(Math.cos(angle), cos[p * d + j], 1e-6, "cos p=" + p + " j=" + j);
           // rotate_half folded into the sign: the first half of the sine table is negated
           double sign = j < d / 2 ? -1 : 1;
-          assertEquals(sign * Math.sin(angle), sin[p * d + j], 1e-6, "signed sin p=" + p + " j=" + j);
+          assertEquals(
+              sign * Math.sin(angle), sin[p * d + j], 1e-6, "signed sin p=" + p + " j=" + j);
         }
       }
     }
@@ -292,7 +305,11 @@ class OpsReferenceTest {
       int delta = 5;
       double first = dot(rq, 7 * d, rk, (7 - delta) * d, d);
       for (int p = delta; p < t; p++) {
-        assertEquals(first, dot(rq, p * d, rk, (p - delta) * d, d), 1e-4, "relative position " + delta + " at " + p);
+        assertEquals(
+            first,
+            dot(rq, p * d, rk, (p - delta) * d, d),
+            1e-4,
+            "relative position " + delta + " at " + p);
       }
     }
   }
@@ -346,8 +363,12 @@ class OpsReferenceTest {
       }
     }
     try (NDManager m = OlmoModel.engine().newBaseManager()) {
-      NDArray y = Ops.linear(m.create(x, new Shape(b, t, in)), m.create(w, new Shape(out, in)), m.create(bias),
-          Precision.FP32);
+      NDArray y =
+          Ops.linear(
+              m.create(x, new Shape(b, t, in)),
+              m.create(w, new Shape(out, in)),
+              m.create(bias),
+              Precision.FP32);
       assertEquals(new Shape(b, t, out), y.getShape());
       assertClose(ref, y.toFloatArray(), TOL, "linear");
     }
@@ -365,7 +386,8 @@ class OpsReferenceTest {
           if (j <= i) {
             assertEquals(0f, v[i * t + j], "visible key " + j + " for query " + i);
           } else {
-            assertTrue(v[i * t + j] <= -1e9f, "future key " + j + " for query " + i + " must be masked");
+            assertTrue(
+                v[i * t + j] <= -1e9f, "future key " + j + " for query " + i + " must be masked");
           }
         }
       }
@@ -380,20 +402,28 @@ class OpsReferenceTest {
     int kv = 2;
     int t = 7;
     int d = 8;
-    float[] q = gaussian(rnd, b * h * t * d, 0, 1.5); // large enough that the softmax is far from uniform
+    float[] q =
+        gaussian(rnd, b * h * t * d, 0, 1.5); // large enough that the softmax is far from uniform
     float[] k = gaussian(rnd, b * kv * t * d, 0, 1.5);
     float[] v = gaussian(rnd, b * kv * t * d, 0, 1);
     double[] ref = refAttention(q, k, v, b, h, kv, t, d);
     try (NDManager m = OlmoModel.engine().newBaseManager()) {
       float[] got = null;
       for (int block : new int[] {t, 3, 1}) { // one block, uneven query blocks, one query per block
-        NDArray y = Ops.attention(m.create(q, new Shape(b, h, t, d)), m.create(k, new Shape(b, kv, t, d)),
-            m.create(v, new Shape(b, kv, t, d)), Precision.FP32, block).transpose(0, 2, 1, 3);
+        NDArray y =
+            Ops.attention(
+                    m.create(q, new Shape(b, h, t, d)),
+                    m.create(k, new Shape(b, kv, t, d)),
+                    m.create(v, new Shape(b, kv, t, d)),
+                    Precision.FP32,
+                    block)
+                .transpose(0, 2, 1, 3);
         assertEquals(new Shape(b, h, t, d), y.getShape());
         got = y.toFloatArray();
         assertClose(ref, got, TOL, "attention H=4 K=2, query block " + block);
       }
-      // the other plausible GQA mapping (query head j uses kv head j % K) must give a different answer
+      // the other plausible GQA mapping (query head j uses kv head j % K) must give a different
+      // answer
       double[] wrong = refAttentionModuloMapping(q, k, v, b, h, kv, t, d);
       double maxDiff = 0;
       for (int i = 0; i < got.length; i++) {
@@ -403,9 +433,12 @@ class OpsReferenceTest {
     }
   }
 
-  /** Same as {@link #refAttention} but with kv head j % K: a plausible mistake the test must be able to see. */
-  private static double[] refAttentionModuloMapping(float[] q, float[] k, float[] v, int b, int h, int kv, int t,
-      int d) {
+  /**
+   * Same as {@link #refAttention} but with kv head j % K: a plausible mistake the test must be able
+   * to see.
+   */
+  private static double[] refAttentionModuloMapping(
+      float[] q, float[] k, float[] v, int b, int h, int kv, int t, int d) {
     float[] kk = new float[b * h * t * d];
     float[] vv = new float[b * h * t * d];
     for (int bi = 0; bi < b; bi++) {
@@ -428,8 +461,14 @@ class OpsReferenceTest {
     float[] k = gaussian(rnd, b * h * t * d, 0, 1.5);
     float[] v = gaussian(rnd, b * h * t * d, 0, 1);
     try (NDManager m = OlmoModel.engine().newBaseManager()) {
-      NDArray y = Ops.attention(m.create(q, new Shape(b, h, t, d)), m.create(k, new Shape(b, h, t, d)),
-          m.create(v, new Shape(b, h, t, d)), Precision.FP32, 4).transpose(0, 2, 1, 3);
+      NDArray y =
+          Ops.attention(
+                  m.create(q, new Shape(b, h, t, d)),
+                  m.create(k, new Shape(b, h, t, d)),
+                  m.create(v, new Shape(b, h, t, d)),
+                  Precision.FP32,
+                  4)
+              .transpose(0, 2, 1, 3);
       assertClose(refAttention(q, k, v, b, h, h, t, d), y.toFloatArray(), TOL, "attention H=K=2");
     }
   }

@@ -16,10 +16,11 @@ import java.util.SplittableRandom;
 import org.junit.jupiter.api.Test;
 
 /**
- * The bound the README states for batch-shape differences: a document scored one window per forward pass
- * ({@code batchTokens 1}) and packed with others ({@code batchTokens 8192}) agree to 1e-6 relative on its NLL and to
- * 1e-5 per token log-prob. Float32 matmuls over other shapes round differently, so the sums are not bit-equal (3.2e-8
- * relative was measured, above the 1e-8 the README once promised).
+ * The bound the README states for batch-shape differences: a document scored one window per forward
+ * pass ({@code batchTokens 1}) and packed with others ({@code batchTokens 8192}) agree to 1e-6
+ * relative on its NLL and to 1e-5 per token log-prob. Float32 matmuls over other shapes round
+ * differently, so the sums are not bit-equal (3.2e-8 relative was measured, above the 1e-8 the
+ * README once promised).
  */
 class BatchShapeBoundTest {
   static final double REL_NLL = 1e-6;
@@ -43,19 +44,24 @@ class BatchShapeBoundTest {
         bytes[d] = 4L * t.length;
       }
       ScoringOptions o = ScoringOptions.defaults().withTokenLogprobs(true);
-      List<DocumentScore> one = new PerplexityScorer(model, tok, o.withBatchTokens(1)).scoreIds(docs, bytes);
-      List<DocumentScore> packed = new PerplexityScorer(model, tok, o.withBatchTokens(8192)).scoreIds(docs, bytes);
+      List<DocumentScore> one =
+          new PerplexityScorer(model, tok, o.withBatchTokens(1)).scoreIds(docs, bytes);
+      List<DocumentScore> packed =
+          new PerplexityScorer(model, tok, o.withBatchTokens(8192)).scoreIds(docs, bytes);
       double worst = 0;
       for (int d = 0; d < docs.size(); d++) {
         DocumentScore a = one.get(d);
         DocumentScore b = packed.get(d);
         assertEquals(a.tokens(), b.tokens());
         for (int i = 0; i < a.tokens(); i++) {
-          assertEquals(a.tokenLogprobs()[i], b.tokenLogprobs()[i], ABS_TOKEN, "doc " + d + " token " + i);
+          assertEquals(
+              a.tokenLogprobs()[i], b.tokenLogprobs()[i], ABS_TOKEN, "doc " + d + " token " + i);
         }
         worst = Math.max(worst, Math.abs(a.nll() - b.nll()) / Math.abs(a.nll()));
       }
-      assertTrue(worst <= REL_NLL, "relative NLL difference " + worst + " above the documented " + REL_NLL);
+      assertTrue(
+          worst <= REL_NLL,
+          "relative NLL difference " + worst + " above the documented " + REL_NLL);
     }
   }
 }

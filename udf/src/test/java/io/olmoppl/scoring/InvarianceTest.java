@@ -26,12 +26,16 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
 /**
- * Properties of scoring on reference case p04 (GQA, F16 weights, 128 positions): batch and permutation invariance,
- * the window contract (see {@link #contractWindows}; checked against lm-evaluation-harness's rolling windows for
- * S = L), causality, and {@link WindowPlan} on small arrays.
+ * Properties of scoring on reference case p04 (GQA, F16 weights, 128 positions): batch and
+ * permutation invariance, the window contract (see {@link #contractWindows}; checked against
+ * lm-evaluation-harness's rolling windows for S = L), causality, and {@link WindowPlan} on small
+ * arrays.
  */
 class InvarianceTest {
-  /** Per-token tolerance; document sums get the same tolerance per scored token (float32 log-probs summed). */
+  /**
+   * Per-token tolerance; document sums get the same tolerance per scored token (float32 log-probs
+   * summed).
+   */
   private static final double TOL = 1e-5;
 
   private static Checkpoint ckpt;
@@ -74,15 +78,22 @@ class InvarianceTest {
   }
 
   private static PerplexityScorer scorer(int window, int stride, int batchTokens, Bos bos) {
-    return new PerplexityScorer(model, tokenizer, ScoringOptions.defaults().withBos(bos).withWindow(window, stride)
-        .withTokenLogprobs(true).withBatchTokens(batchTokens));
+    return new PerplexityScorer(
+        model,
+        tokenizer,
+        ScoringOptions.defaults()
+            .withBos(bos)
+            .withWindow(window, stride)
+            .withTokenLogprobs(true)
+            .withBatchTokens(batchTokens));
   }
 
   private static void assertSameScore(DocumentScore want, DocumentScore got, String what) {
     assertEquals(want.tokens(), got.tokens(), what + ": tokens");
     assertEquals(want.windows(), got.windows(), what + ": windows");
     assertEquals(want.status(), got.status(), what + ": status");
-    assertEquals(want.tokenLogprobs().length, got.tokenLogprobs().length, what + ": token log-probs");
+    assertEquals(
+        want.tokenLogprobs().length, got.tokenLogprobs().length, what + ": token log-probs");
     for (int i = 0; i < want.tokenLogprobs().length; i++) {
       assertEquals(want.tokenLogprobs()[i], got.tokenLogprobs()[i], TOL, what + ": token " + i);
     }
@@ -97,9 +108,16 @@ class InvarianceTest {
   void documentScoreDoesNotDependOnBatchCompanions(int window, int stride) {
     long[] a = randomIds(1, 45);
     // lengths around the window: 1 to 3 windows each; the last one needs 2 windows even at L = 128
-    List<long[]> others = List.of(randomIds(2, 3), randomIds(3, 60), randomIds(4, 17), randomIds(5, 1), new long[0],
-        randomIds(6, window == 128 ? 130 : 33));
-    PerplexityScorer small = scorer(window, stride, 48, Bos.EOS); // several short windows share each batch
+    List<long[]> others =
+        List.of(
+            randomIds(2, 3),
+            randomIds(3, 60),
+            randomIds(4, 17),
+            randomIds(5, 1),
+            new long[0],
+            randomIds(6, window == 128 ? 130 : 33));
+    PerplexityScorer small =
+        scorer(window, stride, 48, Bos.EOS); // several short windows share each batch
     DocumentScore alone = small.scoreIds(List.<long[]>of(a), bytesFor(List.of(a))).get(0);
     assertEquals(45, alone.tokens(), "with an EOS prefix every text token is scored");
     assertTrue(Double.isFinite(alone.nll()) && alone.nll() > 0);
@@ -118,8 +136,10 @@ class InvarianceTest {
     List<DocumentScore> allInOne = big.scoreIds(batch, bytesFor(batch));
     List<DocumentScore> oneByOne = single.scoreIds(batch, bytesFor(batch));
     for (int i = 0; i < batch.size(); i++) {
-      assertSameScore(oneByOne.get(i), allInOne.get(i), "doc " + i + " one batch vs one window per batch");
-      assertSameScore(oneByOne.get(i), inBatch.get(i), "doc " + i + " batchTokens 48 vs one window per batch");
+      assertSameScore(
+          oneByOne.get(i), allInOne.get(i), "doc " + i + " one batch vs one window per batch");
+      assertSameScore(
+          oneByOne.get(i), inBatch.get(i), "doc " + i + " batchTokens 48 vs one window per batch");
     }
 
     // permutation of the documents permutes the results
@@ -127,19 +147,22 @@ class InvarianceTest {
     java.util.Collections.reverse(reversed);
     List<DocumentScore> rev = small.scoreIds(reversed, bytesFor(reversed));
     for (int i = 0; i < batch.size(); i++) {
-      assertSameScore(inBatch.get(i), rev.get(batch.size() - 1 - i), "doc " + i + " after reversing the batch");
+      assertSameScore(
+          inBatch.get(i), rev.get(batch.size() - 1 - i), "doc " + i + " after reversing the batch");
     }
   }
 
   @Test
   void manyWindowsInOneBatchSpanSeveralLogitChunks() {
-    // 12 full windows of 128 targets = 1536 scored rows in one batch, more than one 64 MiB logit chunk (333 rows at
+    // 12 full windows of 128 targets = 1536 scored rows in one batch, more than one 64 MiB logit
+    // chunk (333 rows at
     // 50304 columns): results must equal scoring each window alone
     List<long[]> docs = new ArrayList<>();
     for (int i = 0; i < 12; i++) {
       docs.add(randomIds(100 + i, 127 + i % 3));
     }
-    List<DocumentScore> together = scorer(128, 128, 1 << 16, Bos.EOS).scoreIds(docs, bytesFor(docs));
+    List<DocumentScore> together =
+        scorer(128, 128, 1 << 16, Bos.EOS).scoreIds(docs, bytesFor(docs));
     List<DocumentScore> apart = scorer(128, 128, 1, Bos.EOS).scoreIds(docs, bytesFor(docs));
     for (int i = 0; i < docs.size(); i++) {
       assertSameScore(apart.get(i), together.get(i), "doc " + i);
@@ -150,9 +173,10 @@ class InvarianceTest {
   // (b) window contract
 
   /**
-   * The window contract, per target: target x[i] (1 <= i <= n-1) belongs to block 0 if i <= L, else to block
-   * 1 + (i - L - 1) / S; a block whose last target is x[e] is predicted from x[max(0, e-L) .. e-1] (the strided
-   * sliding window of transformers' docs/source/en/perplexity.md; with S = L, lm-evaluation-harness's rolling windows).
+   * The window contract, per target: target x[i] (1 <= i <= n-1) belongs to block 0 if i <= L, else
+   * to block 1 + (i - L - 1) / S; a block whose last target is x[e] is predicted from x[max(0, e-L)
+   * .. e-1] (the strided sliding window of transformers' docs/source/en/perplexity.md; with S = L,
+   * lm-evaluation-harness's rolling windows).
    */
   static List<Window> contractWindows(long[] x, int l, int s) {
     int n = x.length;
@@ -169,17 +193,19 @@ class InvarianceTest {
     for (int[] b : blocks) {
       int e = b[1];
       int a = Math.max(0, e - l);
-      // window tokens x[a..e]: position j predicts x[a + j + 1], so target x[b0] is at position b0 - 1 - a
+      // window tokens x[a..e]: position j predicts x[a + j + 1], so target x[b0] is at position b0
+      // - 1 - a
       out.add(new Window(Arrays.copyOfRange(x, a, e + 1), b[0] - 1 - a));
     }
     return out;
   }
 
   /**
-   * lm-eval's {@code get_rolling_token_windows(token_list, prefix_token, max_seq_len=L, context_len=1)} followed by
-   * {@code make_disjoint_window}, and the model input {@code (context + continuation)[-(L+1):][:-1]} scoring the last
-   * {@code len(continuation)} positions (lm-evaluation-harness {@code lm_eval/utils.py} and {@code
-   * loglikelihood_rolling} in {@code lm_eval/models/huggingface.py}).
+   * lm-eval's {@code get_rolling_token_windows(token_list, prefix_token, max_seq_len=L,
+   * context_len=1)} followed by {@code make_disjoint_window}, and the model input {@code (context +
+   * continuation)[-(L+1):][:-1]} scoring the last {@code len(continuation)} positions
+   * (lm-evaluation-harness {@code lm_eval/utils.py} and {@code loglikelihood_rolling} in {@code
+   * lm_eval/models/huggingface.py}).
    */
   static List<Window> lmEvalRollingWindows(long[] tokens, long prefix, int l) {
     List<Window> out = new ArrayList<>();
@@ -209,7 +235,8 @@ class InvarianceTest {
     long[] all = new long[context.length + cont.length];
     System.arraycopy(context, 0, all, 0, context.length);
     System.arraycopy(cont, 0, all, context.length, cont.length);
-    long[] seq = Arrays.copyOfRange(all, Math.max(0, all.length - (l + 1)), all.length); // [-(L+1):]
+    long[] seq =
+        Arrays.copyOfRange(all, Math.max(0, all.length - (l + 1)), all.length); // [-(L+1):]
     return new Window(seq, seq.length - 1 - cont.length); // logits of the last len(cont) positions
   }
 
@@ -237,8 +264,18 @@ class InvarianceTest {
 
   @ParameterizedTest(name = "N={0} L={1} S={2} bos={3}")
   @CsvSource({
-      "50, 16, 16, EOS", "50, 16, 16, NONE", "48, 16, 16, EOS", "47, 16, 16, NONE", "15, 16, 16, EOS",
-      "50, 16, 7, EOS", "50, 16, 7, NONE", "40, 16, 1, EOS", "16, 16, 4, EOS", "2, 16, 3, NONE", "1, 16, 16, NONE"})
+    "50, 16, 16, EOS",
+    "50, 16, 16, NONE",
+    "48, 16, 16, EOS",
+    "47, 16, 16, NONE",
+    "15, 16, 16, EOS",
+    "50, 16, 7, EOS",
+    "50, 16, 7, NONE",
+    "40, 16, 1, EOS",
+    "16, 16, 4, EOS",
+    "2, 16, 3, NONE",
+    "1, 16, 16, NONE"
+  })
   void scorerFollowsWindowContract(int nTokens, int l, int s, Bos bos) {
     long[] t = randomIds(1000L + nTokens * 31L + s, nTokens);
     long prefix = PerplexityScorer.prefixToken(model.config(), bos);
@@ -275,8 +312,12 @@ class InvarianceTest {
       List<Window> lmEval = lmEvalRollingWindows(t, prefix, l);
       assertEquals(contract.size(), lmEval.size(), "lm-eval window count");
       for (int i = 0; i < lmEval.size(); i++) {
-        assertArrayEquals(lmEval.get(i).tokens(), contract.get(i).tokens(), "window " + i + " tokens");
-        assertEquals(lmEval.get(i).firstScored(), contract.get(i).firstScored(), "window " + i + " first scored");
+        assertArrayEquals(
+            lmEval.get(i).tokens(), contract.get(i).tokens(), "window " + i + " tokens");
+        assertEquals(
+            lmEval.get(i).firstScored(),
+            contract.get(i).firstScored(),
+            "window " + i + " first scored");
       }
       double[] viaLmEval = runWindows(lmEval);
       for (int i = 0; i < viaLmEval.length; i++) {
@@ -287,19 +328,25 @@ class InvarianceTest {
 
   @Test
   void stridedWindowsSeeMoreContextThanDisjointOnes() {
-    // the same document under S = L and S < L: the first block is identical, later targets differ (more context)
+    // the same document under S = L and S < L: the first block is identical, later targets differ
+    // (more context)
     long[] t = randomIds(77, 60);
-    DocumentScore disjoint = scorer(16, 16, 64, Bos.EOS).scoreIds(List.<long[]>of(t), new long[] {1}).get(0);
-    DocumentScore strided = scorer(16, 4, 64, Bos.EOS).scoreIds(List.<long[]>of(t), new long[] {1}).get(0);
+    DocumentScore disjoint =
+        scorer(16, 16, 64, Bos.EOS).scoreIds(List.<long[]>of(t), new long[] {1}).get(0);
+    DocumentScore strided =
+        scorer(16, 4, 64, Bos.EOS).scoreIds(List.<long[]>of(t), new long[] {1}).get(0);
     assertEquals(disjoint.tokens(), strided.tokens());
     for (int i = 0; i < 16; i++) {
-      assertEquals(disjoint.tokenLogprobs()[i], strided.tokenLogprobs()[i], TOL, "first block target " + i);
+      assertEquals(
+          disjoint.tokenLogprobs()[i], strided.tokenLogprobs()[i], TOL, "first block target " + i);
     }
     double maxDiff = 0;
     for (int i = 16; i < t.length; i++) {
-      maxDiff = Math.max(maxDiff, Math.abs(disjoint.tokenLogprobs()[i] - strided.tokenLogprobs()[i]));
+      maxDiff =
+          Math.max(maxDiff, Math.abs(disjoint.tokenLogprobs()[i] - strided.tokenLogprobs()[i]));
     }
-    assertTrue(maxDiff > 1e-3, "later targets must depend on how much context their window carries");
+    assertTrue(
+        maxDiff > 1e-3, "later targets must depend on how much context their window carries");
     assertEquals(4, disjoint.windows());
     assertEquals(1 + (61 - 1 - 16 + 3) / 4, strided.windows());
   }
@@ -310,8 +357,11 @@ class InvarianceTest {
     long[] ids = tokenizer.encode(text);
     PerplexityScorer sc = scorer(8, 3, 64, Bos.EOS);
     DocumentScore viaText = sc.score(List.of(text)).get(0);
-    DocumentScore viaIds = sc.scoreIds(List.<long[]>of(ids),
-        new long[] {text.getBytes(java.nio.charset.StandardCharsets.UTF_8).length}).get(0);
+    DocumentScore viaIds =
+        sc.scoreIds(
+                List.<long[]>of(ids),
+                new long[] {text.getBytes(java.nio.charset.StandardCharsets.UTF_8).length})
+            .get(0);
     assertSameScore(viaIds, viaText, "text vs ids");
     assertEquals(text.getBytes(java.nio.charset.StandardCharsets.UTF_8).length, viaText.bytes());
   }
@@ -324,13 +374,16 @@ class InvarianceTest {
     long[] full = randomIds(500, 40);
     int k = 12; // targets x[1..k]
     try (NDManager bm = model.newBatchManager()) {
-      float[] prefixOnly = model.logProbs(bm, List.of(new Window(Arrays.copyOf(full, k + 1), 0)))[0];
+      float[] prefixOnly =
+          model.logProbs(bm, List.of(new Window(Arrays.copyOf(full, k + 1), 0)))[0];
       assertEquals(k, prefixOnly.length);
       for (int extra : new int[] {1, 5, 27}) {
-        float[] longer = model.logProbs(bm, List.of(new Window(Arrays.copyOf(full, k + 1 + extra), 0)))[0];
+        float[] longer =
+            model.logProbs(bm, List.of(new Window(Arrays.copyOf(full, k + 1 + extra), 0)))[0];
         assertEquals(k + extra, longer.length);
         for (int i = 0; i < k; i++) {
-          assertEquals(prefixOnly[i], longer[i], TOL, "target " + i + " with " + extra + " tokens appended");
+          assertEquals(
+              prefixOnly[i], longer[i], TOL, "target " + i + " with " + extra + " tokens appended");
         }
       }
       // a different continuation after position k leaves the first k targets alone as well
@@ -364,8 +417,12 @@ class InvarianceTest {
   private static void assertPlan(List<Window> want, List<Window> got, String what) {
     assertEquals(want.size(), got.size(), what + ": number of windows");
     for (int i = 0; i < want.size(); i++) {
-      assertArrayEquals(want.get(i).tokens(), got.get(i).tokens(), what + ": window " + i + " tokens");
-      assertEquals(want.get(i).firstScored(), got.get(i).firstScored(), what + ": window " + i + " firstScored");
+      assertArrayEquals(
+          want.get(i).tokens(), got.get(i).tokens(), what + ": window " + i + " tokens");
+      assertEquals(
+          want.get(i).firstScored(),
+          got.get(i).firstScored(),
+          what + ": window " + i + " firstScored");
     }
   }
 
@@ -376,25 +433,37 @@ class InvarianceTest {
     assertPlan(List.of(new Window(seq(2), 0)), WindowPlan.plan(seq(2), 4, 4), "n=2");
     assertPlan(List.of(new Window(seq(2), 0)), WindowPlan.plan(seq(2), 1, 1), "n=2 L=1");
     // L = S = 3, n = 8 (x = 100..107): blocks {1..3}, {4..6}, {7}
-    assertPlan(List.of(
-        new Window(new long[] {100, 101, 102, 103}, 0),
-        new Window(new long[] {103, 104, 105, 106}, 0),
-        new Window(new long[] {104, 105, 106, 107}, 2)), WindowPlan.plan(seq(8), 3, 3), "L=S=3 n=8");
+    assertPlan(
+        List.of(
+            new Window(new long[] {100, 101, 102, 103}, 0),
+            new Window(new long[] {103, 104, 105, 106}, 0),
+            new Window(new long[] {104, 105, 106, 107}, 2)),
+        WindowPlan.plan(seq(8), 3, 3),
+        "L=S=3 n=8");
     // S = 1 < L = 3, n = 6: blocks {1..3}, {4}, {5}
-    assertPlan(List.of(
-        new Window(new long[] {100, 101, 102, 103}, 0),
-        new Window(new long[] {101, 102, 103, 104}, 2),
-        new Window(new long[] {102, 103, 104, 105}, 2)), WindowPlan.plan(seq(6), 3, 1), "L=3 S=1 n=6");
+    assertPlan(
+        List.of(
+            new Window(new long[] {100, 101, 102, 103}, 0),
+            new Window(new long[] {101, 102, 103, 104}, 2),
+            new Window(new long[] {102, 103, 104, 105}, 2)),
+        WindowPlan.plan(seq(6), 3, 1),
+        "L=3 S=1 n=6");
     // S = 2 < L = 4, n = 9: blocks {1..4}, {5,6}, {7,8}
-    assertPlan(List.of(
-        new Window(new long[] {100, 101, 102, 103, 104}, 0),
-        new Window(new long[] {102, 103, 104, 105, 106}, 2),
-        new Window(new long[] {104, 105, 106, 107, 108}, 2)), WindowPlan.plan(seq(9), 4, 2), "L=4 S=2 n=9");
+    assertPlan(
+        List.of(
+            new Window(new long[] {100, 101, 102, 103, 104}, 0),
+            new Window(new long[] {102, 103, 104, 105, 106}, 2),
+            new Window(new long[] {104, 105, 106, 107, 108}, 2)),
+        WindowPlan.plan(seq(9), 4, 2),
+        "L=4 S=2 n=9");
     // L = S = 1: one target per window, one token of context
-    assertPlan(List.of(
-        new Window(new long[] {100, 101}, 0),
-        new Window(new long[] {101, 102}, 0),
-        new Window(new long[] {102, 103}, 0)), WindowPlan.plan(seq(4), 1, 1), "L=S=1 n=4");
+    assertPlan(
+        List.of(
+            new Window(new long[] {100, 101}, 0),
+            new Window(new long[] {101, 102}, 0),
+            new Window(new long[] {102, 103}, 0)),
+        WindowPlan.plan(seq(4), 1, 1),
+        "L=S=1 n=4");
     // the sequence fits in one window
     assertPlan(List.of(new Window(seq(5), 0)), WindowPlan.plan(seq(5), 8, 2), "n-1 < L");
     assertPlan(List.of(new Window(seq(5), 0)), WindowPlan.plan(seq(5), 4, 4), "n-1 = L");
@@ -417,7 +486,9 @@ class InvarianceTest {
               scored[a + j + 1]++;
             }
             if (a + w.inputLength() > l) {
-              assertTrue(w.firstScored() >= l - s, what + ": at least L-S+1 tokens of context after the first window");
+              assertTrue(
+                  w.firstScored() >= l - s,
+                  what + ": at least L-S+1 tokens of context after the first window");
             }
           }
           for (int i = 1; i < n; i++) {

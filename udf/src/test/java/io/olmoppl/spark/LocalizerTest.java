@@ -21,9 +21,9 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * Copies of a checkpoint on a non-local Hadoop file system: keyed by what the files are (a checkpoint replaced at the
- * same path gets a new copy), written under a private name and renamed into place (concurrent JVMs never share a
- * half-written folder), older copies of the path removed.
+ * Copies of a checkpoint on a non-local Hadoop file system: keyed by what the files are (a
+ * checkpoint replaced at the same path gets a new copy), written under a private name and renamed
+ * into place (concurrent JVMs never share a half-written folder), older copies of the path removed.
  */
 class LocalizerTest {
   /** The local disk under another scheme, so that the remote-copy path runs without a cluster. */
@@ -39,8 +39,7 @@ class LocalizerTest {
     }
   }
 
-  @TempDir
-  Path tmp;
+  @TempDir Path tmp;
 
   static Configuration conf() {
     Configuration c = new Configuration();
@@ -64,14 +63,16 @@ class LocalizerTest {
     String uri = "otherfs:" + src.toAbsolutePath();
 
     Path first = Localizer.localize(uri, conf(), root);
-    assertArrayEquals(new byte[] {1, 2, 3, 4}, Files.readAllBytes(first.resolve("model.safetensors")));
+    assertArrayEquals(
+        new byte[] {1, 2, 3, 4}, Files.readAllBytes(first.resolve("model.safetensors")));
     assertEquals(first, Localizer.localize(uri, conf(), root), "unchanged files: the same copy");
 
     // same path, same size, new bytes (as a re-upload of a retrained checkpoint)
     Files.write(src.resolve("model.safetensors"), new byte[] {9, 9, 9, 9});
     Path second = Localizer.localize(uri, conf(), root);
     assertNotEquals(first, second);
-    assertArrayEquals(new byte[] {9, 9, 9, 9}, Files.readAllBytes(second.resolve("model.safetensors")));
+    assertArrayEquals(
+        new byte[] {9, 9, 9, 9}, Files.readAllBytes(second.resolve("model.safetensors")));
     assertFalse(Files.exists(first), "the older copy of the path is removed");
     assertEquals(List.of(second.getFileName().toString()), copies(root));
   }
@@ -101,7 +102,12 @@ class LocalizerTest {
       pool.shutdownNow();
     }
     assertEquals(1, copies(root).size(), "no temporary folders left: " + copies(root));
-    assertTrue(Files.isRegularFile(copies(root).stream().map(root::resolve).findFirst().orElseThrow()
-        .resolve("config.json")));
+    assertTrue(
+        Files.isRegularFile(
+            copies(root).stream()
+                .map(root::resolve)
+                .findFirst()
+                .orElseThrow()
+                .resolve("config.json")));
   }
 }

@@ -7,9 +7,9 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.pytorch.jni.JniUtils;
 import com.google.gson.GsonBuilder;
 import io.olmoppl.checkpoint.Checkpoint;
+import io.olmoppl.checkpoint.CheckpointLayout;
 import io.olmoppl.checkpoint.CheckpointMaker;
 import io.olmoppl.checkpoint.OlmoConfig;
-import io.olmoppl.checkpoint.CheckpointLayout;
 import io.olmoppl.checkpoint.TyingRule;
 import io.olmoppl.engine.ScoringEngine;
 import io.olmoppl.engine.ScoringEngine.EngineStats;
@@ -39,31 +39,38 @@ import org.apache.arrow.vector.VarCharVector;
 import org.apache.spark.sql.SparkSession;
 
 /**
- * {@code olmo-ppl bench}: how close scoring comes to what the machine can do, in one process. It measures the fp32
- * matmul ceiling through the engine (2048^3 and the model's own shapes), then two workloads (one long document at
- * window 512 / stride 256; many short documents of mixed lengths at window 512), first through the scoring engine
- * alone and then end to end through {@code olmo-ppl score} on {@code local[*]}. FLOPs are counted exactly from the
- * config: projections and the MLP at every computed position, causal attention pairs, the output projection at
- * scored positions only.
+ * {@code olmo-ppl bench}: how close scoring comes to what the machine can do, in one process. It
+ * measures the fp32 matmul ceiling through the engine (2048^3 and the model's own shapes), then two
+ * workloads (one long document at window 512 / stride 256; many short documents of mixed lengths at
+ * window 512), first through the scoring engine alone and then end to end through {@code olmo-ppl
+ * score} on {@code local[*]}. FLOPs are counted exactly from the config: projections and the MLP at
+ * every computed position, causal attention pairs, the output projection at scored positions only.
  */
 public final class Bench {
-  public static final String HELP = String.join("\n",
-      "usage: olmo-ppl bench [--model DIR] [--json] [--long-tokens N] [--short-docs N] [--no-spark]",
-      "",
-      "Measures scoring throughput against the fp32 matmul ceiling of this machine. Without --model it builds the",
-      "benchmark checkpoint (olmo layout, hidden 1024, 8 layers, 16 heads, intermediate 4096, tied, F32).",
-      "  --long-tokens N  tokens of the long document (default 26292)",
-      "  --short-docs N   number of short documents (default 230, about 95 tokens each)",
-      "  --no-spark       skip the end-to-end runs through olmo-ppl score",
-      "  --json           print every figure as JSON instead of the table");
+  public static final String HELP =
+      String.join(
+          "\n",
+          "usage: olmo-ppl bench [--model DIR] [--json] [--long-tokens N] [--short-docs N] [--no-spark]",
+          "",
+          "Measures scoring throughput against the fp32 matmul ceiling of this machine. Without --model it builds the",
+          "benchmark checkpoint (olmo layout, hidden 1024, 8 layers, 16 heads, intermediate 4096, tied, F32).",
+          "  --long-tokens N  tokens of the long document (default 26292)",
+          "  --short-docs N   number of short documents (default 230, about 95 tokens each)",
+          "  --no-spark       skip the end-to-end runs through olmo-ppl score",
+          "  --json           print every figure as JSON instead of the table");
   static final int WINDOW = 512;
   static final int LONG_STRIDE = 256;
 
   private Bench() {}
 
   public static void run(String[] argv, PrintStream out) throws IOException {
-    Args a = Args.parse("bench", argv, 1, Set.of("model", "long-tokens", "short-docs", "master"),
-        Set.of("json", "no-spark"));
+    Args a =
+        Args.parse(
+            "bench",
+            argv,
+            1,
+            Set.of("model", "long-tokens", "short-docs", "master"),
+            Set.of("json", "no-spark"));
     boolean json = a.flag("json");
     PrintStream log = json ? System.err : out;
     Path work = Files.createTempDirectory("olmo-ppl-bench");
@@ -72,10 +79,29 @@ public final class Bench {
     OlmoConfig c = ckpt.config();
     Map<String, Object> r = new LinkedHashMap<>();
     r.put("machine", machine());
-    r.put("model", Map.of("path", model.toString(), "layout", c.layout().id(), "hidden", c.hiddenSize(),
-        "layers", c.numHiddenLayers(), "heads", c.numAttentionHeads(), "intermediate", c.intermediateSize(),
-        "vocab_rows", c.vocabRows(), "parameters", ckpt.parameterCount(), "unique_weight_bytes",
-        ckpt.uniqueWeightBytes(), "tied", ckpt.tying().tied()));
+    r.put(
+        "model",
+        Map.of(
+            "path",
+            model.toString(),
+            "layout",
+            c.layout().id(),
+            "hidden",
+            c.hiddenSize(),
+            "layers",
+            c.numHiddenLayers(),
+            "heads",
+            c.numAttentionHeads(),
+            "intermediate",
+            c.intermediateSize(),
+            "vocab_rows",
+            c.vocabRows(),
+            "parameters",
+            ckpt.parameterCount(),
+            "unique_weight_bytes",
+            ckpt.uniqueWeightBytes(),
+            "tied",
+            ckpt.tying().tied()));
     int longTokens = a.integer("long-tokens", 26_292);
     int shortDocs = a.integer("short-docs", 230);
     Map<String, Object> loads = new LinkedHashMap<>();
@@ -85,8 +111,12 @@ public final class Bench {
     resetPeakResident();
     try (OlmoModel m = OlmoModel.load(ckpt, ckpt, Device.cpu(), Precision.FP32);
         OlmoTokenizer tok = OlmoTokenizer.load(ckpt.tokenizerJson());
-        ScoringEngine engine = new ScoringEngine(m, tok, ScoringEngine.QUEUE_TOKENS_DEFAULT,
-            Runtime.getRuntime().availableProcessors())) {
+        ScoringEngine engine =
+            new ScoringEngine(
+                m,
+                tok,
+                ScoringEngine.QUEUE_TOKENS_DEFAULT,
+                Runtime.getRuntime().availableProcessors())) {
       r.put("allocator", allocator());
       longDoc = List.of(text(tok, longTokens, new SplittableRandom(1)));
       shortMix = shortDocuments(tok, shortDocs, new SplittableRandom(2));
@@ -96,7 +126,8 @@ public final class Bench {
       ceiling.put("threads", threads);
       ceiling.put("gflops_2048", matmulGflops(2048, 2048, 2048));
       long rows = 1024;
-      ceiling.put("gflops_qkv", matmulGflops(rows, c.hiddenSize(), c.hiddenSize() + 2L * c.kvDim()));
+      ceiling.put(
+          "gflops_qkv", matmulGflops(rows, c.hiddenSize(), c.hiddenSize() + 2L * c.kvDim()));
       ceiling.put("gflops_up_gate", matmulGflops(256, c.hiddenSize(), 2L * c.intermediateSize()));
       ceiling.put("gflops_down", matmulGflops(256, c.intermediateSize(), c.hiddenSize()));
       ceiling.put("gflops_logits", matmulGflops(120, c.hiddenSize(), c.vocabRows()));
@@ -116,33 +147,67 @@ public final class Bench {
     r.put("memory", mem);
     if (!a.flag("no-spark")) {
       String master = a.get("master", "local[*]");
-      SparkSession spark = SparkSession.builder().appName("olmo-ppl bench").master(master)
-          .config("spark.ui.enabled", "false").config("spark.driver.host", "127.0.0.1")
-          .config("spark.driver.bindAddress", "127.0.0.1").getOrCreate();
+      SparkSession spark =
+          SparkSession.builder()
+              .appName("olmo-ppl bench")
+              .master(master)
+              .config("spark.ui.enabled", "false")
+              .config("spark.driver.host", "127.0.0.1")
+              .config("spark.driver.bindAddress", "127.0.0.1")
+              .getOrCreate();
       try {
         // warm-up: Spark's first job and the executor's model load are not part of the steady state
-        endToEnd(model, work.resolve("warm-up"), shortMix.subList(0, Math.min(4, shortMix.size())), WINDOW, master,
+        endToEnd(
+            model,
+            work.resolve("warm-up"),
+            shortMix.subList(0, Math.min(4, shortMix.size())),
+            WINDOW,
+            master,
             null);
         Map<String, Object> e2e = new LinkedHashMap<>();
-        e2e.put("long_document", endToEnd(model, work.resolve("long"), longDoc, LONG_STRIDE, master,
-            loads.get("long_document")));
-        e2e.put("short_documents", endToEnd(model, work.resolve("short"), shortMix, WINDOW, master,
-            loads.get("short_documents")));
+        e2e.put(
+            "long_document",
+            endToEnd(
+                model,
+                work.resolve("long"),
+                longDoc,
+                LONG_STRIDE,
+                master,
+                loads.get("long_document")));
+        e2e.put(
+            "short_documents",
+            endToEnd(
+                model,
+                work.resolve("short"),
+                shortMix,
+                WINDOW,
+                master,
+                loads.get("short_documents")));
         r.put("spark", e2e);
       } finally {
         spark.stop();
       }
     }
     if (json) {
-      out.println(new GsonBuilder().setPrettyPrinting().serializeSpecialFloatingPointValues().create().toJson(r));
+      out.println(
+          new GsonBuilder()
+              .setPrettyPrinting()
+              .serializeSpecialFloatingPointValues()
+              .create()
+              .toJson(r));
     } else {
       print(r, out);
     }
   }
 
   /** One workload through the engine: throughput, FLOPs, padding, time outside the forward pass. */
-  private static Map<String, Object> inProcess(ScoringEngine engine, OlmoConfig c, List<String> texts, int window,
-      int stride, double ceiling) {
+  private static Map<String, Object> inProcess(
+      ScoringEngine engine,
+      OlmoConfig c,
+      List<String> texts,
+      int window,
+      int stride,
+      double ceiling) {
     EngineStats s = engine.stats();
     long positions0 = s.positions();
     long padded0 = s.paddedPositions();
@@ -172,7 +237,8 @@ public final class Bench {
     return m;
   }
 
-  private static List<DocumentScore> score(ScoringEngine engine, List<String> texts, int window, int stride) {
+  private static List<DocumentScore> score(
+      ScoringEngine engine, List<String> texts, int window, int stride) {
     try (BufferAllocator alloc = new RootAllocator();
         VarCharVector v = new VarCharVector("text", alloc)) {
       v.allocateNew(texts.size());
@@ -192,8 +258,9 @@ public final class Bench {
   }
 
   /** The same workload through {@code olmo-ppl score} on local[*] (JSON lines in, parquet out). */
-  private static Map<String, Object> endToEnd(Path model, Path dir, List<String> texts, int stride, String master,
-      Object inProcess) throws IOException {
+  private static Map<String, Object> endToEnd(
+      Path model, Path dir, List<String> texts, int stride, String master, Object inProcess)
+      throws IOException {
     Files.createDirectories(dir);
     Path input = dir.resolve("input.jsonl");
     StringBuilder sb = new StringBuilder();
@@ -202,11 +269,24 @@ public final class Bench {
       sb.append(gson.toJson(Map.of("text", t))).append('\n');
     }
     Files.writeString(input, sb);
-    String[] args = {"score", "--model", model.toString(), "--input", input.toString(), "--output",
-        dir.resolve("out").toString(), "--window", String.valueOf(WINDOW), "--stride", String.valueOf(stride),
-        "--master", master};
+    String[] args = {
+      "score",
+      "--model",
+      model.toString(),
+      "--input",
+      input.toString(),
+      "--output",
+      dir.resolve("out").toString(),
+      "--window",
+      String.valueOf(WINDOW),
+      "--stride",
+      String.valueOf(stride),
+      "--master",
+      master
+    };
     long t0 = System.nanoTime();
-    Map<String, Object> summary = ScoreCommand.main(args, new PrintStream(java.io.OutputStream.nullOutputStream()));
+    Map<String, Object> summary =
+        ScoreCommand.main(args, new PrintStream(java.io.OutputStream.nullOutputStream()));
     double secs = (System.nanoTime() - t0) / 1e9;
     long tokens = ((Number) summary.get("tokens")).longValue();
     double rate = tokens / secs;
@@ -230,8 +310,10 @@ public final class Bench {
     }
     Path dir = work.resolve("checkpoint");
     log.println("olmo-ppl bench: writing the benchmark checkpoint to " + dir);
-    CheckpointMaker.small(CheckpointLayout.OLMO).withDims(1024, 8, 16, 16, 4096, 2048)
-        .withTied(true, CheckpointMaker.OutputCopy.NONE).write(dir, tok);
+    CheckpointMaker.small(CheckpointLayout.OLMO)
+        .withDims(1024, 8, 16, 16, 4096, 2048)
+        .withTied(true, CheckpointMaker.OutputCopy.NONE)
+        .write(dir, tok);
     return dir;
   }
 
@@ -255,18 +337,25 @@ public final class Bench {
     }
   }
 
-  /** @return a text of about {@code tokens} tokens: words drawn from the tokenizer's own vocabulary of words */
+  /**
+   * @return a text of about {@code tokens} tokens: words drawn from the tokenizer's own vocabulary
+   *     of words
+   */
   static String text(OlmoTokenizer tok, int tokens, SplittableRandom r) {
-    String[] words = ("the of and to in a is that for it as was with be by on not he this are or his from at which"
-        + " but have an they you were her she there been one all we their has would when if so no will can more"
-        + " data model token corpus perplexity spark executor window stride byte river mountain history science"
-        + " language people government between through because during without under about against").split(" ");
+    String[] words =
+        ("the of and to in a is that for it as was with be by on not he this are or his from at which"
+                + " but have an they you were her she there been one all we their has would when if so no will can more"
+                + " data model token corpus perplexity spark executor window stride byte river mountain history science"
+                + " language people government between through because during without under about against")
+            .split(" ");
     StringBuilder sb = new StringBuilder();
     int have = 0;
     while (have < tokens) {
       StringBuilder chunk = new StringBuilder();
       for (int w = 0; w < 64; w++) {
-        chunk.append(sb.length() + chunk.length() == 0 ? "" : " ").append(words[r.nextInt(words.length)]);
+        chunk
+            .append(sb.length() + chunk.length() == 0 ? "" : " ")
+            .append(words[r.nextInt(words.length)]);
         if (r.nextInt(12) == 0) {
           chunk.append('.');
         }
@@ -284,11 +373,15 @@ public final class Bench {
     return s;
   }
 
-  /** @return {@code n} documents with a log-normal mix of lengths (median about 70 tokens, mean about 95) */
+  /**
+   * @return {@code n} documents with a log-normal mix of lengths (median about 70 tokens, mean
+   *     about 95)
+   */
   static List<String> shortDocuments(OlmoTokenizer tok, int n, SplittableRandom r) {
     List<String> out = new ArrayList<>(n);
     for (int i = 0; i < n; i++) {
-      double g = Math.sqrt(-2 * Math.log(1 - r.nextDouble())) * Math.cos(2 * Math.PI * r.nextDouble());
+      double g =
+          Math.sqrt(-2 * Math.log(1 - r.nextDouble())) * Math.cos(2 * Math.PI * r.nextDouble());
       int tokens = (int) Math.max(8, Math.min(480, Math.round(Math.exp(Math.log(70) + 0.75 * g))));
       out.add(text(tok, tokens, r));
     }
@@ -300,9 +393,13 @@ public final class Bench {
     m.put("cores", Runtime.getRuntime().availableProcessors());
     m.put("os", System.getProperty("os.name") + " " + System.getProperty("os.arch"));
     try {
-      Files.readAllLines(Path.of("/proc/cpuinfo")).stream().filter(l -> l.startsWith("model name")).findFirst()
+      Files.readAllLines(Path.of("/proc/cpuinfo")).stream()
+          .filter(l -> l.startsWith("model name"))
+          .findFirst()
           .ifPresent(l -> m.put("cpu", l.substring(l.indexOf(':') + 1).trim()));
-      Files.readAllLines(Path.of("/proc/meminfo")).stream().filter(l -> l.startsWith("MemTotal")).findFirst()
+      Files.readAllLines(Path.of("/proc/meminfo")).stream()
+          .filter(l -> l.startsWith("MemTotal"))
+          .findFirst()
           .ifPresent(l -> m.put("memory", l.substring(l.indexOf(':') + 1).trim()));
     } catch (IOException e) {
       // not Linux: the figures are still valid without the machine's description
@@ -320,7 +417,10 @@ public final class Bench {
         : "glibc malloc, defaults (-Dolmoppl.malloc.tune=false)";
   }
 
-  /** @return a /proc/self/status memory line in bytes ({@code VmRSS:} now, {@code VmHWM:} peak); -1 off Linux */
+  /**
+   * @return a /proc/self/status memory line in bytes ({@code VmRSS:} now, {@code VmHWM:} peak); -1
+   *     off Linux
+   */
   private static long residentBytes(String key) {
     try {
       for (String l : Files.readAllLines(Path.of("/proc/self/status"))) {
@@ -334,7 +434,10 @@ public final class Bench {
     return -1;
   }
 
-  /** Resets the process's peak resident size to the current one (Linux 4.0+), so the peak is the scoring's own. */
+  /**
+   * Resets the process's peak resident size to the current one (Linux 4.0+), so the peak is the
+   * scoring's own.
+   */
   private static void resetPeakResident() {
     try {
       Files.writeString(Path.of("/proc/self/clear_refs"), "5");
@@ -348,31 +451,60 @@ public final class Bench {
     Map<String, Object> model = (Map<String, Object>) r.get("model");
     Map<String, Object> ceil = (Map<String, Object>) r.get("matmul_ceiling");
     out.printf("machine: %s%n", r.get("machine"));
-    out.printf("model: %s, hidden %s, %s layers, %s heads, intermediate %s, %,d parameters, %,d unique weight"
-        + " bytes%n", model.get("layout"), model.get("hidden"), model.get("layers"), model.get("heads"),
-        model.get("intermediate"), (long) model.get("parameters"), (long) model.get("unique_weight_bytes"));
+    out.printf(
+        "model: %s, hidden %s, %s layers, %s heads, intermediate %s, %,d parameters, %,d unique weight"
+            + " bytes%n",
+        model.get("layout"),
+        model.get("hidden"),
+        model.get("layers"),
+        model.get("heads"),
+        model.get("intermediate"),
+        (long) model.get("parameters"),
+        (long) model.get("unique_weight_bytes"));
     out.printf("allocator: %s%n", r.get("allocator"));
-    out.printf("fp32 matmul ceiling, %s threads: 2048^3 %.1f GFLOP/s; model shapes: qkv %.1f, up|gate %.1f, down"
-        + " %.1f, logits %.1f%n", ceil.get("threads"), ceil.get("gflops_2048"), ceil.get("gflops_qkv"),
-        ceil.get("gflops_up_gate"), ceil.get("gflops_down"), ceil.get("gflops_logits"));
+    out.printf(
+        "fp32 matmul ceiling, %s threads: 2048^3 %.1f GFLOP/s; model shapes: qkv %.1f, up|gate %.1f, down"
+            + " %.1f, logits %.1f%n",
+        ceil.get("threads"),
+        ceil.get("gflops_2048"),
+        ceil.get("gflops_qkv"),
+        ceil.get("gflops_up_gate"),
+        ceil.get("gflops_down"),
+        ceil.get("gflops_logits"));
     Map<String, Object> in = (Map<String, Object>) r.get("in_process");
     Map<String, Object> spark = (Map<String, Object>) r.get("spark");
     for (String w : List.of("long_document", "short_documents")) {
       Map<String, Object> m = (Map<String, Object>) in.get(w);
-      out.printf("%s (%s docs, %,d scored tokens), in process: %.1f scored tokens/s, %.1f positions/s,"
-          + " %.1f GFLOP/s = %.2f x ceiling, padding efficiency %.3f, %.1f%% of wall time outside the forward"
-          + " pass%n", w.replace('_', ' '), m.get("documents"), (long) m.get("scored_tokens"),
-          m.get("scored_tokens_per_second"), m.get("computed_positions_per_second"), m.get("effective_gflops"),
-          m.get("ratio_to_ceiling"), m.get("padding_efficiency"), 100 * (double) m.get("share_outside_forward"));
+      out.printf(
+          "%s (%s docs, %,d scored tokens), in process: %.1f scored tokens/s, %.1f positions/s,"
+              + " %.1f GFLOP/s = %.2f x ceiling, padding efficiency %.3f, %.1f%% of wall time outside the forward"
+              + " pass%n",
+          w.replace('_', ' '),
+          m.get("documents"),
+          (long) m.get("scored_tokens"),
+          m.get("scored_tokens_per_second"),
+          m.get("computed_positions_per_second"),
+          m.get("effective_gflops"),
+          m.get("ratio_to_ceiling"),
+          m.get("padding_efficiency"),
+          100 * (double) m.get("share_outside_forward"));
       if (spark != null) {
         Map<String, Object> s = (Map<String, Object>) spark.get(w);
-        out.printf("%s, olmo-ppl score on %s: %.1f scored tokens/s = %.2f x in process%n", w.replace('_', ' '),
-            s.get("master"), s.get("scored_tokens_per_second"), s.get("ratio_to_in_process"));
+        out.printf(
+            "%s, olmo-ppl score on %s: %.1f scored tokens/s = %.2f x in process%n",
+            w.replace('_', ' '),
+            s.get("master"),
+            s.get("scored_tokens_per_second"),
+            s.get("ratio_to_in_process"));
       }
     }
     Map<String, Object> mem = (Map<String, Object>) r.get("memory");
-    out.printf("memory: resident %,d bytes before the model, peak %,d while scoring in process: %,d bytes for"
-        + " scoring = %.2f x the unique weight bytes%n", (long) mem.get("resident_before_model_bytes"),
-        (long) mem.get("peak_resident_bytes"), (long) mem.get("scoring_bytes"), mem.get("scoring_over_weights"));
+    out.printf(
+        "memory: resident %,d bytes before the model, peak %,d while scoring in process: %,d bytes for"
+            + " scoring = %.2f x the unique weight bytes%n",
+        (long) mem.get("resident_before_model_bytes"),
+        (long) mem.get("peak_resident_bytes"),
+        (long) mem.get("scoring_bytes"),
+        mem.get("scoring_over_weights"));
   }
 }

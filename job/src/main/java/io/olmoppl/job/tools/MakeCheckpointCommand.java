@@ -1,7 +1,7 @@
 package io.olmoppl.job.tools;
 
-import io.olmoppl.checkpoint.CheckpointLayout;
 import io.olmoppl.checkpoint.CheckpointException;
+import io.olmoppl.checkpoint.CheckpointLayout;
 import io.olmoppl.checkpoint.CheckpointMaker;
 import io.olmoppl.checkpoint.CheckpointMaker.OutputCopy;
 import io.olmoppl.checkpoint.DType;
@@ -16,35 +16,56 @@ import java.util.Locale;
 import java.util.Set;
 
 /**
- * {@code olmo-ppl make-checkpoint}: a random-initialised checkpoint in a real layout with the real tokenizer. A
- * developer command of the {@code ./olmo-ppl} launcher: it needs the checkpoint writer of the udf test-jar, which the
- * spark-submit jar leaves out.
+ * {@code olmo-ppl make-checkpoint}: a random-initialised checkpoint in a real layout with the real
+ * tokenizer. A developer command of the {@code ./olmo-ppl} launcher: it needs the checkpoint writer
+ * of the udf test-jar, which the spark-submit jar leaves out.
  */
 public final class MakeCheckpointCommand {
-  public static final String HELP = String.join("\n",
-      "usage: olmo-ppl make-checkpoint --layout olmo|hf_olmo|olmo2 --out DIR [options]",
-      "",
-      "  --hidden N (64)  --layers N (2)  --heads N (4)  --kv-heads N (= heads)  --intermediate N (2 x hidden)",
-      "  --max-positions N (256)  --seed N (0)  --dtype F32|F16|BF16 (F32)",
-      "  --tied | --untied       default: the layout's (hf_olmo tied, olmo and olmo2 untied)",
-      "  --output-copy none|identical|different  for tied models: also store the output matrix under its own",
-      "                          name (identical = an alias of the embedding; different = a conflicting copy)",
-      "  --tokenizer neox|dolma2|PATH  default neox (OLMo-1) for olmo/hf_olmo, dolma2 for olmo2",
-      "",
-      "The tokenizers bundled with olmo-ppl are allenai's OLMo tokenizer files (Apache-2.0).");
+  public static final String HELP =
+      String.join(
+          "\n",
+          "usage: olmo-ppl make-checkpoint --layout olmo|hf_olmo|olmo2 --out DIR [options]",
+          "",
+          "  --hidden N (64)  --layers N (2)  --heads N (4)  --kv-heads N (= heads)  --intermediate N (2 x hidden)",
+          "  --max-positions N (256)  --seed N (0)  --dtype F32|F16|BF16 (F32)",
+          "  --tied | --untied       default: the layout's (hf_olmo tied, olmo and olmo2 untied)",
+          "  --output-copy none|identical|different  for tied models: also store the output matrix under its own",
+          "                          name (identical = an alias of the embedding; different = a conflicting copy)",
+          "  --tokenizer neox|dolma2|PATH  default neox (OLMo-1) for olmo/hf_olmo, dolma2 for olmo2",
+          "",
+          "The tokenizers bundled with olmo-ppl are allenai's OLMo tokenizer files (Apache-2.0).");
 
   private MakeCheckpointCommand() {}
 
   public static void run(String[] argv, PrintStream out) throws IOException {
-    Args a = Args.parse("make-checkpoint", argv, 1, Set.of("layout", "out", "hidden", "layers", "heads", "kv-heads",
-        "intermediate", "max-positions", "seed", "dtype", "output-copy", "tokenizer"), Set.of("tied", "untied"));
+    Args a =
+        Args.parse(
+            "make-checkpoint",
+            argv,
+            1,
+            Set.of(
+                "layout",
+                "out",
+                "hidden",
+                "layers",
+                "heads",
+                "kv-heads",
+                "intermediate",
+                "max-positions",
+                "seed",
+                "dtype",
+                "output-copy",
+                "tokenizer"),
+            Set.of("tied", "untied"));
     CheckpointLayout layout = CheckpointLayout.byId(a.require("layout"));
     if (layout == null) {
-      throw new Args.UsageException("--layout must be olmo, hf_olmo or olmo2, not '" + a.get("layout") + "'");
+      throw new Args.UsageException(
+          "--layout must be olmo, hf_olmo or olmo2, not '" + a.get("layout") + "'");
     }
     Path dir = Path.of(a.require("out"));
     if (Files.exists(dir) && !isEmptyDir(dir)) {
-      throw new Args.UsageException("--out " + dir + " exists and is not empty; choose a new directory");
+      throw new Args.UsageException(
+          "--out " + dir + " exists and is not empty; choose a new directory");
     }
     if (a.flag("tied") && a.flag("untied")) {
       throw new Args.UsageException("give --tied or --untied, not both");
@@ -58,18 +79,27 @@ public final class MakeCheckpointCommand {
       dtype = DType.valueOf(a.get("dtype", "F32").toUpperCase(Locale.ROOT));
       copy = OutputCopy.valueOf(a.get("output-copy", "none").toUpperCase(Locale.ROOT));
     } catch (IllegalArgumentException e) {
-      throw new Args.UsageException("--dtype must be F32, F16 or BF16 and --output-copy none, identical or"
-          + " different");
+      throw new Args.UsageException(
+          "--dtype must be F32, F16 or BF16 and --output-copy none, identical or" + " different");
     }
     if (copy != OutputCopy.NONE && !tied) {
       throw new Args.UsageException("--output-copy applies to tied checkpoints; add --tied");
     }
     String tok = a.get("tokenizer", layout == CheckpointLayout.OLMO2 ? "dolma2" : "neox");
-    CheckpointMaker maker = CheckpointMaker.small(layout)
-        .withDims(hidden, a.integer("layers", 2), heads, a.integer("kv-heads", heads),
-            a.integer("intermediate", 2 * hidden), a.integer("max-positions", 256))
-        .withTied(tied, copy).withDtype(dtype).withSeed(a.integer("seed", 0))
-        .withVocabRows(tok.equals("dolma2") ? CheckpointMaker.DOLMA2_ROWS : CheckpointMaker.NEOX_ROWS);
+    CheckpointMaker maker =
+        CheckpointMaker.small(layout)
+            .withDims(
+                hidden,
+                a.integer("layers", 2),
+                heads,
+                a.integer("kv-heads", heads),
+                a.integer("intermediate", 2 * hidden),
+                a.integer("max-positions", 256))
+            .withTied(tied, copy)
+            .withDtype(dtype)
+            .withSeed(a.integer("seed", 0))
+            .withVocabRows(
+                tok.equals("dolma2") ? CheckpointMaker.DOLMA2_ROWS : CheckpointMaker.NEOX_ROWS);
     Path tmp = Files.createTempFile("olmo-ppl-tokenizer", ".json");
     try {
       Files.copy(tokenizer(tok), tmp, StandardCopyOption.REPLACE_EXISTING);
@@ -81,8 +111,15 @@ public final class MakeCheckpointCommand {
     } finally {
       Files.deleteIfExists(tmp);
     }
-    out.println("olmo-ppl: wrote a random " + layout.id() + " checkpoint (" + (tied ? "tied" : "untied") + ", "
-        + dtype + ") to " + dir);
+    out.println(
+        "olmo-ppl: wrote a random "
+            + layout.id()
+            + " checkpoint ("
+            + (tied ? "tied" : "untied")
+            + ", "
+            + dtype
+            + ") to "
+            + dir);
   }
 
   private static boolean isEmptyDir(Path dir) throws IOException {
@@ -94,18 +131,23 @@ public final class MakeCheckpointCommand {
     }
   }
 
-  /** @return the bundled tokenizer {@code neox} or {@code dolma2}, or a tokenizer.json path */
+  /**
+   * @return the bundled tokenizer {@code neox} or {@code dolma2}, or a tokenizer.json path
+   */
   public static InputStream tokenizer(String name) throws IOException {
-    String res = switch (name) {
-      case "neox" -> "/io/olmoppl/tokenizers/allenai_gpt-neox-olmo-dolma-v1_5.json";
-      case "dolma2" -> "/io/olmoppl/tokenizers/allenai_dolma2.json";
-      default -> null;
-    };
+    String res =
+        switch (name) {
+          case "neox" -> "/io/olmoppl/tokenizers/allenai_gpt-neox-olmo-dolma-v1_5.json";
+          case "dolma2" -> "/io/olmoppl/tokenizers/allenai_dolma2.json";
+          default -> null;
+        };
     if (res == null) {
       Path p = Path.of(name);
       if (!Files.isRegularFile(p)) {
-        throw new Args.UsageException("--tokenizer must be neox, dolma2 or a tokenizer.json file; " + name
-            + " is none of these");
+        throw new Args.UsageException(
+            "--tokenizer must be neox, dolma2 or a tokenizer.json file; "
+                + name
+                + " is none of these");
       }
       return Files.newInputStream(p);
     }
