@@ -2,7 +2,10 @@ package io.olmoppl.scoring;
 
 import java.util.Locale;
 
-/** The prefix token fed before a document (OLMO.md section 8). */
+/**
+ * The prefix token fed before a document (README, "Scoring contract"; lm-evaluation-harness
+ * prefixes EOS).
+ */
 public enum Bos {
   /** The config's BOS if it has one, else EOS: the lm-eval / Paloma convention. */
   AUTO,

@@ -1,7 +1,7 @@
 package io.olmoppl.scoring;
 
 /**
- * One document's result (OLMO.md section 8).
+ * One document's result under the scoring contract of the README ("Scoring contract").
  *
  * @param tokens number of scored targets
  * @param nll sum of -ln p(target | context) in nats; 0 when nothing is scored

@@ -6,11 +6,11 @@ import java.util.Arrays;
 import java.util.List;
 
 /**
- * Cuts a fed sequence x (prefix + text tokens) into scoring windows, OLMO.md section 8: targets
- * x[1..n-1] form consecutive blocks, the first {@code x[1..min(L, n-1)]}, each later one the next S
- * targets; a block ending at x[e] is predicted from {@code x[max(0, e-L) .. e-1]} and only its own
- * targets are scored. Every target is scored exactly once. With S = L this is lm-eval's {@code
- * loglikelihood_rolling}.
+ * Cuts a fed sequence x (prefix + text tokens) into scoring windows (README, "Scoring contract"):
+ * targets x[1..n-1] form consecutive blocks, the first {@code x[1..min(L, n-1)]}, each later one
+ * the next S targets; a block ending at x[e] is predicted from {@code x[max(0, e-L) .. e-1]} and
+ * only its own targets are scored. Every target is scored exactly once. With S = L this is
+ * lm-eval's {@code loglikelihood_rolling}.
  */
 public final class WindowPlan {
   private WindowPlan() {}
