@@ -12,7 +12,6 @@ import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
-import java.util.concurrent.CancellationException;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -348,8 +347,6 @@ public final class ScoringEngine implements AutoCloseable {
           throw err;
         }
         throw new IllegalStateException(c);
-      } catch (CancellationException e) {
-        throw e;
       }
     }
 
