@@ -219,12 +219,30 @@ public final class ScoringEngine implements AutoCloseable {
     }
   }
 
-  private static boolean outOfMemory(Throwable e) {
+  /**
+   * Messages of allocation failures, lower case: CUDA's ("CUDA out of memory. Tried to allocate
+   * ..."), libtorch's CPU allocator on Linux ("DefaultCPUAllocator: can't allocate memory: you
+   * tried to allocate N bytes. Error code 12 (Cannot allocate memory)", seen in {@code
+   * OutOfMemoryTest}) and where {@code posix_memalign} is not used ("DefaultCPUAllocator: not
+   * enough memory: ..."), C++ {@code new}'s "std::bad_alloc", and other allocators' "failed to
+   * allocate".
+   */
+  private static final List<String> OUT_OF_MEMORY_MESSAGES =
+      List.of(
+          "out of memory",
+          "can't allocate memory",
+          "cannot allocate memory",
+          "not enough memory",
+          "bad_alloc",
+          "failed to allocate");
+
+  /**
+   * @return whether {@code e} or a cause is an allocation failure (Java heap or native)
+   */
+  static boolean outOfMemory(Throwable e) {
     for (Throwable c = e; c != null; c = c.getCause()) {
       String m = String.valueOf(c.getMessage()).toLowerCase(Locale.ROOT);
-      if (c instanceof OutOfMemoryError
-          || m.contains("out of memory")
-          || m.contains("failed to allocate")) {
+      if (c instanceof OutOfMemoryError || OUT_OF_MEMORY_MESSAGES.stream().anyMatch(m::contains)) {
         return true;
       }
     }
