@@ -426,12 +426,17 @@ public final class Checkpoint implements WeightSource {
   private static boolean sameBytes(Located a, Located b) {
     List<ByteBuffer> x = a.file().map(a.info());
     List<ByteBuffer> y = b.file().map(b.info());
-    for (int i = 0; i < x.size(); i++) {
-      if (!x.get(i).equals(y.get(i))) {
-        return false;
+    try {
+      for (int i = 0; i < x.size(); i++) {
+        if (!x.get(i).equals(y.get(i))) {
+          return false;
+        }
       }
+      return true;
+    } finally {
+      SafetensorsFile.unmap(x);
+      SafetensorsFile.unmap(y);
     }
-    return true;
   }
 
   /**
@@ -440,34 +445,39 @@ public final class Checkpoint implements WeightSource {
   private static double maxAbsDiff(Located a, Located b) {
     List<ByteBuffer> x = a.file().map(a.info());
     List<ByteBuffer> y = b.file().map(b.info());
-    DType dx = a.info().dtype();
-    DType dy = b.info().dtype();
-    long n = a.info().numel();
-    double max = 0;
-    int cx = 0;
-    int cy = 0;
-    int px = 0;
-    int py = 0;
-    for (long i = 0; i < n; i++) {
-      if (px >= x.get(cx).capacity()) {
-        cx++;
-        px = 0;
+    try {
+      DType dx = a.info().dtype();
+      DType dy = b.info().dtype();
+      long n = a.info().numel();
+      double max = 0;
+      int cx = 0;
+      int cy = 0;
+      int px = 0;
+      int py = 0;
+      for (long i = 0; i < n; i++) {
+        if (px >= x.get(cx).capacity()) {
+          cx++;
+          px = 0;
+        }
+        if (py >= y.get(cy).capacity()) {
+          cy++;
+          py = 0;
+        }
+        float fx = DType.widen(dx, x.get(cx), px);
+        float fy = DType.widen(dy, y.get(cy), py);
+        px += dx.bytes();
+        py += dy.bytes();
+        double d = Math.abs((double) fx - fy);
+        if (Double.isNaN(d)) {
+          d = Float.isNaN(fx) && Float.isNaN(fy) ? 0 : Double.POSITIVE_INFINITY;
+        }
+        max = Math.max(max, d);
       }
-      if (py >= y.get(cy).capacity()) {
-        cy++;
-        py = 0;
-      }
-      float fx = DType.widen(dx, x.get(cx), px);
-      float fy = DType.widen(dy, y.get(cy), py);
-      px += dx.bytes();
-      py += dy.bytes();
-      double d = Math.abs((double) fx - fy);
-      if (Double.isNaN(d)) {
-        d = Float.isNaN(fx) && Float.isNaN(fy) ? 0 : Double.POSITIVE_INFINITY;
-      }
-      max = Math.max(max, d);
+      return max;
+    } finally {
+      SafetensorsFile.unmap(x);
+      SafetensorsFile.unmap(y);
     }
-    return max;
   }
 
   private static void checkShape(String name, Located t, long[] shape) {
@@ -585,6 +595,12 @@ public final class Checkpoint implements WeightSource {
   public List<ByteBuffer> chunks(String name) {
     Located t = tensors.get(name);
     return t.file().map(t.info());
+  }
+
+  /** Unmaps the buffers of {@link #chunks} now (see {@link SafetensorsFile#unmap}). */
+  @Override
+  public void release(List<ByteBuffer> chunks) {
+    SafetensorsFile.unmap(chunks);
   }
 
   public Path dir() {

@@ -7,6 +7,7 @@ import java.io.IOException;
 import java.io.Serializable;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.MappedByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
@@ -348,6 +349,36 @@ public final class SafetensorsFile {
     } catch (IOException e) {
       throw new CheckpointException(
           "cannot map tensor " + info.name() + " of " + path + ": " + e.getMessage(), e);
+    }
+  }
+
+  /**
+   * Unmaps buffers returned by {@link #map} now, rather than when the garbage collector finds them:
+   * a loaded model holds its own copy of the weights, and the mapped pages would otherwise stay in
+   * the process's resident memory next to it. The caller must hold no other reference to the
+   * buffers or to a view of them (reading one afterwards would crash the JVM). Buffers that were
+   * not mapped are left alone.
+   *
+   * <p>Java 17 has no public unmap ({@code MemorySegment} arenas came later); {@code
+   * sun.misc.Unsafe.invokeCleaner} is the JDK's supported escape hatch for exactly this.
+   */
+  public static void unmap(List<ByteBuffer> buffers) {
+    for (ByteBuffer b : buffers) {
+      if (b instanceof MappedByteBuffer && UNSAFE != null) {
+        UNSAFE.invokeCleaner(b);
+      }
+    }
+  }
+
+  private static final sun.misc.Unsafe UNSAFE = unsafe();
+
+  private static sun.misc.Unsafe unsafe() {
+    try {
+      java.lang.reflect.Field f = sun.misc.Unsafe.class.getDeclaredField("theUnsafe");
+      f.setAccessible(true);
+      return (sun.misc.Unsafe) f.get(null);
+    } catch (ReflectiveOperationException | RuntimeException e) {
+      return null; // buffers are then unmapped by the garbage collector, as before
     }
   }
 }

@@ -18,4 +18,11 @@ public interface WeightSource {
    * @return the stored bytes of {@code name}, as row-aligned little-endian chunks
    */
   List<ByteBuffer> chunks(String name);
+
+  /**
+   * Called when the caller is done with buffers from {@link #chunks}, and holds no view of them: a
+   * source that mapped files unmaps them now (their pages would otherwise stay resident until the
+   * garbage collector finds the buffers). The default keeps them.
+   */
+  default void release(List<ByteBuffer> chunks) {}
 }

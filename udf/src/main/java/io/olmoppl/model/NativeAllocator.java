@@ -2,6 +2,7 @@ package io.olmoppl.model;
 
 import com.sun.jna.Function;
 import com.sun.jna.NativeLibrary;
+import com.sun.jna.Structure;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -19,7 +20,7 @@ import org.slf4j.LoggerFactory;
  * olmoppl.malloc.tune} to {@code false} to leave the allocator alone; a preloaded allocator
  * (jemalloc, tcmalloc) has no {@code mallopt} to call and is left alone too.
  */
-final class NativeAllocator {
+public final class NativeAllocator {
   private static final Logger LOG = LoggerFactory.getLogger(NativeAllocator.class);
   // <malloc.h>
   private static final int M_TRIM_THRESHOLD = -1;
@@ -73,6 +74,56 @@ final class NativeAllocator {
     } catch (UnsatisfiedLinkError | RuntimeException e) {
       LOG.info("olmo-ppl: not glibc ({}); allocator left as it is", e.getMessage());
       return false;
+    }
+  }
+
+  /**
+   * What glibc's malloc holds now, over all its arenas: {@code held} is what it took from the
+   * system (heaps plus mmapped blocks, freed blocks it keeps included), {@code inUse} what is
+   * allocated. Where libtorch's tensors, Arrow's buffers and the tokenizer's memory come from.
+   */
+  public record MallocBytes(long held, long inUse) {}
+
+  /** glibc's {@code struct mallinfo2} (2.33+): every field a size_t. */
+  @Structure.FieldOrder({
+    "arena",
+    "ordblks",
+    "smblks",
+    "hblks",
+    "hblkhd",
+    "usmblks",
+    "fsmblks",
+    "uordblks",
+    "fordblks",
+    "keepcost"
+  })
+  public static class MallInfo2 extends Structure implements Structure.ByValue {
+    public long arena;
+    public long ordblks;
+    public long smblks;
+    public long hblks;
+    public long hblkhd;
+    public long usmblks;
+    public long fsmblks;
+    public long uordblks;
+    public long fordblks;
+    public long keepcost;
+  }
+
+  /**
+   * @return glibc malloc's figures now, or null where there is no glibc 2.33+ (or a preloaded
+   *     allocator answers for it)
+   */
+  public static MallocBytes mallocBytes() {
+    try {
+      MallInfo2 i =
+          (MallInfo2)
+              NativeLibrary.getInstance("c")
+                  .getFunction("mallinfo2")
+                  .invoke(MallInfo2.class, new Object[0]);
+      return new MallocBytes(i.arena + i.hblkhd, i.uordblks + i.hblkhd);
+    } catch (UnsatisfiedLinkError | RuntimeException e) {
+      return null;
     }
   }
 }

@@ -438,6 +438,26 @@ public final class OlmoModel implements AutoCloseable {
     return Ops.rmsNorm(x, config.normEps()).muli(w);
   }
 
+  /**
+   * An upper estimate of the activation bytes one CPU micro-batch holds at its peak (the batch
+   * budget's activations, for windows up to {@link #CPU_MICRO_BATCH_TOKENS}; weights not included),
+   * from the sizes this class and {@link Ops} bound: the residual stream plus the larger of one
+   * attention sublayer (norm output, fused projections, rotated queries and keys, contiguous keys
+   * and values, per-block outputs and their concatenation, the out projection, and a query block's
+   * scores and probabilities) and the logit stage (the scored rows and a chunk's logits and
+   * log-probabilities). The MLP's row chunks are smaller than either.
+   */
+  public long cpuActivationBytes() {
+    OlmoConfig c = config;
+    long n = CPU_MICRO_BATCH_TOKENS * 4L; // fp32 bytes per feature over the micro-batch's rows
+    long width = c.hiddenSize();
+    long fused = width + 2L * c.kvDim();
+    long attention =
+        n * (width + fused + width + 2L * c.kvDim() + 2L * width + width) + 2 * Ops.TEMP_BYTES;
+    long logits = n * width + 2 * CPU_LOGIT_CHUNK_BYTES;
+    return n * width + Math.max(attention, logits);
+  }
+
   /** Builds a device-local per-batch manager for {@link #logProbs}. */
   public NDManager newBatchManager() {
     NDManager m = engine().newBaseManager(device);

@@ -102,15 +102,23 @@ public final class Ops {
     for (int i0 = 0; i0 < t; i0 += qb) {
       int i1 = Math.min(t, i0 + qb);
       int tq = i1 - i0;
-      NDArray qs =
-          qg.get(":, :, :, " + i0 + ":" + i1 + ", :").reshape(b, kvh, g * tq, d); // (B, K, G*tq, D)
-      NDArray scores = matMul(qs, kt.get(":, :, :, 0:" + i1), p).muli(scale); // (B, K, G*tq, i1)
-      NDArray diag =
-          scores.reshape(b, kvh, g, tq, i1).get(":, :, :, :, " + i0 + ":" + i1); // a view
-      diag.addi(tq == qb ? tri : tri.get("0:" + tq + ", 0:" + tq));
-      NDArray probs = scores.softmax(-1);
-      NDArray out = matMul(probs, v.get(":, :, 0:" + i1 + ", :"), p); // (B, K, G*tq, D)
-      blocks.add(out.reshape(b, h, tq, d).transpose(0, 2, 1, 3)); // (B, tq, H, D)
+      // each block in its own scope: its scores and probabilities are freed before the next block
+      try (NDManager bm = m.newSubManager()) {
+        NDArray qs = qg.get(":, :, :, " + i0 + ":" + i1 + ", :");
+        NDArray ks = kt.get(":, :, :, 0:" + i1); // views of the keys and values up to the block end
+        NDArray vs = v.get(":, :, 0:" + i1 + ", :");
+        new NDList(qs, ks, vs).attach(bm); // views: closing them frees handles, not the data
+        qs = qs.reshape(b, kvh, g * tq, d); // (B, K, G*tq, D)
+        NDArray scores = matMul(qs, ks, p).muli(scale); // (B, K, G*tq, i1)
+        NDArray diag =
+            scores.reshape(b, kvh, g, tq, i1).get(":, :, :, :, " + i0 + ":" + i1); // a view
+        diag.addi(tq == qb ? tri : tri.get("0:" + tq + ", 0:" + tq));
+        NDArray probs = scores.softmax(-1);
+        NDArray out = matMul(probs, vs, p); // (B, K, G*tq, D)
+        NDArray block = out.reshape(b, h, tq, d).transpose(0, 2, 1, 3); // (B, tq, H, D)
+        block.attach(m);
+        blocks.add(block);
+      }
     }
     return blocks.size() == 1 ? blocks.head() : NDArrays.concat(blocks, 1);
   }

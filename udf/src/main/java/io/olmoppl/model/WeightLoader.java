@@ -145,13 +145,18 @@ final class WeightLoader {
     long[] shape = info.shape();
     long rowElems = shape.length == 0 ? 1 : info.numel() / Math.max(1, shape[0]);
     NDList parts = new NDList();
-    for (ByteBuffer chunk : src.chunks(name)) {
-      long elems = chunk.remaining() / info.dtype().bytes();
-      long[] cs = shape.clone();
-      if (cs.length > 0) {
-        cs[0] = rowElems == 0 ? 0 : elems / rowElems;
+    List<ByteBuffer> chunks = src.chunks(name);
+    try {
+      for (ByteBuffer chunk : chunks) {
+        long elems = chunk.remaining() / info.dtype().bytes();
+        long[] cs = shape.clone();
+        if (cs.length > 0) {
+          cs[0] = rowElems == 0 ? 0 : elems / rowElems;
+        }
+        parts.add(chunkToFloat(chunk.order(ByteOrder.LITTLE_ENDIAN), info.dtype(), new Shape(cs)));
       }
-      parts.add(chunkToFloat(chunk.order(ByteOrder.LITTLE_ENDIAN), info.dtype(), new Shape(cs)));
+    } finally {
+      src.release(chunks); // every part is an engine-owned copy: the stored bytes can go
     }
     if (parts.size() == 1) {
       return parts.get(0);

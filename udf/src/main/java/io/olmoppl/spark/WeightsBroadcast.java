@@ -52,14 +52,19 @@ public final class WeightsBroadcast implements WeightSource, Serializable {
       long rowBytes = Math.max(1, info.byteLength() / rows);
       long perBlock = Math.max(rowBytes, blockBytes / rowBytes * rowBytes);
       List<Broadcast<byte[]>> list = new ArrayList<>();
-      for (ByteBuffer chunk : ckpt.chunks(e.getKey())) {
-        ByteBuffer c = chunk.duplicate();
-        while (c.hasRemaining()) {
-          byte[] b = new byte[(int) Math.min(perBlock, c.remaining())];
-          c.get(b);
-          list.add(jsc.broadcast(b));
-          total += b.length;
+      List<ByteBuffer> chunks = ckpt.chunks(e.getKey());
+      try {
+        for (ByteBuffer chunk : chunks) {
+          ByteBuffer c = chunk.duplicate();
+          while (c.hasRemaining()) {
+            byte[] b = new byte[(int) Math.min(perBlock, c.remaining())];
+            c.get(b);
+            list.add(jsc.broadcast(b));
+            total += b.length;
+          }
         }
+      } finally {
+        ckpt.release(chunks);
       }
       if (list.isEmpty()) {
         list.add(jsc.broadcast(new byte[0]));

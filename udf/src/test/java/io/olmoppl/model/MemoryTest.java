@@ -20,11 +20,14 @@ import io.olmoppl.scoring.DocumentScore;
 import io.olmoppl.scoring.PerplexityScorer;
 import io.olmoppl.scoring.ScoringOptions;
 import java.lang.reflect.Field;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
 import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
@@ -89,6 +92,29 @@ class MemoryTest {
       assertEquals(model.config().hiddenSize(), rows.getShape().get(1));
     }
     assertEquals(before, resourceCount(w));
+  }
+
+  /**
+   * The loaded model holds its own copy of every weight, so the checkpoint's mapped pages must not
+   * stay in the process next to it (they did, until the garbage collector found the buffers).
+   */
+  @Test
+  void loadingLeavesNoMappingOfTheCheckpoint() throws Exception {
+    Assumptions.assumeTrue(Files.isReadable(Path.of("/proc/self/maps")), "Linux only");
+    Path dir = Refcases.dir("p01_olmo_tied_f32");
+    Checkpoint ckpt = Checkpoint.open(dir, TyingRule.STRICT); // also scans every weight
+    try (OlmoModel m = OlmoModel.load(ckpt, ckpt, Device.cpu(), Precision.FP32)) {
+      String file = dir.resolve("model.safetensors").toRealPath().toString();
+      List<String> mapped =
+          Files.readAllLines(Path.of("/proc/self/maps")).stream()
+              .filter(l -> l.endsWith(file))
+              .toList();
+      assertEquals(
+          0,
+          mapped.size(),
+          () -> "mappings of the checkpoint left after loading, first: " + mapped.get(0));
+      assertEquals(model.config().hiddenSize(), m.config().hiddenSize());
+    }
   }
 
   @Test

@@ -16,6 +16,7 @@ import io.olmoppl.engine.ScoringEngine.EngineStats;
 import io.olmoppl.job.Args;
 import io.olmoppl.job.ModelFlops;
 import io.olmoppl.job.ScoreCommand;
+import io.olmoppl.model.NativeAllocator;
 import io.olmoppl.model.OlmoModel;
 import io.olmoppl.model.Precision;
 import io.olmoppl.scoring.DocumentScore;
@@ -107,9 +108,14 @@ public final class Bench {
     Map<String, Object> loads = new LinkedHashMap<>();
     List<String> longDoc;
     List<String> shortMix;
+    System.gc(); // the heap garbage of writing the checkpoint is not the scorer's
     long rssBefore = residentBytes("VmRSS:");
     resetPeakResident();
-    try (OlmoModel m = OlmoModel.load(ckpt, ckpt, Device.cpu(), Precision.FP32);
+    long mallocBefore = MallocSampler.now();
+    Map<String, Object> mem = new LinkedHashMap<>();
+    long peakResident;
+    try (MallocSampler sampler = new MallocSampler();
+        OlmoModel m = OlmoModel.load(ckpt, ckpt, Device.cpu(), Precision.FP32);
         OlmoTokenizer tok = OlmoTokenizer.load(ckpt.tokenizerJson());
         ScoringEngine engine =
             new ScoringEngine(
@@ -117,33 +123,32 @@ public final class Bench {
                 tok,
                 ScoringEngine.QUEUE_TOKENS_DEFAULT,
                 Runtime.getRuntime().availableProcessors())) {
+      mem.put("malloc_after_load_bytes", MallocSampler.now() - mallocBefore);
+      mem.put("activation_bytes", m.cpuActivationBytes());
       r.put("allocator", allocator());
       longDoc = List.of(text(tok, longTokens, new SplittableRandom(1)));
       shortMix = shortDocuments(tok, shortDocs, new SplittableRandom(2));
       score(engine, shortMix.subList(0, Math.min(8, shortMix.size())), WINDOW, WINDOW); // warm-up
-      int threads = JniUtils.getNumThreads();
-      Map<String, Object> ceiling = new LinkedHashMap<>();
-      ceiling.put("threads", threads);
-      ceiling.put("gflops_2048", matmulGflops(2048, 2048, 2048));
-      long rows = 1024;
-      ceiling.put(
-          "gflops_qkv", matmulGflops(rows, c.hiddenSize(), c.hiddenSize() + 2L * c.kvDim()));
-      ceiling.put("gflops_up_gate", matmulGflops(256, c.hiddenSize(), 2L * c.intermediateSize()));
-      ceiling.put("gflops_down", matmulGflops(256, c.intermediateSize(), c.hiddenSize()));
-      ceiling.put("gflops_logits", matmulGflops(120, c.hiddenSize(), c.vocabRows()));
+      long peakBeforeCeiling = residentBytes("VmHWM:");
+      Map<String, Object> ceiling = sampler.unsampled(() -> ceiling(c));
+      resetPeakResident(); // the ceiling's operands are the bench's, not the scorer's
       r.put("matmul_ceiling", ceiling);
       double peak = (double) ceiling.get("gflops_2048");
       loads.put("long_document", inProcess(engine, c, longDoc, WINDOW, LONG_STRIDE, peak));
       loads.put("short_documents", inProcess(engine, c, shortMix, WINDOW, WINDOW, peak));
       r.put("in_process", loads);
+      mem.put("malloc_peak_bytes", sampler.max() - mallocBefore);
+      peakResident = Math.max(peakBeforeCeiling, residentBytes("VmHWM:"));
     }
-    long peakResident = residentBytes("VmHWM:");
-    Map<String, Object> mem = new LinkedHashMap<>();
+    long weights = ckpt.uniqueWeightBytes();
     mem.put("resident_before_model_bytes", rssBefore);
     mem.put("peak_resident_bytes", peakResident);
     mem.put("scoring_bytes", peakResident - rssBefore);
-    mem.put("unique_weight_bytes", ckpt.uniqueWeightBytes());
-    mem.put("scoring_over_weights", (double) (peakResident - rssBefore) / ckpt.uniqueWeightBytes());
+    mem.put("unique_weight_bytes", weights);
+    mem.put("scoring_over_weights", (double) (peakResident - rssBefore) / weights);
+    mem.put(
+        "malloc_peak_over_target",
+        (long) mem.get("malloc_peak_bytes") / (1.5 * weights + (long) mem.get("activation_bytes")));
     r.put("memory", mem);
     if (!a.flag("no-spark")) {
       String master = a.get("master", "local[*]");
@@ -317,6 +322,19 @@ public final class Bench {
     return dir;
   }
 
+  /** The fp32 matmul rate through DJL with the engine's threads: 2048^3 and the model's shapes. */
+  private static Map<String, Object> ceiling(OlmoConfig c) {
+    Map<String, Object> ceiling = new LinkedHashMap<>();
+    ceiling.put("threads", JniUtils.getNumThreads());
+    ceiling.put("gflops_2048", matmulGflops(2048, 2048, 2048));
+    long rows = 1024;
+    ceiling.put("gflops_qkv", matmulGflops(rows, c.hiddenSize(), c.hiddenSize() + 2L * c.kvDim()));
+    ceiling.put("gflops_up_gate", matmulGflops(256, c.hiddenSize(), 2L * c.intermediateSize()));
+    ceiling.put("gflops_down", matmulGflops(256, c.intermediateSize(), c.hiddenSize()));
+    ceiling.put("gflops_logits", matmulGflops(120, c.hiddenSize(), c.vocabRows()));
+    return ceiling;
+  }
+
   static double matmulGflops(long m, long k, long n) {
     try (NDManager nd = OlmoModel.engine().newBaseManager()) {
       NDArray x = nd.randomNormal(new Shape(m, k));
@@ -435,6 +453,70 @@ public final class Bench {
   }
 
   /**
+   * Samples what glibc's malloc holds (see {@link NativeAllocator#mallocBytes}) every 10 ms and
+   * keeps the largest value: the model's weights, the engine's activations and the allocator's kept
+   * free blocks are there, while the Java heap is sized by -Xmx (or spark.executor.memory).
+   * Sampling pauses while the bench itself allocates (the matmul ceiling's operands).
+   */
+  static final class MallocSampler implements AutoCloseable {
+    private final Thread thread;
+    private volatile boolean stop;
+    private volatile boolean paused;
+    private volatile long max = now();
+
+    MallocSampler() {
+      thread = new Thread(this::run, "olmo-ppl-bench-memory");
+      thread.setDaemon(true);
+      thread.start();
+    }
+
+    /**
+     * @return bytes glibc's malloc holds now; -1 without glibc 2.33+
+     */
+    static long now() {
+      NativeAllocator.MallocBytes b = NativeAllocator.mallocBytes();
+      return b == null ? -1 : b.held();
+    }
+
+    private void run() {
+      while (!stop) {
+        if (!paused) {
+          max = Math.max(max, now());
+        }
+        try {
+          Thread.sleep(10);
+        } catch (InterruptedException e) {
+          return;
+        }
+      }
+    }
+
+    /** Runs {@code work} unsampled; @return its result */
+    <T> T unsampled(java.util.function.Supplier<T> work) {
+      max = Math.max(max, now());
+      paused = true;
+      try {
+        return work.get();
+      } finally {
+        paused = false;
+      }
+    }
+
+    /**
+     * @return the largest sample so far
+     */
+    long max() {
+      return Math.max(max, now());
+    }
+
+    @Override
+    public void close() {
+      stop = true;
+      thread.interrupt();
+    }
+  }
+
+  /**
    * Resets the process's peak resident size to the current one (Linux 4.0+), so the peak is the
    * scoring's own.
    */
@@ -506,5 +588,13 @@ public final class Bench {
         (long) mem.get("peak_resident_bytes"),
         (long) mem.get("scoring_bytes"),
         mem.get("scoring_over_weights"));
+    out.printf(
+        "native memory (glibc malloc, kept free blocks included): %,d bytes after loading the model,"
+            + " peak %,d while scoring = %.2f x (1.5 x unique weight bytes + %,d bytes of activations"
+            + " per CPU micro-batch)%n",
+        (long) mem.get("malloc_after_load_bytes"),
+        (long) mem.get("malloc_peak_bytes"),
+        mem.get("malloc_peak_over_target"),
+        (long) mem.get("activation_bytes"));
   }
 }
