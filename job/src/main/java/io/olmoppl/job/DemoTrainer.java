@@ -456,6 +456,8 @@ final class DemoTrainer {
       NDArray zeros = m.zeros(new Shape(c));
       NDArray hs =
           x.getNDArrayInternal().embedding(x, embedding, SparseFormat.DENSE).head(); // (B, T, C)
+      Ops.CausalBlocks causal =
+          Ops.causalBlocks(m, new int[(int) b][(int) t], (int) t); // one segment per row
       for (NDArray[] blk : blocks) {
         NDArray qkv =
             Ops.linear(
@@ -467,7 +469,8 @@ final class DemoTrainer {
             Ops.rope(parts.get(1).reshape(b, t, h, d).transpose(0, 2, 1, 3), rope[0], rope[1]);
         NDArray v = parts.get(2).reshape(b, t, h, d).transpose(0, 2, 1, 3); // (B, H, T, D)
         NDArray att =
-            Ops.attention(q, k, v, Precision.FP32, t).reshape(b, t, c); // (B, T, H, D) -> (B, T, C)
+            Ops.attention(q, k, v, Precision.FP32, causal)
+                .reshape(b, t, c); // (B, T, H, D) -> (B, T, C)
         hs = hs.add(Ops.linear(att, blk[1], null, Precision.FP32));
         NDList ug =
             Ops.linear(Ops.layerNorm(hs, ones, zeros, eps), blk[2], null, Precision.FP32)

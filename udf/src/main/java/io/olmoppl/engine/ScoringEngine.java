@@ -212,8 +212,7 @@ public final class ScoringEngine implements AutoCloseable {
       }
       return;
     }
-    stats.record(
-        model.microBatches(batch.stream().map(Work::window).toList()), System.nanoTime() - t0);
+    stats.record(model.passes(batch.stream().map(Work::window).toList()), System.nanoTime() - t0);
     for (int k = 0; k < batch.size(); k++) {
       batch.get(k).deliver(lp[k]);
     }
@@ -389,16 +388,15 @@ public final class ScoringEngine implements AutoCloseable {
     private final AtomicLong forwardNanos = new AtomicLong();
 
     /**
-     * @param passes the batch as the model runs it: padded forward passes of windows
+     * @param passes the batch as the model runs it: forward passes of windows packed in rows
      */
-    void record(List<List<Window>> passes, long nanos) {
+    void record(List<OlmoModel.Pass> passes, long nanos) {
       batches.incrementAndGet();
-      for (List<Window> pass : passes) {
-        int longest = pass.stream().mapToInt(Window::inputLength).max().orElse(0);
-        windows.addAndGet(pass.size());
-        positions.addAndGet(pass.stream().mapToLong(Window::inputLength).sum());
-        padded.addAndGet((long) longest * pass.size());
-        scored.addAndGet(pass.stream().mapToLong(Window::scored).sum());
+      for (OlmoModel.Pass pass : passes) {
+        windows.addAndGet(pass.windows().size());
+        positions.addAndGet(pass.positions());
+        padded.addAndGet(pass.paddedPositions());
+        scored.addAndGet(pass.windows().stream().mapToLong(Window::scored).sum());
       }
       forwardNanos.addAndGet(nanos);
     }
@@ -419,7 +417,7 @@ public final class ScoringEngine implements AutoCloseable {
     }
 
     /**
-     * @return padded positions (windows x longest window, summed over the padded forward passes)
+     * @return padded positions (rows x row length, summed over the forward passes)
      */
     public long paddedPositions() {
       return padded.get();

@@ -33,9 +33,9 @@ import java.util.List;
  */
 public final class OlmoModel implements AutoCloseable {
   /**
-   * Padded tokens per micro-batch on CPU: the windows of a batch run through the model in groups
-   * this large, so that every activation stays small enough for the allocator to reuse (see {@link
-   * Ops}). On a GPU a batch runs whole.
+   * Input tokens per forward pass on CPU: the windows of a batch are packed into rows this long,
+   * one row per pass, so that every activation stays small enough for the allocator to reuse (see
+   * {@link Ops}). On a GPU a batch runs whole.
    */
   static final int CPU_MICRO_BATCH_TOKENS = 1024;
 
@@ -61,7 +61,6 @@ public final class OlmoModel implements AutoCloseable {
   private final boolean tied;
   private final NDArray ones; // (C) gamma of a layer norm without affine weight
   private final NDArray zeros; // (C) beta of a layer norm without bias
-  private final int microBatchTokens;
   private final long tempBytes;
   private final long logitChunkBytes;
 
@@ -158,7 +157,6 @@ public final class OlmoModel implements AutoCloseable {
     this.device = device;
     this.tied = tied;
     boolean gpu = device.isGpu();
-    this.microBatchTokens = gpu ? Integer.MAX_VALUE : CPU_MICRO_BATCH_TOKENS;
     this.tempBytes = gpu ? Long.MAX_VALUE / 8 : Ops.TEMP_BYTES;
     this.logitChunkBytes = gpu ? GPU_LOGIT_CHUNK_BYTES : CPU_LOGIT_CHUNK_BYTES;
     if (!gpu) {
@@ -226,75 +224,159 @@ public final class OlmoModel implements AutoCloseable {
   }
 
   /**
-   * Scores windows in one padded batch: for each window, {@code log p(tokens[j+1] | tokens[0..j])}
-   * for every scored position j, over the full logit width. Rows are right-padded; with a causal
-   * mask padding never reaches a real position, so a window's scores do not depend on its batch
-   * companions. On CPU the windows run in micro-batches of {@link #CPU_MICRO_BATCH_TOKENS} padded
-   * tokens (pass them sorted by length to keep padding small). Not thread-safe for concurrent calls
-   * on a GPU model (the engine's one compute thread calls it).
+   * Scores windows in one batch: for each window, {@code log p(tokens[j+1] | tokens[0..j])} for
+   * every scored position j, over the full logit width. The windows run in the forward passes of
+   * {@link #passes}: several windows share a row end to end, each with its own positions and
+   * attending only to itself (causal within its segment), so a window's scores do not depend on its
+   * companions beyond floating-point summation order. Not thread-safe for concurrent calls on a GPU
+   * model (the engine's one compute thread calls it).
    *
    * @param batchManager per-batch scope; every intermediate is attached to it and freed when it
    *     closes
-   * @return per window, its scored log-probs in order
+   * @return per window (in the order given), its scored log-probs in order
    */
   public float[][] logProbs(NDManager batchManager, List<Window> windows) {
     float[][] out = new float[windows.size()][];
-    int i = 0;
-    for (List<Window> micro : microBatches(windows)) {
+    for (Pass pass : passes(windows)) {
       try (NDManager mb = batchManager.newSubManager()) {
-        float[][] part = forward(mb, micro);
-        System.arraycopy(part, 0, out, i, part.length);
-      }
-      i += micro.size();
-    }
-    return out;
-  }
-
-  /**
-   * @return the groups of consecutive windows that {@link #logProbs} runs as one padded forward
-   *     pass: on CPU as many as fit {@link #CPU_MICRO_BATCH_TOKENS} padded tokens (at least one),
-   *     on a GPU all of them
-   */
-  public List<List<Window>> microBatches(List<Window> windows) {
-    List<List<Window>> out = new ArrayList<>();
-    for (int i = 0; i < windows.size(); ) {
-      int end = i + 1;
-      int t = windows.get(i).inputLength();
-      while (end < windows.size()) {
-        int longest = Math.max(t, windows.get(end).inputLength());
-        if ((long) (end - i + 1) * longest > microBatchTokens) {
-          break;
+        float[][] part = forward(mb, pass);
+        for (int i = 0; i < part.length; i++) {
+          out[pass.index()[i]] = part[i];
         }
-        t = longest;
-        end++;
       }
-      out.add(windows.subList(i, end));
-      i = end;
     }
     return out;
   }
 
   /**
-   * One micro-batch: embedding, blocks, final norm at the scored rows, log-softmax in row chunks.
+   * One forward pass: {@code rows} of windows laid end to end, each row right-padded to {@code
+   * length}.
+   *
+   * @param windows the pass's windows, row by row
+   * @param index for each of {@code windows}, its position in the list given to {@link #passes}
+   * @param rowStarts where each row begins in {@code windows} (and {@code windows.size()} last)
    */
-  private float[][] forward(NDManager m, List<Window> windows) {
-    int b = windows.size();
-    int t = windows.stream().mapToInt(Window::inputLength).max().orElse(0);
+  public record Pass(List<Window> windows, int[] index, int[] rowStarts, int length) {
+    /**
+     * @return rows x length
+     */
+    public long paddedPositions() {
+      return (long) (rowStarts.length - 1) * length;
+    }
+
+    /**
+     * @return input positions without padding
+     */
+    public long positions() {
+      return windows.stream().mapToLong(Window::inputLength).sum();
+    }
+
+    int rows() {
+      return rowStarts.length - 1;
+    }
+  }
+
+  /**
+   * @return the forward passes {@link #logProbs} runs: windows packed into rows first-fit by
+   *     decreasing length. On CPU a row holds up to {@link #CPU_MICRO_BATCH_TOKENS} input tokens
+   *     and is a pass of its own (a longer window is a row alone), so every activation stays small
+   *     enough for the allocator to reuse (see {@link Ops}); on a GPU rows are as long as the
+   *     longest window and one pass holds them all.
+   */
+  public List<Pass> passes(List<Window> windows) {
+    if (windows.isEmpty()) {
+      return List.of();
+    }
+    int longest = windows.stream().mapToInt(Window::inputLength).max().orElse(1);
+    int capacity = device.isGpu() ? longest : CPU_MICRO_BATCH_TOKENS;
+    Integer[] order = new Integer[windows.size()];
+    for (int i = 0; i < order.length; i++) {
+      order[i] = i;
+    }
+    Arrays.sort(order, (x, y) -> windows.get(y).inputLength() - windows.get(x).inputLength());
+    List<List<Integer>> rows = new ArrayList<>();
+    List<Integer> free = new ArrayList<>();
+    for (int i : order) {
+      int len = windows.get(i).inputLength();
+      int r = 0;
+      while (r < rows.size() && free.get(r) < len) {
+        r++;
+      }
+      if (r == rows.size()) {
+        rows.add(new ArrayList<>());
+        free.add(Math.max(capacity, len));
+      }
+      rows.get(r).add(i);
+      free.set(r, free.get(r) - len);
+    }
+    List<Pass> out = new ArrayList<>();
+    if (device.isGpu()) {
+      out.add(pass(windows, rows));
+    } else {
+      for (List<Integer> row : rows) {
+        out.add(pass(windows, List.of(row)));
+      }
+    }
+    return out;
+  }
+
+  private static Pass pass(List<Window> windows, List<List<Integer>> rows) {
+    List<Window> ws = new ArrayList<>();
+    int[] index = new int[rows.stream().mapToInt(List::size).sum()];
+    int[] starts = new int[rows.size() + 1];
+    int length = 0;
+    for (int r = 0; r < rows.size(); r++) {
+      starts[r] = ws.size();
+      int len = 0;
+      for (int i : rows.get(r)) {
+        index[ws.size()] = i;
+        ws.add(windows.get(i));
+        len += windows.get(i).inputLength();
+      }
+      length = Math.max(length, len);
+    }
+    starts[rows.size()] = ws.size();
+    return new Pass(ws, index, starts, length);
+  }
+
+  /**
+   * One pass: embedding, blocks, final norm at the scored rows, log-softmax in row chunks.
+   *
+   * @return per window of the pass, in the pass's order, its scored log-probs
+   */
+  private float[][] forward(NDManager m, Pass pass) {
+    List<Window> windows = pass.windows();
+    int b = pass.rows();
+    int t = pass.length();
     long[] ids = new long[b * t];
+    long[] positions = new long[b * t];
+    int[][] segmentStart = new int[b][t];
     int n = windows.stream().mapToInt(Window::scored).sum();
     long[] rows = new long[n];
     long[] targets = new long[n];
     int k = 0;
-    for (int i = 0; i < b; i++) {
-      Window w = windows.get(i);
-      System.arraycopy(w.tokens(), 0, ids, i * t, w.inputLength());
-      for (int j = w.firstScored(); j < w.inputLength(); j++) {
-        rows[k] = (long) i * t + j;
-        targets[k++] = w.tokens()[j + 1];
+    for (int r = 0; r < b; r++) {
+      int offset = 0;
+      for (int wi = pass.rowStarts()[r]; wi < pass.rowStarts()[r + 1]; wi++) {
+        Window w = windows.get(wi);
+        System.arraycopy(w.tokens(), 0, ids, r * t + offset, w.inputLength());
+        for (int j = 0; j < w.inputLength(); j++) {
+          positions[r * t + offset + j] = j;
+          segmentStart[r][offset + j] = offset;
+        }
+        for (int j = w.firstScored(); j < w.inputLength(); j++) {
+          rows[k] = (long) r * t + offset + j;
+          targets[k++] = w.tokens()[j + 1];
+        }
+        offset += w.inputLength();
+      }
+      for (int j = offset; j < t; j++) {
+        segmentStart[r][j] = j; // padding: a segment of its own, never seen by a real position
       }
     }
     NDArray idArr = m.create(ids, new Shape(b, t)); // (B, T)
-    NDArray x = blocks(m, idArr, b, t); // (B, T, C) before the final norm
+    NDArray posArr = m.create(positions, new Shape(b, t)); // (B, T)
+    NDArray x = blocks(m, idArr, posArr, segmentStart, b, t); // (B, T, C) before the final norm
     NDArray flat = x.reshape(b * (long) t, config.hiddenSize()); // (B*T, C)
     NDArray rowIdx = m.create(rows);
     NDArray picked =
@@ -319,9 +401,9 @@ public final class OlmoModel implements AutoCloseable {
         System.arraycopy(part, 0, lp, s, e - s);
       }
     }
-    float[][] out = new float[b][];
+    float[][] out = new float[windows.size()][];
     k = 0;
-    for (int i = 0; i < b; i++) {
+    for (int i = 0; i < out.length; i++) {
       out[i] = Arrays.copyOfRange(lp, k, k + windows.get(i).scored());
       k += out[i].length;
     }
@@ -332,7 +414,7 @@ public final class OlmoModel implements AutoCloseable {
    * Embedding, then the blocks (each in its own scope, the residual stream updated in
    * place). @return (B, T, C)
    */
-  NDArray blocks(NDManager m, NDArray ids, int b, int t) {
+  NDArray blocks(NDManager m, NDArray ids, NDArray positions, int[][] segmentStart, int b, int t) {
     OlmoConfig c = config;
     int d = c.headDim();
     NDArray x =
@@ -340,16 +422,24 @@ public final class OlmoModel implements AutoCloseable {
     if (x.getDataType() != DataType.FLOAT32) {
       x = x.toType(DataType.FLOAT32, false);
     }
-    NDArray[] rope = Ops.ropeTables(m, t, d, c.ropeTheta()); // (T, D) each
-    NDArray cos = rope[0].reshape(t, 1, d); // broadcast over the heads of (B, T, heads, D)
-    NDArray sin = rope[1].reshape(t, 1, d);
+    int longest = 0;
+    for (int[] row : segmentStart) {
+      for (int i = 0; i < t; i++) {
+        longest = Math.max(longest, i - row[i] + 1);
+      }
+    }
+    NDArray[] rope = Ops.ropeTables(m, longest, d, c.ropeTheta()); // (L, D) each
+    // each position's row of the tables, broadcast over the heads of (B, T, heads, D)
+    NDArray cos = gatherRows(positions, rope[0]).reshape(b, t, 1, d);
+    NDArray sin = gatherRows(positions, rope[1]).reshape(b, t, 1, d);
     int queryBlock = (int) Math.max(16, tempBytes / (4L * b * c.numAttentionHeads() * t));
+    Ops.CausalBlocks mask = Ops.causalBlocks(m, segmentStart, queryBlock);
     for (Layer l : layers) {
       try (NDManager lm = m.newSubManager()) {
         NDArray xl =
             x.reshape(x.getShape()); // a view of x, scoped to this layer: x is updated through it
         lm.tempAttachAll(xl);
-        attentionBlock(xl, l, b, t, cos, sin, queryBlock);
+        attentionBlock(xl, l, b, t, cos, sin, mask);
         feedForward(xl.reshape(b * (long) t, c.hiddenSize()), l);
       }
     }
@@ -361,7 +451,7 @@ public final class OlmoModel implements AutoCloseable {
    * place.
    */
   private void attentionBlock(
-      NDArray x, Layer l, int b, int t, NDArray cos, NDArray sin, int queryBlock) {
+      NDArray x, Layer l, int b, int t, NDArray cos, NDArray sin, Ops.CausalBlocks mask) {
     OlmoConfig c = config;
     int h = c.numAttentionHeads();
     int kvh = c.numKeyValueHeads();
@@ -393,7 +483,7 @@ public final class OlmoModel implements AutoCloseable {
             .transpose(0, 2, 1, 3)
             .reshape(b * (long) kvh, t, d)
             .reshape(b, kvh, t, d);
-    NDArray att = Ops.attention(q, k, v, precision, queryBlock).reshape(b, t, cdim); // (B, T, C)
+    NDArray att = Ops.attention(q, k, v, precision, mask).reshape(b, t, cdim); // (B, T, C)
     NDArray a = Ops.linear(att, l.out(), l.outBias(), precision);
     if (c.normAfter()) {
       a = norm(a, l.attnNormW(), l.attnNormB());
@@ -423,6 +513,13 @@ public final class OlmoModel implements AutoCloseable {
         xs.addi(f);
       }
     }
+  }
+
+  /**
+   * @return table[idx] row by row: (..., D) for idx (...)
+   */
+  private static NDArray gatherRows(NDArray idx, NDArray table) {
+    return idx.getNDArrayInternal().embedding(idx, table, SparseFormat.DENSE).head();
   }
 
   /** The layout's norm, in float32; torch's fused layer norm for OLMo-1. */

@@ -73,18 +73,87 @@ public final class Ops {
   }
 
   /**
+   * The query blocks of causal attention over rows that may hold several segments (windows laid end
+   * to end, each attending only to itself): block [i0, i1) attends to keys [k0, i1) only, k0 the
+   * start of the segment of its first query, so the keys before it and after the block are never
+   * computed. Built once per forward pass and shared by every layer.
+   */
+  public static final class CausalBlocks {
+    private final int[] start;
+    private final int[] keyStart;
+    private final int[] end;
+    private final NDArray[] bias; // (B, 1, 1, tq, i1 - k0), or null where plain causal suffices
+    private final NDArray tri; // (qb, qb): the diagonal part's mask of a plain causal block
+
+    private CausalBlocks(int[] start, int[] keyStart, int[] end, NDArray[] bias, NDArray tri) {
+      this.start = start;
+      this.keyStart = keyStart;
+      this.end = end;
+      this.bias = bias;
+      this.tri = tri;
+    }
+  }
+
+  /**
+   * @param segmentStart per row and position, where that position's segment begins (nondecreasing
+   *     along a row; a padding position is a segment of its own)
+   * @param queryBlock queries per block (at least 1)
+   */
+  public static CausalBlocks causalBlocks(NDManager m, int[][] segmentStart, int queryBlock) {
+    int b = segmentStart.length;
+    int t = segmentStart[0].length;
+    int qb = Math.max(1, Math.min(queryBlock, t));
+    int n = (t + qb - 1) / qb;
+    int[] start = new int[n];
+    int[] keyStart = new int[n];
+    int[] end = new int[n];
+    NDArray[] bias = new NDArray[n];
+    for (int blk = 0; blk < n; blk++) {
+      int i0 = blk * qb;
+      int i1 = Math.min(t, i0 + qb);
+      int k0 = i0;
+      boolean plain = true; // every query of the block in one segment, begun at k0 in every row
+      for (int[] row : segmentStart) {
+        k0 = Math.min(k0, row[i0]);
+      }
+      for (int[] row : segmentStart) {
+        plain &= row[i0] == k0 && row[i1 - 1] == k0;
+      }
+      start[blk] = i0;
+      keyStart[blk] = k0;
+      end[blk] = i1;
+      if (!plain) {
+        int tq = i1 - i0;
+        int keys = i1 - k0;
+        float[] mask = new float[Math.multiplyExact(b, Math.multiplyExact(tq, keys))];
+        for (int r = 0; r < b; r++) {
+          for (int i = i0; i < i1; i++) {
+            int base = (r * tq + i - i0) * keys;
+            for (int j = k0; j < i1; j++) {
+              if (j < segmentStart[r][i] || j > i) {
+                mask[base + j - k0] = -1e30f;
+              }
+            }
+          }
+        }
+        bias[blk] = m.create(mask, new Shape(b, 1, 1, tq, keys));
+      }
+    }
+    return new CausalBlocks(start, keyStart, end, bias, causalMask(m, qb));
+  }
+
+  /**
    * Causal scaled dot-product attention with grouped kv heads (query head j uses kv head j /
-   * (H/K)), computed by query blocks: a block of queries [i0, i1) attends to keys [0, i1) only, so
-   * the scores of one block stay small and the keys after the block are never computed. Only the
-   * diagonal part of a block needs the causal mask.
+   * (H/K)), computed by the query blocks of {@code blocks}: the scores of one block stay small and
+   * are freed before the next. Where a block is plain causal only its diagonal part is masked.
    *
    * @param q (B, H, T, D)
    * @param k (B, K, T, D)
    * @param v (B, K, T, D)
-   * @param queryBlock queries per block (at least 1)
    * @return (B, T, H, D)
    */
-  public static NDArray attention(NDArray q, NDArray k, NDArray v, Precision p, int queryBlock) {
+  public static NDArray attention(
+      NDArray q, NDArray k, NDArray v, Precision p, CausalBlocks blocks) {
     Shape s = q.getShape();
     long b = s.get(0);
     long h = s.get(1);
@@ -96,31 +165,37 @@ public final class Ops {
     NDArray qg = q.reshape(b, kvh, g, t, d); // (B, K, G, T, D)
     NDArray kt = k.transpose(0, 1, 3, 2); // (B, K, D, T)
     double scale = 1.0 / Math.sqrt(d);
-    int qb = Math.max(1, Math.min(queryBlock, t));
-    NDArray tri = causalMask(m, qb); // (qb, qb), the diagonal block's mask
-    NDList blocks = new NDList();
-    for (int i0 = 0; i0 < t; i0 += qb) {
-      int i1 = Math.min(t, i0 + qb);
+    NDList out = new NDList();
+    for (int blk = 0; blk < blocks.start.length; blk++) {
+      int i0 = blocks.start[blk];
+      int i1 = blocks.end[blk];
+      int k0 = blocks.keyStart[blk];
       int tq = i1 - i0;
+      int keys = i1 - k0;
       // each block in its own scope: its scores and probabilities are freed before the next block
       try (NDManager bm = m.newSubManager()) {
         NDArray qs = qg.get(":, :, :, " + i0 + ":" + i1 + ", :");
-        NDArray ks = kt.get(":, :, :, 0:" + i1); // views of the keys and values up to the block end
-        NDArray vs = v.get(":, :, 0:" + i1 + ", :");
+        NDArray ks = kt.get(":, :, :, " + k0 + ":" + i1); // views of the keys and values in reach
+        NDArray vs = v.get(":, :, " + k0 + ":" + i1 + ", :");
         new NDList(qs, ks, vs).attach(bm); // views: closing them frees handles, not the data
         qs = qs.reshape(b, kvh, g * tq, d); // (B, K, G*tq, D)
-        NDArray scores = matMul(qs, ks, p).muli(scale); // (B, K, G*tq, i1)
-        NDArray diag =
-            scores.reshape(b, kvh, g, tq, i1).get(":, :, :, :, " + i0 + ":" + i1); // a view
-        diag.addi(tq == qb ? tri : tri.get("0:" + tq + ", 0:" + tq));
+        NDArray scores = matMul(qs, ks, p).muli(scale); // (B, K, G*tq, keys)
+        NDArray grid = scores.reshape(b, kvh, g, tq, keys); // a view
+        if (blocks.bias[blk] != null) {
+          grid.addi(blocks.bias[blk]);
+        } else {
+          NDArray tri = blocks.tri;
+          grid.get(":, :, :, :, " + (i0 - k0) + ":" + keys)
+              .addi(tq == tri.getShape().get(0) ? tri : tri.get("0:" + tq + ", 0:" + tq));
+        }
         NDArray probs = scores.softmax(-1);
-        NDArray out = matMul(probs, vs, p); // (B, K, G*tq, D)
-        NDArray block = out.reshape(b, h, tq, d).transpose(0, 2, 1, 3); // (B, tq, H, D)
+        NDArray o = matMul(probs, vs, p); // (B, K, G*tq, D)
+        NDArray block = o.reshape(b, h, tq, d).transpose(0, 2, 1, 3); // (B, tq, H, D)
         block.attach(m);
-        blocks.add(block);
+        out.add(block);
       }
     }
-    return blocks.size() == 1 ? blocks.head() : NDArrays.concat(blocks, 1);
+    return out.size() == 1 ? out.head() : NDArrays.concat(out, 1);
   }
 
   /**

@@ -416,7 +416,7 @@ class OpsReferenceTest {
                     m.create(k, new Shape(b, kv, t, d)),
                     m.create(v, new Shape(b, kv, t, d)),
                     Precision.FP32,
-                    block)
+                    Ops.causalBlocks(m, new int[b][t], block))
                 .transpose(0, 2, 1, 3);
         assertEquals(new Shape(b, h, t, d), y.getShape());
         got = y.toFloatArray();
@@ -450,6 +450,78 @@ class OpsReferenceTest {
     return refAttention(q, kk, vv, b, h, h, t, d);
   }
 
+  /**
+   * Windows packed end to end in a row: each segment's attention equals the reference attention of
+   * that segment alone, whatever the query blocks; padding positions do not disturb real ones.
+   */
+  @Test
+  void packedSegmentsAttendOnlyToThemselves() {
+    Random rnd = new Random(21);
+    int b = 2;
+    int h = 4;
+    int kv = 2;
+    int t = 7;
+    int d = 8;
+    // row 0: segments [0, 3) and [3, 7); row 1: one segment [0, 5), then two padding positions
+    int[][] segments = {{0, 3, 7}, {0, 5}};
+    int[][] segmentStart = {{0, 0, 0, 3, 3, 3, 3}, {0, 0, 0, 0, 0, 5, 6}};
+    float[] q = gaussian(rnd, b * h * t * d, 0, 1.5);
+    float[] k = gaussian(rnd, b * kv * t * d, 0, 1.5);
+    float[] v = gaussian(rnd, b * kv * t * d, 0, 1);
+    try (NDManager m = OlmoModel.engine().newBaseManager()) {
+      for (int block : new int[] {t, 3, 2, 1}) {
+        float[] got =
+            Ops.attention(
+                    m.create(q, new Shape(b, h, t, d)),
+                    m.create(k, new Shape(b, kv, t, d)),
+                    m.create(v, new Shape(b, kv, t, d)),
+                    Precision.FP32,
+                    Ops.causalBlocks(m, segmentStart, block))
+                .toFloatArray(); // (B, T, H, D)
+        for (int r = 0; r < b; r++) {
+          for (int sgi = 0; sgi + 1 < segments[r].length; sgi++) {
+            int s0 = segments[r][sgi];
+            int len = segments[r][sgi + 1] - s0;
+            double[] ref =
+                refAttention(
+                    slice(q, r, h, t, d, s0, len),
+                    slice(k, r, kv, t, d, s0, len),
+                    slice(v, r, kv, t, d, s0, len),
+                    1,
+                    h,
+                    kv,
+                    len,
+                    d); // (1, H, len, D)
+            for (int hi = 0; hi < h; hi++) {
+              for (int i = 0; i < len; i++) {
+                for (int x = 0; x < d; x++) {
+                  double want = ref[(hi * len + i) * d + x];
+                  float have = got[((r * t + s0 + i) * h + hi) * d + x];
+                  assertEquals(
+                      want,
+                      have,
+                      TOL * Math.max(1, Math.abs(want)),
+                      "row " + r + " segment " + sgi + " position " + i + ", query block " + block);
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+
+  /**
+   * @return positions [s0, s0 + len) of row r of x (B, heads, T, D), as (1, heads, len, D)
+   */
+  private static float[] slice(float[] x, int r, int heads, int t, int d, int s0, int len) {
+    float[] out = new float[heads * len * d];
+    for (int hi = 0; hi < heads; hi++) {
+      System.arraycopy(x, ((r * heads + hi) * t + s0) * d, out, (hi * len) * d, len * d);
+    }
+    return out;
+  }
+
   @Test
   void attentionWithOneKvHeadPerQueryHeadMatchesReference() {
     Random rnd = new Random(18);
@@ -467,7 +539,7 @@ class OpsReferenceTest {
                   m.create(k, new Shape(b, h, t, d)),
                   m.create(v, new Shape(b, h, t, d)),
                   Precision.FP32,
-                  4)
+                  Ops.causalBlocks(m, new int[b][t], 4))
               .transpose(0, 2, 1, 3);
       assertClose(refAttention(q, k, v, b, h, h, t, d), y.toFloatArray(), TOL, "attention H=K=2");
     }
