@@ -15,10 +15,11 @@ import org.slf4j.LoggerFactory;
  * mmap}: the next batch then faults every page in again and the kernel zeroes each one, which cost
  * a third of all CPU time in a profile of the scorer. Fixing the threshold at its maximum (32 MiB,
  * half of glibc's 64 MiB per-thread heap) and raising the trim threshold keeps the freed blocks
- * mapped; the forward pass keeps every temporary below the threshold (see {@link Ops}). The memory
- * kept is bounded by the largest batch's working set. Set the system property {@code
- * olmoppl.malloc.tune} to {@code false} to leave the allocator alone; a preloaded allocator
- * (jemalloc, tcmalloc) has no {@code mallopt} to call and is left alone too.
+ * mapped; the forward pass keeps every temporary below the threshold (see {@link Ops}). After each
+ * batch the model hands the kept free pages back ({@link #trim}), so what stays resident is bounded
+ * by one batch's working set. Set the system property {@code olmoppl.malloc.tune} to {@code false}
+ * to leave the allocator alone; a preloaded allocator (jemalloc, tcmalloc) has no {@code mallopt}
+ * to call and is left alone too.
  */
 public final class NativeAllocator {
   private static final Logger LOG = LoggerFactory.getLogger(NativeAllocator.class);
@@ -74,6 +75,18 @@ public final class NativeAllocator {
     } catch (UnsatisfiedLinkError | RuntimeException e) {
       LOG.info("olmo-ppl: not glibc ({}); allocator left as it is", e.getMessage());
       return false;
+    }
+  }
+
+  /**
+   * Returns the free memory glibc's malloc keeps (all arenas, whole free pages) to the system:
+   * called between batches, it bounds what one batch's leftovers keep resident, at the cost of
+   * faulting in the next batch's working set once (not once per operation, as an untuned allocator
+   * does). Nothing happens unless {@link #tune} tuned the allocator.
+   */
+  static void trim() {
+    if (Boolean.TRUE.equals(tuned)) {
+      NativeLibrary.getInstance("c").getFunction("malloc_trim").invokeInt(new Object[] {0L});
     }
   }
 
