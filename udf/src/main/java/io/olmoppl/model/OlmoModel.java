@@ -37,7 +37,7 @@ public final class OlmoModel implements AutoCloseable {
    * one row per pass, so that every activation stays small enough for the allocator to reuse (see
    * {@link Ops}). On a GPU a batch runs whole.
    */
-  static final int CPU_MICRO_BATCH_TOKENS = 1024;
+  static final int CPU_PASS_TOKENS = 1024;
 
   /**
    * Bytes of fp32 logits one log-softmax chunk may hold on CPU: the full [N, V] logits are never
@@ -286,17 +286,17 @@ public final class OlmoModel implements AutoCloseable {
 
   /**
    * @return the forward passes {@link #logProbs} runs: windows packed into rows first-fit by
-   *     decreasing length. On CPU a row holds up to {@link #CPU_MICRO_BATCH_TOKENS} input tokens
-   *     and is a pass of its own (a longer window is a row alone), so every activation stays small
-   *     enough for the allocator to reuse (see {@link Ops}); on a GPU rows are as long as the
-   *     longest window and one pass holds them all.
+   *     decreasing length. On CPU a row holds up to {@link #CPU_PASS_TOKENS} input tokens and is a
+   *     pass of its own (a longer window is a row alone), so every activation stays small enough
+   *     for the allocator to reuse (see {@link Ops}); on a GPU rows are as long as the longest
+   *     window and one pass holds them all.
    */
   public List<Pass> passes(List<Window> windows) {
     if (windows.isEmpty()) {
       return List.of();
     }
     int longest = windows.stream().mapToInt(Window::inputLength).max().orElse(1);
-    int capacity = device.isGpu() ? longest : CPU_MICRO_BATCH_TOKENS;
+    int capacity = device.isGpu() ? longest : CPU_PASS_TOKENS;
     Integer[] order = new Integer[windows.size()];
     for (int i = 0; i < order.length; i++) {
       order[i] = i;
@@ -544,17 +544,17 @@ public final class OlmoModel implements AutoCloseable {
   }
 
   /**
-   * An upper estimate of the activation bytes one CPU micro-batch holds at its peak (the batch
-   * budget's activations, for windows up to {@link #CPU_MICRO_BATCH_TOKENS}; weights not included),
-   * from the sizes this class and {@link Ops} bound: the residual stream plus the larger of one
-   * attention sublayer (norm output, fused projections, rotated queries and keys, contiguous keys
-   * and values, per-block outputs and their concatenation, the out projection, and a query block's
-   * scores and probabilities) and the logit stage (the scored rows and a chunk's logits and
+   * An upper estimate of the activation bytes one CPU pass holds at its peak (the batch budget's
+   * activations, for windows up to {@link #CPU_PASS_TOKENS}; weights not included), from the sizes
+   * this class and {@link Ops} bound: the residual stream plus the larger of one attention sublayer
+   * (norm output, fused projections, rotated queries and keys, contiguous keys and values,
+   * per-block outputs and their concatenation, the out projection, and a query block's scores and
+   * probabilities) and the logit stage (the scored rows and a chunk's logits and
    * log-probabilities). The MLP's row chunks are smaller than either.
    */
   public long cpuActivationBytes() {
     OlmoConfig c = config;
-    long n = CPU_MICRO_BATCH_TOKENS * 4L; // fp32 bytes per feature over the micro-batch's rows
+    long n = CPU_PASS_TOKENS * 4L; // fp32 bytes per feature over the pass's positions
     long width = c.hiddenSize();
     long fused = width + 2L * c.kvDim();
     long attention =

@@ -157,8 +157,7 @@ class MemoryTest {
         if (first == null) {
           first = lp[0];
         }
-        assertEquals(
-            0, bm.getManagedArrays().size(), "intermediates are freed with each micro-batch");
+        assertEquals(0, bm.getManagedArrays().size(), "intermediates are freed with each pass");
       }
       assertFalse(kept.isOpen());
       assertEquals(resources, resourceCount(w), "weights' resources after batch " + batch);

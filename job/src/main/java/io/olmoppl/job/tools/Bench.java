@@ -456,10 +456,10 @@ public final class Bench {
   }
 
   /**
-   * Samples what glibc's malloc has allocated (see {@link NativeAllocator#mallocBytes}) every 10 ms
-   * and keeps the largest value: the weights, the engine's activations, the tokenizer's and Arrow's
-   * memory are there. Sampling pauses while the bench itself allocates (the matmul ceiling's
-   * operands).
+   * Samples what glibc's malloc has allocated (see {@link NativeAllocator#mallocBytes}) every 100
+   * ms (each sample walks malloc's free lists: at 10 ms it took 1.7 % of the CPU) and keeps the
+   * largest value: the weights, the engine's activations, the tokenizer's and Arrow's memory are
+   * there. Sampling pauses while the bench itself allocates (the matmul ceiling's operands).
    */
   static final class MallocSampler implements AutoCloseable {
     private final Thread thread;
@@ -487,7 +487,7 @@ public final class Bench {
           max = Math.max(max, now());
         }
         try {
-          Thread.sleep(10);
+          Thread.sleep(100);
         } catch (InterruptedException e) {
           return;
         }
