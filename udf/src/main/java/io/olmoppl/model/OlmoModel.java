@@ -48,6 +48,13 @@ public final class OlmoModel implements AutoCloseable {
   /** The same on a GPU, where its caching allocator makes size matter only for peak memory. */
   static final long GPU_LOGIT_CHUNK_BYTES = 1L << 30;
 
+  /**
+   * Target size of one temporary on a GPU (a query block's attention scores, an MLP row chunk):
+   * large, as the caching allocator makes size matter only for peak memory, but bounded, so that a
+   * packed batch's attention masks and scores stay bounded per block too.
+   */
+  static final long GPU_TEMP_BYTES = 1L << 30;
+
   private final OlmoConfig config;
   private final Precision precision;
   private final Device device;
@@ -157,7 +164,7 @@ public final class OlmoModel implements AutoCloseable {
     this.device = device;
     this.tied = tied;
     boolean gpu = device.isGpu();
-    this.tempBytes = gpu ? Long.MAX_VALUE / 8 : Ops.TEMP_BYTES;
+    this.tempBytes = gpu ? GPU_TEMP_BYTES : Ops.TEMP_BYTES;
     this.logitChunkBytes = gpu ? GPU_LOGIT_CHUNK_BYTES : CPU_LOGIT_CHUNK_BYTES;
     if (!gpu) {
       NativeAllocator.tune();
