@@ -55,6 +55,11 @@ public final class NativeAllocator {
     try {
       NativeLibrary c = NativeLibrary.getInstance("c");
       c.getFunction("gnu_get_libc_version"); // glibc only; throws elsewhere (musl)
+      // MKL (inside libtorch) keeps its own cache of sgemm packing buffers outside malloc, on top
+      // of
+      // what malloc keeps; without it MKL allocates through malloc, whose freed blocks are reused.
+      // Read by MKL when it first allocates (the first forward pass); a value the user set stays.
+      c.getFunction("setenv").invokeInt(new Object[] {"MKL_DISABLE_FAST_MM", "1", 0});
       Function mallopt = c.getFunction("mallopt");
       if (System.getenv("LD_PRELOAD") != null && !System.getenv("LD_PRELOAD").isBlank()) {
         LOG.info(
