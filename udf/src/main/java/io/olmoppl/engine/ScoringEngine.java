@@ -197,8 +197,9 @@ public final class ScoringEngine implements AutoCloseable {
   private void runBatch(List<Work> batch) {
     float[][] lp;
     long t0 = System.nanoTime();
+    List<OlmoModel.Pass> passes = model.passes(batch.stream().map(Work::window).toList());
     try (NDManager bm = model.newBatchManager()) {
-      lp = model.logProbs(bm, batch.stream().map(Work::window).toList());
+      lp = model.logProbs(bm, passes, batch.size());
     } catch (RuntimeException | OutOfMemoryError e) {
       if (batch.size() > 1) {
         LOG.warn(
@@ -212,7 +213,7 @@ public final class ScoringEngine implements AutoCloseable {
       }
       return;
     }
-    stats.record(model.passes(batch.stream().map(Work::window).toList()), System.nanoTime() - t0);
+    stats.record(passes, System.nanoTime() - t0);
     for (int k = 0; k < batch.size(); k++) {
       batch.get(k).deliver(lp[k]);
     }

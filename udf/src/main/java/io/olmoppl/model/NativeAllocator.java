@@ -95,13 +95,6 @@ public final class NativeAllocator {
     }
   }
 
-  /**
-   * What glibc's malloc holds now, over all its arenas: {@code held} is what it took from the
-   * system (heaps plus mmapped blocks, freed blocks it keeps included), {@code inUse} what is
-   * allocated. Where libtorch's tensors, Arrow's buffers and the tokenizer's memory come from.
-   */
-  public record MallocBytes(long held, long inUse) {}
-
   /** glibc's {@code struct mallinfo2} (2.33+): every field a size_t. */
   @Structure.FieldOrder({
     "arena",
@@ -129,19 +122,20 @@ public final class NativeAllocator {
   }
 
   /**
-   * @return glibc malloc's figures now, or null where there is no glibc 2.33+ (or a preloaded
-   *     allocator answers for it)
+   * @return bytes allocated through glibc's malloc now, over all its arenas (heap blocks plus
+   *     mmapped ones): where libtorch's tensors, Arrow's buffers and the tokenizer's memory come
+   *     from; -1 where there is no glibc 2.33+
    */
-  public static MallocBytes mallocBytes() {
+  public static long mallocInUseBytes() {
     try {
       MallInfo2 i =
           (MallInfo2)
               NativeLibrary.getInstance("c")
                   .getFunction("mallinfo2")
                   .invoke(MallInfo2.class, new Object[0]);
-      return new MallocBytes(i.arena + i.hblkhd, i.uordblks + i.hblkhd);
+      return i.uordblks + i.hblkhd;
     } catch (UnsatisfiedLinkError | RuntimeException e) {
-      return null;
+      return -1;
     }
   }
 }

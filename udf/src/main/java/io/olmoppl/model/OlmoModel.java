@@ -246,8 +246,17 @@ public final class OlmoModel implements AutoCloseable {
    * @return per window (in the order given), its scored log-probs in order
    */
   public float[][] logProbs(NDManager batchManager, List<Window> windows) {
-    float[][] out = new float[windows.size()][];
-    for (Pass pass : passes(windows)) {
+    return logProbs(batchManager, passes(windows), windows.size());
+  }
+
+  /**
+   * {@link #logProbs(NDManager, List)} over passes already planned by {@link #passes}.
+   *
+   * @param windows how many windows the passes hold
+   */
+  public float[][] logProbs(NDManager batchManager, List<Pass> passes, int windows) {
+    float[][] out = new float[windows][];
+    for (Pass pass : passes) {
       try (NDManager mb = batchManager.newSubManager()) {
         float[][] part = forward(mb, pass);
         for (int i = 0; i < part.length; i++) {
@@ -391,7 +400,9 @@ public final class OlmoModel implements AutoCloseable {
     }
     NDArray idArr = m.create(ids, new Shape(b, t)); // (B, T)
     NDArray posArr = m.create(positions, new Shape(b, t)); // (B, T)
-    NDArray x = blocks(m, idArr, posArr, segmentStart, b, t); // (B, T, C) before the final norm
+    int longest = windows.stream().mapToInt(Window::inputLength).max().orElse(1);
+    NDArray x =
+        blocks(m, idArr, posArr, longest, segmentStart, b, t); // (B, T, C) before the final norm
     NDArray flat = x.reshape(b * (long) t, config.hiddenSize()); // (B*T, C)
     NDArray rowIdx = m.create(rows);
     NDArray picked =
@@ -429,7 +440,14 @@ public final class OlmoModel implements AutoCloseable {
    * Embedding, then the blocks (each in its own scope, the residual stream updated in
    * place). @return (B, T, C)
    */
-  NDArray blocks(NDManager m, NDArray ids, NDArray positions, int[][] segmentStart, int b, int t) {
+  NDArray blocks(
+      NDManager m,
+      NDArray ids,
+      NDArray positions,
+      int longest,
+      int[][] segmentStart,
+      int b,
+      int t) {
     OlmoConfig c = config;
     int d = c.headDim();
     NDArray x =
@@ -437,13 +455,7 @@ public final class OlmoModel implements AutoCloseable {
     if (x.getDataType() != DataType.FLOAT32) {
       x = x.toType(DataType.FLOAT32, false);
     }
-    int longest = 0;
-    for (int[] row : segmentStart) {
-      for (int i = 0; i < t; i++) {
-        longest = Math.max(longest, i - row[i] + 1);
-      }
-    }
-    NDArray[] rope = Ops.ropeTables(m, longest, d, c.ropeTheta()); // (L, D) each
+    NDArray[] rope = Ops.ropeTables(m, longest, d, c.ropeTheta()); // (L, D), L the longest window
     // each position's row of the tables, broadcast over the heads of (B, T, heads, D)
     NDArray cos = gatherRows(positions, rope[0]).reshape(b, t, 1, d);
     NDArray sin = gatherRows(positions, rope[1]).reshape(b, t, 1, d);

@@ -40,18 +40,17 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * Real out-of-memory in the scoring engine (tracker issue 8): a native allocation failure inside a
- * batch splits the batch and retries down to one window; only a window that cannot run alone fails,
- * as its row's status {@code out_of_memory}, never the request.
+ * Real out-of-memory in the scoring engine (README "Failure behaviour"): a native allocation
+ * failure inside a batch splits the batch and retries down to one window; only a window that cannot
+ * run alone fails, as its row's status {@code out_of_memory}, never the request.
  *
  * <p>Nothing is mocked. A child JVM ({@link LimitedScoring}) loads a real checkpoint written by
  * {@link CheckpointMaker} (hidden 512, one block, 16,384 positions) with the real tokenizer and
  * engine, scores six short documents, then lowers its own address-space limit ({@code
  * setrlimit(RLIMIT_AS)}) to its current size plus {@link #HEADROOM_MIB}, so that libtorch's CPU
  * allocator really fails. Measured margins: the short documents all ran with 48 MiB of headroom
- * (some failed with 16), and the 14,001-token window failed with up to 1 GiB, because the attention
- * keeps every query block's scores until its layer ends (about 4 H T^2 bytes); with those freed,
- * its activations alone would still need between 256 and 512 MiB. Linux only (RLIMIT_AS, /proc).
+ * (some failed with 16); the 14,001-token window's activations need between 256 and 512 MiB. Linux
+ * only (RLIMIT_AS, /proc).
  */
 class OutOfMemoryTest {
   /** Address space the child may add after the limit: between the short and the long needs. */

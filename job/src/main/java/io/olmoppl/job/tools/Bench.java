@@ -25,6 +25,8 @@ import io.olmoppl.scoring.ScoringOptions;
 import io.olmoppl.tokenizer.OlmoTokenizer;
 import java.io.IOException;
 import java.io.PrintStream;
+import java.lang.management.ManagementFactory;
+import java.lang.management.MemoryUsage;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -34,6 +36,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.SplittableRandom;
+import java.util.function.Supplier;
 import org.apache.arrow.memory.BufferAllocator;
 import org.apache.arrow.memory.RootAllocator;
 import org.apache.arrow.vector.VarCharVector;
@@ -140,8 +143,7 @@ public final class Bench {
       peakResident = Math.max(peakBeforeCeiling, residentBytes("VmHWM:"));
     }
     long weights = ckpt.uniqueWeightBytes();
-    java.lang.management.MemoryUsage heap =
-        java.lang.management.ManagementFactory.getMemoryMXBean().getHeapMemoryUsage();
+    MemoryUsage heap = ManagementFactory.getMemoryMXBean().getHeapMemoryUsage();
     // the Java heap is outside the figure only when it was fixed and pre-touched (as the launcher
     // runs bench): then its resident size cannot change
     mem.put("java_heap_fixed", heap.getCommitted() == heap.getMax());
@@ -456,8 +458,8 @@ public final class Bench {
   }
 
   /**
-   * Samples what glibc's malloc has allocated (see {@link NativeAllocator#mallocBytes}) every 100
-   * ms (each sample walks malloc's free lists: at 10 ms it took 1.7 % of the CPU) and keeps the
+   * Samples what glibc's malloc has allocated (see {@link NativeAllocator#mallocInUseBytes}) every
+   * 100 ms (each sample walks malloc's free lists: at 10 ms it took 1.7 % of the CPU) and keeps the
    * largest value: the weights, the engine's activations, the tokenizer's and Arrow's memory are
    * there. Sampling pauses while the bench itself allocates (the matmul ceiling's operands).
    */
@@ -477,8 +479,7 @@ public final class Bench {
      * @return bytes allocated through glibc's malloc now; -1 without glibc 2.33+
      */
     static long now() {
-      NativeAllocator.MallocBytes b = NativeAllocator.mallocBytes();
-      return b == null ? -1 : b.inUse();
+      return NativeAllocator.mallocInUseBytes();
     }
 
     private void run() {
@@ -495,7 +496,7 @@ public final class Bench {
     }
 
     /** Runs {@code work} unsampled; @return its result */
-    <T> T unsampled(java.util.function.Supplier<T> work) {
+    <T> T unsampled(Supplier<T> work) {
       max = Math.max(max, now());
       paused = true;
       try {
