@@ -1,12 +1,14 @@
 package io.olmoppl;
 
+import io.olmoppl.model.MklDispatch;
 import java.io.File;
 
 /**
  * Process-wide settings DJL reads from system properties. The job sets them itself so that
  * executors need no extra environment: offline mode (no model hub, no native downloads), the CPU
  * flavour of the tokenizers library, and PyTorch as the default engine (the tokenizers jar
- * registers a second engine).
+ * registers a second engine). It also lets MKL use its AVX-512 kernels on AMD CPUs ({@link
+ * MklDispatch}), which must happen before libtorch loads.
  */
 public final class DjlSettings {
   private DjlSettings() {}
@@ -23,6 +25,7 @@ public final class DjlSettings {
         System.setProperty("DJL_CACHE_DIR", System.getProperty("java.io.tmpdir") + "/olmo-ppl-djl");
       }
     }
+    MklDispatch.select();
   }
 
   private static void setIfAbsent(String key, String value) {

@@ -16,6 +16,7 @@ import io.olmoppl.engine.ScoringEngine.EngineStats;
 import io.olmoppl.job.Args;
 import io.olmoppl.job.ModelFlops;
 import io.olmoppl.job.ScoreCommand;
+import io.olmoppl.model.MklDispatch;
 import io.olmoppl.model.NativeAllocator;
 import io.olmoppl.model.OlmoModel;
 import io.olmoppl.model.Precision;
@@ -128,6 +129,7 @@ public final class Bench {
       mem.put("malloc_after_load_bytes", MallocSampler.now() - mallocBefore);
       mem.put("activation_bytes", m.cpuActivationBytes());
       r.put("allocator", allocator());
+      r.put("mkl_code_path", MklDispatch.select());
       longDoc = List.of(text(tok, longTokens, new SplittableRandom(1)));
       shortMix = shortDocuments(tok, shortDocs, new SplittableRandom(2));
       score(engine, shortMix.subList(0, Math.min(8, shortMix.size())), WINDOW, WINDOW); // warm-up
@@ -548,6 +550,7 @@ public final class Bench {
         (long) model.get("parameters"),
         (long) model.get("unique_weight_bytes"));
     out.printf("allocator: %s%n", r.get("allocator"));
+    out.printf("MKL code path: %s%n", r.get("mkl_code_path"));
     out.printf(
         "fp32 matmul ceiling, %s threads: 2048^3 %.1f GFLOP/s; model shapes: qkv %.1f, up|gate %.1f, down"
             + " %.1f, logits %.1f%n",
