@@ -58,7 +58,7 @@ public final class MklDispatch {
   public static synchronized String select() {
     if (choice == null) {
       choice = decide();
-      LOG.info("olmo-ppl: MKL code path: {}", choice);
+      LOG.debug("olmo-ppl: MKL code path: {}", choice);
     }
     return choice;
   }

@@ -40,7 +40,8 @@ public final class OlmoModel implements AutoCloseable {
   static final int CPU_PASS_TOKENS = 1024;
 
   /**
-   * Bytes of fp32 logits one log-softmax chunk may hold on CPU: the full [N, V] logits are never
+   * Bytes of fp32 logits one step of the log-softmax may hold on CPU: the output matrix is applied
+   * in slices of this / (4 x {@link #CPU_PASS_TOKENS}) rows, so the full [N, V] logits are never
    * materialised.
    */
   static final long CPU_LOGIT_CHUNK_BYTES = 24L << 20;
@@ -70,6 +71,11 @@ public final class OlmoModel implements AutoCloseable {
   private final NDArray zeros; // (C) beta of a layer norm without bias
   private final long tempBytes;
   private final long logitChunkBytes;
+  private final int mlpSliceWidth;
+  private final MlpSlice[][] mlp; // per layer, the MLP weights cut along the intermediate axis
+  private final NDArray[] logitSlices; // views of the output matrix, a slice of its rows each
+  private final NDArray[] logitBiasSlices; // the output bias likewise, or null
+  private final NDArray outputBiasColumn; // (V, 1) view of the output bias, or null
 
   /**
    * One block's weights. Fused: qkv = [Q | K | V] rows, upGate = [up | gate] rows (hf_olmo's own
@@ -90,6 +96,13 @@ public final class OlmoModel implements AutoCloseable {
       NDArray ffNormB,
       NDArray qNormW,
       NDArray kNormW) {}
+
+  /**
+   * Views of one slice of a layer's MLP along the intermediate axis: rows of up and of gate (with
+   * their biases) and the matching columns of down.
+   */
+  private record MlpSlice(
+      NDArray up, NDArray upBias, NDArray gate, NDArray gateBias, NDArray down) {}
 
   /**
    * One forward row: input tokens plus the token after the last one, and the first position whose
@@ -180,6 +193,30 @@ public final class OlmoModel implements AutoCloseable {
       layers = w.layers();
       finalNormWeight = w.finalNormWeight();
       finalNormBias = w.finalNormBias();
+      mlpSliceWidth =
+          (int)
+              Math.min(
+                  c.intermediateSize(),
+                  gpu
+                      ? c.intermediateSize()
+                      : Math.max(256, Ops.TEMP_BYTES / (4L * CPU_PASS_TOKENS)));
+      mlp = new MlpSlice[layers.length][];
+      for (int i = 0; i < layers.length; i++) {
+        mlp[i] = mlpSlices(layers[i], c.intermediateSize(), mlpSliceWidth);
+      }
+      long vocab = output.getShape().get(0);
+      long sliceRows = Math.min(vocab, Math.max(1024, logitChunkBytes / (4L * CPU_PASS_TOKENS)));
+      int slices = (int) ((vocab + sliceRows - 1) / sliceRows);
+      logitSlices = new NDArray[slices];
+      logitBiasSlices = outputBias == null ? null : new NDArray[slices];
+      for (int j = 0; j < slices; j++) {
+        String range = j * sliceRows + ":" + Math.min(vocab, (j + 1) * sliceRows);
+        logitSlices[j] = output.get(range);
+        if (outputBias != null) {
+          logitBiasSlices[j] = outputBias.get(range);
+        }
+      }
+      outputBiasColumn = outputBias == null ? null : outputBias.reshape(vocab, 1);
       boolean layerNorm = c.normType() != NormType.RMS_NORM;
       ones = layerNorm ? weights.ones(new Shape(c.hiddenSize())) : null;
       zeros = layerNorm ? weights.zeros(new Shape(c.hiddenSize())) : null;
@@ -191,6 +228,25 @@ public final class OlmoModel implements AutoCloseable {
       weights.close();
       throw e;
     }
+  }
+
+  /** Views made before the weights are capped; they share the weights' storage. */
+  private static MlpSlice[] mlpSlices(Layer l, int intermediate, int width) {
+    int count = (intermediate + width - 1) / width;
+    MlpSlice[] out = new MlpSlice[count];
+    for (int j = 0; j < count; j++) {
+      int a = j * width;
+      int e = Math.min(intermediate, a + width);
+      NDArray b = l.upGateBias();
+      out[j] =
+          new MlpSlice(
+              l.upGate().get(a + ":" + e),
+              b == null ? null : b.get(a + ":" + e),
+              l.upGate().get((intermediate + a) + ":" + (intermediate + e)),
+              b == null ? null : b.get((intermediate + a) + ":" + (intermediate + e)),
+              l.down().get(":, " + a + ":" + e));
+    }
+    return out;
   }
 
   public OlmoConfig config() {
@@ -409,24 +465,7 @@ public final class OlmoModel implements AutoCloseable {
         rowIdx.getNDArrayInternal().embedding(rowIdx, flat, SparseFormat.DENSE).head(); // (N, C)
     picked =
         norm(picked, finalNormWeight, finalNormBias); // per position: only the scored rows need it
-    float[] lp = new float[n];
-    long chunk = Math.max(1, logitChunkBytes / (4L * config.vocabRows()));
-    for (int s = 0; s < n; s += chunk) {
-      int e = (int) Math.min(n, s + chunk);
-      try (NDManager cm = m.newSubManager()) {
-        NDArray xs = picked.get(s + ":" + e); // (n, C)
-        cm.tempAttachAll(xs);
-        NDArray logits = Ops.linear(xs, output, outputBias, precision); // (n, V) fp32
-        if (config.scaleLogits()) {
-          logits = logits.muli(1.0 / Math.sqrt(config.hiddenSize()));
-        }
-        NDArray tgt = cm.create(Arrays.copyOfRange(targets, s, e)).reshape(e - s, 1);
-        // log p = logits[target] - logsumexp(logits), in float32 over all V rows (padding rows
-        // included)
-        float[] part = logits.logSoftmax(-1).gather(tgt, -1).toFloatArray();
-        System.arraycopy(part, 0, lp, s, e - s);
-      }
-    }
+    float[] lp = logProbsAt(m, picked, targets);
     float[][] out = new float[windows.size()][];
     k = 0;
     for (int i = 0; i < out.length; i++) {
@@ -434,6 +473,70 @@ public final class OlmoModel implements AutoCloseable {
       k += out[i].length;
     }
     return out;
+  }
+
+  /**
+   * log p(target) for each row of {@code x}: the target's logit minus the log-sum-exp over all V
+   * logits, in float32 logits with the sum over vocabulary slices taken in double. The output
+   * matrix is applied one slice of its rows at a time ({@link #logitSlices}) to all rows at once
+   * (in row chunks only where a slice's logits would exceed the logit budget), so the matmul reads
+   * and packs each slice once per pass, and the full (N, V) logits never exist.
+   *
+   * @param x (N, C) after the final norm
+   */
+  private float[] logProbsAt(NDManager m, NDArray x, long[] targets) {
+    int n = targets.length;
+    long sliceRows = logitSlices[0].getShape().get(0);
+    long rows = Math.max(1, logitChunkBytes / (4L * sliceRows));
+    float scale = config.scaleLogits() ? (float) (1.0 / Math.sqrt(config.hiddenSize())) : 1f;
+    float[] lp = new float[n];
+    for (int r0 = 0; r0 < n; r0 += rows) {
+      int r1 = (int) Math.min(n, r0 + rows);
+      try (NDManager cm = m.newSubManager()) {
+        NDArray xs = x.get(r0 + ":" + r1); // (n, C)
+        cm.tempAttachAll(xs);
+        // the target's logit, as a row-wise dot product with its row of the output matrix
+        NDArray tgt = cm.create(Arrays.copyOfRange(targets, r0, r1));
+        NDArray target = xs.mul(gatherRows(tgt, output)).sum(new int[] {-1});
+        if (outputBias != null) {
+          target = target.addi(gatherRows(tgt, outputBiasColumn).reshape(r1 - r0));
+        }
+        float[] targetLogit = target.muli(scale).toFloatArray();
+        double[] maxes = new double[r1 - r0];
+        double[][] lse = new double[logitSlices.length][];
+        for (int j = 0; j < logitSlices.length; j++) {
+          try (NDManager sm = cm.newSubManager()) {
+            sm.tempAttachAll(xs);
+            NDArray logits =
+                Ops.linear(
+                    xs,
+                    logitSlices[j],
+                    outputBias == null ? null : logitBiasSlices[j],
+                    precision); // (n, slice) fp32
+            if (scale != 1f) {
+              logits = logits.muli(scale);
+            }
+            // log-sum-exp of the slice: its max minus the max of its log-softmax (= -log sum exp(
+            // logits - max), exact at the arg max)
+            float[] max = logits.max(new int[] {-1}).toFloatArray();
+            float[] lsMax = logits.logSoftmax(-1).max(new int[] {-1}).toFloatArray();
+            lse[j] = new double[r1 - r0];
+            for (int i = 0; i < lse[j].length; i++) {
+              lse[j][i] = (double) max[i] - lsMax[i];
+              maxes[i] = j == 0 ? lse[j][i] : Math.max(maxes[i], lse[j][i]);
+            }
+          }
+        }
+        for (int i = 0; i < r1 - r0; i++) {
+          double sum = 0;
+          for (double[] l : lse) {
+            sum += Math.exp(l[i] - maxes[i]);
+          }
+          lp[r0 + i] = (float) (targetLogit[i] - (maxes[i] + Math.log(sum)));
+        }
+      }
+    }
+    return lp;
   }
 
   /**
@@ -461,13 +564,14 @@ public final class OlmoModel implements AutoCloseable {
     NDArray sin = gatherRows(positions, rope[1]).reshape(b, t, 1, d);
     int queryBlock = (int) Math.max(16, tempBytes / (4L * b * c.numAttentionHeads() * t));
     Ops.CausalBlocks mask = Ops.causalBlocks(m, segmentStart, queryBlock);
-    for (Layer l : layers) {
+    for (int li = 0; li < layers.length; li++) {
+      Layer l = layers[li];
       try (NDManager lm = m.newSubManager()) {
         NDArray xl =
             x.reshape(x.getShape()); // a view of x, scoped to this layer: x is updated through it
         lm.tempAttachAll(xl);
         attentionBlock(xl, l, b, t, cos, sin, mask);
-        feedForward(xl.reshape(b * (long) t, c.hiddenSize()), l);
+        feedForward(xl.reshape(b * (long) t, c.hiddenSize()), l, mlp[li]);
       }
     }
     return x;
@@ -518,22 +622,39 @@ public final class OlmoModel implements AutoCloseable {
     x.addi(a);
   }
 
-  /** x += mlp(x) over row chunks (the MLP is per position), in place; x is (B*T, C). */
-  private void feedForward(NDArray x, Layer l) {
+  /**
+   * x += mlp(x), in place; x is (B*T, C). The MLP runs over all rows at once (in row chunks only
+   * when one slice's activations would exceed the temporary budget), one slice of the intermediate
+   * axis at a time: each weight slice is then read and packed by the matmul once per pass, not once
+   * per row chunk, and down's partial products are summed over the slices.
+   */
+  private void feedForward(NDArray x, Layer l, MlpSlice[] slices) {
     OlmoConfig c = config;
     long n = x.getShape().get(0);
-    long rows = Math.max(1, tempBytes / (4L * 2 * c.intermediateSize()));
+    long rows = Math.max(1, tempBytes / (4L * mlpSliceWidth));
     for (long r0 = 0; r0 < n; r0 += rows) {
       try (NDManager cm = x.getManager().newSubManager()) {
         NDArray xs = x.get(r0 + ":" + Math.min(n, r0 + rows)); // a view: the update lands in x
         cm.tempAttachAll(xs);
         NDArray fIn = c.normAfter() ? xs : norm(xs, l.ffNormW(), l.ffNormB());
-        NDArray u =
-            Ops.linear(fIn, l.upGate(), l.upGateBias(), precision); // (rows, 2I): [up | gate]
-        NDList ug = u.split(2, 1);
-        NDArray f =
-            Ops.linear(
-                Ops.swiglu(ug.get(0), ug.get(1)), l.down(), l.downBias(), precision); // (rows, C)
+        NDArray f = null; // (rows, C)
+        for (MlpSlice sl : slices) {
+          try (NDManager sm = cm.newSubManager()) { // this slice's activations are freed with it
+            sm.tempAttachAll(fIn);
+            NDArray u = Ops.linear(fIn, sl.up(), sl.upBias(), precision); // (rows, slice)
+            NDArray g = Ops.linear(fIn, sl.gate(), sl.gateBias(), precision);
+            NDArray part = Ops.linear(Ops.swiglu(u, g), sl.down(), null, precision);
+            if (f == null) {
+              f = part;
+              f.attach(cm);
+            } else {
+              f.addi(part);
+            }
+          }
+        }
+        if (l.downBias() != null) {
+          f.addi(l.downBias());
+        }
         if (c.normAfter()) {
           f = norm(f, l.ffNormW(), l.ffNormB());
         }
