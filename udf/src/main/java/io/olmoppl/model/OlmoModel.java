@@ -253,6 +253,20 @@ public final class OlmoModel implements AutoCloseable {
     return config;
   }
 
+  /**
+   * @return the width of the intermediate slices the MLP runs in
+   */
+  public int mlpSliceWidth() {
+    return mlpSliceWidth;
+  }
+
+  /**
+   * @return the rows of the output matrix per slice the log-softmax applies at a time
+   */
+  public long logitSliceRows() {
+    return logitSlices[0].getShape().get(0);
+  }
+
   public Precision precision() {
     return precision;
   }
@@ -486,8 +500,7 @@ public final class OlmoModel implements AutoCloseable {
    */
   private float[] logProbsAt(NDManager m, NDArray x, long[] targets) {
     int n = targets.length;
-    long sliceRows = logitSlices[0].getShape().get(0);
-    long rows = Math.max(1, logitChunkBytes / (4L * sliceRows));
+    long rows = Math.max(1, logitChunkBytes / (4L * logitSliceRows()));
     float scale = config.scaleLogits() ? (float) (1.0 / Math.sqrt(config.hiddenSize())) : 1f;
     float[] lp = new float[n];
     for (int r0 = 0; r0 < n; r0 += rows) {

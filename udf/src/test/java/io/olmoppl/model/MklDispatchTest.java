@@ -49,6 +49,9 @@ class MklDispatchTest {
     assumeTrue(
         cpu.vendor().equals("AuthenticAMD") && cpu.flags().containsAll(MklDispatch.AVX512_FLAGS),
         "not an AMD CPU with AVX-512");
+    assumeTrue(
+        Boolean.parseBoolean(System.getProperty("olmoppl.mkl.avx512", "true")),
+        "olmoppl.mkl.avx512=false");
     DjlSettings.configure();
     String choice = MklDispatch.select();
     assertTrue(choice.startsWith("AVX-512"), choice);

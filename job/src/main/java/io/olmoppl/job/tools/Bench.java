@@ -134,7 +134,7 @@ public final class Bench {
       shortMix = shortDocuments(tok, shortDocs, new SplittableRandom(2));
       score(engine, shortMix.subList(0, Math.min(8, shortMix.size())), WINDOW, WINDOW); // warm-up
       long peakBeforeCeiling = residentBytes("VmHWM:");
-      Map<String, Object> ceiling = sampler.unsampled(() -> ceiling(c));
+      Map<String, Object> ceiling = sampler.unsampled(() -> ceiling(m));
       resetPeakResident(); // the ceiling's operands are the bench's, not the scorer's
       r.put("matmul_ceiling", ceiling);
       double peak = (double) ceiling.get("gflops_2048");
@@ -329,16 +329,20 @@ public final class Bench {
     return dir;
   }
 
-  /** The fp32 matmul rate through DJL with the engine's threads: 2048^3 and the model's shapes. */
-  private static Map<String, Object> ceiling(OlmoConfig c) {
+  /**
+   * The fp32 matmul rate through DJL with the engine's threads: 2048^3 and the shapes of a CPU pass
+   * of {@code m} (1,024 rows; the MLP's and the output matrix's slices).
+   */
+  private static Map<String, Object> ceiling(OlmoModel m) {
+    OlmoConfig c = m.config();
     Map<String, Object> ceiling = new LinkedHashMap<>();
     ceiling.put("threads", JniUtils.getNumThreads());
     ceiling.put("gflops_2048", matmulGflops(2048, 2048, 2048));
     long rows = 1024;
     ceiling.put("gflops_qkv", matmulGflops(rows, c.hiddenSize(), c.hiddenSize() + 2L * c.kvDim()));
-    ceiling.put("gflops_up_gate", matmulGflops(256, c.hiddenSize(), 2L * c.intermediateSize()));
-    ceiling.put("gflops_down", matmulGflops(256, c.intermediateSize(), c.hiddenSize()));
-    ceiling.put("gflops_logits", matmulGflops(120, c.hiddenSize(), c.vocabRows()));
+    ceiling.put("gflops_up_gate", matmulGflops(rows, c.hiddenSize(), m.mlpSliceWidth()));
+    ceiling.put("gflops_down", matmulGflops(rows, m.mlpSliceWidth(), c.hiddenSize()));
+    ceiling.put("gflops_logits", matmulGflops(rows, c.hiddenSize(), m.logitSliceRows()));
     return ceiling;
   }
 
@@ -552,8 +556,8 @@ public final class Bench {
     out.printf("allocator: %s%n", r.get("allocator"));
     out.printf("MKL code path: %s%n", r.get("mkl_code_path"));
     out.printf(
-        "fp32 matmul ceiling, %s threads: 2048^3 %.1f GFLOP/s; model shapes: qkv %.1f, up|gate %.1f, down"
-            + " %.1f, logits %.1f%n",
+        "fp32 matmul ceiling, %s threads: 2048^3 %.1f GFLOP/s; a pass's shapes: qkv %.1f, up or gate"
+            + " slice %.1f, down slice %.1f, logit slice %.1f%n",
         ceil.get("threads"),
         ceil.get("gflops_2048"),
         ceil.get("gflops_qkv"),
