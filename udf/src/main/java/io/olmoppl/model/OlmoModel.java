@@ -75,7 +75,6 @@ public final class OlmoModel implements AutoCloseable {
   private final MlpSlice[][] mlp; // per layer, the MLP weights cut along the intermediate axis
   private final NDArray[] logitSlices; // views of the output matrix, a slice of its rows each
   private final NDArray[] logitBiasSlices; // the output bias likewise, or null
-  private final NDArray outputBiasColumn; // (V, 1) view of the output bias, or null
 
   /**
    * One block's weights. Fused: qkv = [Q | K | V] rows, upGate = [up | gate] rows (hf_olmo's own
@@ -216,7 +215,6 @@ public final class OlmoModel implements AutoCloseable {
           logitBiasSlices[j] = outputBias.get(range);
         }
       }
-      outputBiasColumn = outputBias == null ? null : outputBias.reshape(vocab, 1);
       boolean layerNorm = c.normType() != NormType.RMS_NORM;
       ones = layerNorm ? weights.ones(new Shape(c.hiddenSize())) : null;
       zeros = layerNorm ? weights.zeros(new Shape(c.hiddenSize())) : null;
@@ -491,30 +489,24 @@ public final class OlmoModel implements AutoCloseable {
 
   /**
    * log p(target) for each row of {@code x}: the target's logit minus the log-sum-exp over all V
-   * logits, in float32 logits with the sum over vocabulary slices taken in double. The output
-   * matrix is applied one slice of its rows at a time ({@link #logitSlices}) to all rows at once
-   * (in row chunks only where a slice's logits would exceed the logit budget), so the matmul reads
-   * and packs each slice once per pass, and the full (N, V) logits never exist.
+   * logits, both from the same float32 logits, the sum over vocabulary slices taken in double (so
+   * log p never exceeds 0). The output matrix is applied one slice of its rows at a time ({@link
+   * #logitSlices}) to all rows at once (in row chunks only where a slice's logits would exceed the
+   * logit budget), so the matmul reads and packs each slice once per pass, and the full (N, V)
+   * logits never exist.
    *
    * @param x (N, C) after the final norm
    */
   private float[] logProbsAt(NDManager m, NDArray x, long[] targets) {
     int n = targets.length;
     long rows = Math.max(1, logitChunkBytes / (4L * logitSliceRows()));
-    float scale = config.scaleLogits() ? (float) (1.0 / Math.sqrt(config.hiddenSize())) : 1f;
     float[] lp = new float[n];
     for (int r0 = 0; r0 < n; r0 += rows) {
       int r1 = (int) Math.min(n, r0 + rows);
       try (NDManager cm = m.newSubManager()) {
         NDArray xs = x.get(r0 + ":" + r1); // (n, C)
         cm.tempAttachAll(xs);
-        // the target's logit, as a row-wise dot product with its row of the output matrix
-        NDArray tgt = cm.create(Arrays.copyOfRange(targets, r0, r1));
-        NDArray target = xs.mul(gatherRows(tgt, output)).sum(new int[] {-1});
-        if (outputBias != null) {
-          target = target.addi(gatherRows(tgt, outputBiasColumn).reshape(r1 - r0));
-        }
-        float[] targetLogit = target.muli(scale).toFloatArray();
+        float[] targetLogit = new float[r1 - r0];
         double[] maxes = new double[r1 - r0];
         double[][] lse = new double[logitSlices.length][];
         for (int j = 0; j < logitSlices.length; j++) {
@@ -526,8 +518,21 @@ public final class OlmoModel implements AutoCloseable {
                     logitSlices[j],
                     outputBias == null ? null : logitBiasSlices[j],
                     precision); // (n, slice) fp32
-            if (scale != 1f) {
-              logits = logits.muli(scale);
+            if (config.scaleLogits()) {
+              logits = logits.muli(1.0 / Math.sqrt(config.hiddenSize()));
+            }
+            // the logit of each target inside this slice, from these very logits
+            long v0 = j * logitSliceRows();
+            long width = logits.getShape().get(1);
+            long[] at = new long[r1 - r0];
+            for (int i = 0; i < at.length; i++) {
+              at[i] = Math.min(width - 1, Math.max(0, targets[r0 + i] - v0));
+            }
+            float[] picked = logits.gather(sm.create(at).reshape(at.length, 1), -1).toFloatArray();
+            for (int i = 0; i < at.length; i++) {
+              if (targets[r0 + i] >= v0 && targets[r0 + i] < v0 + width) {
+                targetLogit[i] = picked[i];
+              }
             }
             // log-sum-exp of the slice: its max minus the max of its log-softmax (= -log sum exp(
             // logits - max), exact at the arg max)
