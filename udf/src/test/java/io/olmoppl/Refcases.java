@@ -22,6 +22,15 @@ public final class Refcases {
   public static final double TOKEN_TOL = 1e-4;
   public static final double MEAN_NLL_TOL = 1e-5;
 
+  /**
+   * The README's bound ("Scoring contract") on how far a document's NLL may move, relative, when it
+   * is batched differently: float32 matmuls over other shapes round differently.
+   */
+  public static final double BATCH_REL_NLL = 1e-6;
+
+  /** The same bound on one token's log-prob, absolute. */
+  public static final double BATCH_ABS_TOKEN = 1e-5;
+
   private Refcases() {}
 
   /** One expected result: a text scored with prefix {@code prefix}, window L, stride S. */

@@ -204,7 +204,10 @@ class StandaloneClusterIT {
       }
       double nll = want.get("ppl_nll").getAsDouble();
       assertEquals(
-          nll, r.get("ppl_nll").getAsDouble(), 1e-7 * Math.max(1, nll), "id " + r.get("id"));
+          nll,
+          r.get("ppl_nll").getAsDouble(),
+          Refcases.BATCH_REL_NLL * Math.max(1, nll),
+          "id " + r.get("id"));
     }
     assertTrue(
         Files.exists(out.resolve(Output.MARKER)) && Files.exists(out.resolve("_summary.json")));
@@ -292,7 +295,10 @@ class StandaloneClusterIT {
       }
       double nll = a.get("ppl_nll").getAsDouble();
       assertEquals(
-          nll, b.get("ppl_nll").getAsDouble(), 1e-7 * Math.max(1, nll), "id " + e.getKey());
+          nll,
+          b.get("ppl_nll").getAsDouble(),
+          Refcases.BATCH_REL_NLL * Math.max(1, nll),
+          "id " + e.getKey());
     }
     JsonObject s =
         JsonParser.parseString(Files.readString(out.resolve("_summary.json"))).getAsJsonObject();

@@ -23,8 +23,8 @@ import org.junit.jupiter.api.Test;
  * README once promised).
  */
 class BatchShapeBoundTest {
-  static final double REL_NLL = 1e-6;
-  static final double ABS_TOKEN = 1e-5;
+  static final double REL_NLL = Refcases.BATCH_REL_NLL;
+  static final double ABS_TOKEN = Refcases.BATCH_ABS_TOKEN;
 
   @Test
   void batchShapesAgreeWithinTheDocumentedBound() {
