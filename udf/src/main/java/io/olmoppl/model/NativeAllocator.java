@@ -89,7 +89,7 @@ public final class NativeAllocator {
    * faulting in the next batch's working set once (not once per operation, as an untuned allocator
    * does). Nothing happens unless {@link #tune} tuned the allocator.
    */
-  static void trim() {
+  public static void trim() {
     if (Boolean.TRUE.equals(tuned)) {
       NativeLibrary.getInstance("c").getFunction("malloc_trim").invokeInt(new Object[] {0L});
     }

@@ -135,7 +135,10 @@ public final class Bench {
       score(engine, shortMix.subList(0, Math.min(8, shortMix.size())), WINDOW, WINDOW); // warm-up
       long peakBeforeCeiling = residentBytes("VmHWM:");
       Map<String, Object> ceiling = sampler.unsampled(() -> ceiling(m));
-      resetPeakResident(); // the ceiling's operands are the bench's, not the scorer's
+      // the ceiling's operands are the bench's, not the scorer's: their freed blocks go back to the
+      // system before the peak is reset
+      NativeAllocator.trim();
+      resetPeakResident();
       r.put("matmul_ceiling", ceiling);
       double peak = (double) ceiling.get("gflops_2048");
       loads.put("long_document", inProcess(engine, c, longDoc, WINDOW, LONG_STRIDE, peak));
