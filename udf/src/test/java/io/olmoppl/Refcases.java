@@ -1,9 +1,14 @@
 package io.olmoppl;
 
+import ai.djl.Device;
 import com.google.gson.JsonArray;
 import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
+import io.olmoppl.checkpoint.Checkpoint;
+import io.olmoppl.checkpoint.TyingRule;
+import io.olmoppl.model.OlmoModel;
+import io.olmoppl.model.Precision;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.URISyntaxException;
@@ -32,6 +37,15 @@ public final class Refcases {
   public static final double BATCH_ABS_TOKEN = 1e-5;
 
   private Refcases() {}
+
+  /**
+   * @return the model of case {@code name}, loaded strictly on CPU in fp32; the caller closes it
+   */
+  public static OlmoModel cpuModel(String name) {
+    DjlSettings.configure();
+    Checkpoint ckpt = Checkpoint.open(dir(name), TyingRule.STRICT);
+    return OlmoModel.load(ckpt, ckpt, Device.cpu(), Precision.FP32);
+  }
 
   /** One expected result: a text scored with prefix {@code prefix}, window L, stride S. */
   public record Expected(

@@ -21,8 +21,8 @@ import ai.djl.nn.Activation;
  */
 public final class Ops {
   /**
-   * Target size of one temporary (attention scores of a query block, an MLP row chunk, a logit
-   * chunk).
+   * Target size of one temporary (attention scores of a query block, one MLP slice's activations
+   * over a pass's rows).
    */
   public static final long TEMP_BYTES = 8L << 20;
 

@@ -10,7 +10,6 @@ import ai.djl.Device;
 import ai.djl.ndarray.BaseNDManager;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
-import io.olmoppl.DjlSettings;
 import io.olmoppl.Refcases;
 import io.olmoppl.checkpoint.Checkpoint;
 import io.olmoppl.checkpoint.TyingRule;
@@ -42,10 +41,8 @@ class MemoryTest {
 
   @BeforeAll
   static void load() {
-    DjlSettings.configure();
     // p01: tied OLMo, 2 blocks; the tied matrix is one tensor
-    Checkpoint ckpt = Checkpoint.open(Refcases.dir("p01_olmo_tied_f32"), TyingRule.STRICT);
-    model = OlmoModel.load(ckpt, ckpt, Device.cpu(), Precision.FP32);
+    model = Refcases.cpuModel("p01_olmo_tied_f32");
   }
 
   @AfterAll

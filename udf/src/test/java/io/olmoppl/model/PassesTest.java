@@ -4,11 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import ai.djl.Device;
-import io.olmoppl.DjlSettings;
 import io.olmoppl.Refcases;
-import io.olmoppl.checkpoint.Checkpoint;
-import io.olmoppl.checkpoint.TyingRule;
 import io.olmoppl.model.OlmoModel.Pass;
 import io.olmoppl.model.OlmoModel.Window;
 import java.util.ArrayList;
@@ -24,9 +20,7 @@ class PassesTest {
 
   @BeforeAll
   static void load() {
-    DjlSettings.configure();
-    Checkpoint ckpt = Checkpoint.open(Refcases.dir("p01_olmo_tied_f32"), TyingRule.STRICT);
-    model = OlmoModel.load(ckpt, ckpt, Device.cpu(), Precision.FP32);
+    model = Refcases.cpuModel("p01_olmo_tied_f32");
   }
 
   @AfterAll
