@@ -18,6 +18,7 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import java.util.stream.Stream;
+import org.apache.commons.io.FileUtils;
 
 /**
  * {@code olmo-ppl demo}: a tiny OLMo trained on King James Bible text (once, then cached: {@link
@@ -73,7 +74,7 @@ final class DemoCommand {
         throw new Args.UsageException(
             dir + " exists and was not made by 'olmo-ppl demo'; pass --dir NEW_DIR");
       }
-      DemoModel.deleteTree(dir);
+      FileUtils.deleteDirectory(dir.toFile());
     }
     Path cache = a.get("cache") != null ? Path.of(a.get("cache")) : DemoModel.defaultCache();
     Path trained = DemoModel.ensure(cache, spec, out).dir();

@@ -12,11 +12,10 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
-import java.util.Comparator;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Locale;
-import java.util.stream.Stream;
+import org.apache.commons.io.FileUtils;
 
 /**
  * The demo's trained checkpoint, trained on first use and cached: {@code CACHE/demo-model-KEY/},
@@ -133,7 +132,7 @@ final class DemoModel {
         }
       }
     } finally {
-      deleteTree(tmp);
+      FileUtils.deleteDirectory(tmp.toFile());
     }
     return new Trained(dir, r);
   }
@@ -150,17 +149,6 @@ final class DemoModel {
       return HexFormat.of().formatHex(md.digest()).substring(0, 16);
     } catch (NoSuchAlgorithmException e) {
       throw new IllegalStateException("the JVM has no SHA-256", e);
-    }
-  }
-
-  static void deleteTree(Path p) throws IOException {
-    if (!Files.exists(p)) {
-      return;
-    }
-    try (Stream<Path> s = Files.walk(p)) {
-      for (Path f : s.sorted(Comparator.reverseOrder()).toList()) {
-        Files.delete(f);
-      }
     }
   }
 }

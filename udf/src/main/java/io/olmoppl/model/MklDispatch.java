@@ -87,9 +87,9 @@ public final class MklDispatch {
     if (libtorchLoaded()) {
       return "MKL's own choice (libtorch was loaded before olmo-ppl could select the AVX-512 path)";
     }
+    Path lib = null;
     try {
-      Path lib = Files.createTempFile("olmoppl-mkl-intel-cpu", ".so");
-      lib.toFile().deleteOnExit();
+      lib = Files.createTempFile("olmoppl-mkl-intel-cpu", ".so");
       try (InputStream in = MklDispatch.class.getResourceAsStream(RESOURCE)) {
         if (in == null) {
           return "MKL's own choice (" + RESOURCE + " missing from the jar)";
@@ -103,6 +103,16 @@ public final class MklDispatch {
       return "AVX-512 (AMD CPU with AVX-512; MKL told it runs on an Intel CPU)";
     } catch (IOException | UnsatisfiedLinkError | RuntimeException e) {
       return "MKL's own choice (loading " + RESOURCE + " failed: " + e.getMessage() + ")";
+    } finally {
+      // a loaded library stays mapped after its file is gone; deleting it now rather than at exit
+      // leaves nothing behind in the temp folder when a JVM is killed (as Spark kills executors)
+      if (lib != null) {
+        try {
+          Files.deleteIfExists(lib);
+        } catch (IOException e) {
+          lib.toFile().deleteOnExit();
+        }
+      }
     }
   }
 

@@ -15,6 +15,7 @@ import java.util.HexFormat;
 import java.util.UUID;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
+import org.apache.commons.io.FileUtils;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FileStatus;
 import org.apache.hadoop.fs.FileSystem;
@@ -107,7 +108,8 @@ public final class Localizer {
           }
         }
       } finally {
-        deleteTree(tmp); // left over only when another JVM renamed its copy first, or on failure
+        FileUtils.deleteDirectory(
+            tmp.toFile()); // left over only when another JVM renamed its copy first, or on failure
       }
       removeOlderCopies(root, path, key);
       return dir;
@@ -157,19 +159,8 @@ public final class Localizer {
             && !d.getFileName().toString().startsWith(".")
             && Files.isRegularFile(src)
             && Files.readString(src).equals(path)) {
-          deleteTree(d);
+          FileUtils.deleteDirectory(d.toFile());
         }
-      }
-    }
-  }
-
-  private static void deleteTree(Path d) throws IOException {
-    if (!Files.exists(d)) {
-      return;
-    }
-    try (Stream<Path> s = Files.walk(d)) {
-      for (Path p : s.sorted(Comparator.reverseOrder()).toList()) {
-        Files.deleteIfExists(p);
       }
     }
   }
