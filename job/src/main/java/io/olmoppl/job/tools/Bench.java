@@ -41,6 +41,7 @@ import java.util.function.Supplier;
 import org.apache.arrow.memory.BufferAllocator;
 import org.apache.arrow.memory.RootAllocator;
 import org.apache.arrow.vector.VarCharVector;
+import org.apache.commons.io.FileUtils;
 import org.apache.spark.sql.SparkSession;
 
 /**
@@ -57,14 +58,34 @@ public final class Bench {
           "\n",
           "usage: olmo-ppl bench [--model DIR] [--json] [--long-tokens N] [--short-docs N] [--no-spark]",
           "",
-          "Measures scoring throughput against the fp32 matmul ceiling of this machine. Without --model it builds the",
-          "benchmark checkpoint (olmo layout, hidden 1024, 8 layers, 16 heads, intermediate 4096, tied, F32).",
+          "Measures scoring throughput against the fp32 matmul ceiling of this machine, in process and end to end",
+          "through olmo-ppl score. Without --model it builds the benchmark checkpoint (olmo layout, hidden 1024, 8",
+          "layers, 16 heads, intermediate 4096, tied, F32). Windows are 512 tokens (the model's positions if fewer).",
           "  --long-tokens N  tokens of the long document (default 26292)",
           "  --short-docs N   number of short documents (default 230, about 95 tokens each)",
           "  --no-spark       skip the end-to-end runs through olmo-ppl score",
           "  --json           print every figure as JSON instead of the table");
   static final int WINDOW = 512;
-  static final int LONG_STRIDE = 256;
+
+  /**
+   * Texts scored at one window and stride: the window is 512 tokens, or the model's positions when
+   * it has fewer; the long document's stride is half the window.
+   */
+  record Workload(List<String> texts, int window, int stride) {
+    static Workload long_(OlmoConfig c, List<String> texts) {
+      int w = Math.min(WINDOW, c.maxPositionEmbeddings());
+      return new Workload(texts, w, w / 2);
+    }
+
+    static Workload short_(OlmoConfig c, List<String> texts) {
+      int w = Math.min(WINDOW, c.maxPositionEmbeddings());
+      return new Workload(texts, w, w);
+    }
+
+    ScoringOptions options() {
+      return ScoringOptions.defaults().withWindow(window, stride);
+    }
+  }
 
   private Bench() {}
 
@@ -79,6 +100,15 @@ public final class Bench {
     boolean json = a.flag("json");
     PrintStream log = json ? System.err : out;
     Path work = Files.createTempDirectory("olmo-ppl-bench");
+    try {
+      run(a, work, json, log, out);
+    } finally {
+      FileUtils.deleteDirectory(work.toFile()); // the checkpoint it built and the runs' files
+    }
+  }
+
+  private static void run(Args a, Path work, boolean json, PrintStream log, PrintStream out)
+      throws IOException {
     Path model = a.get("model") != null ? Path.of(a.get("model")) : benchmarkCheckpoint(work, log);
     Checkpoint ckpt = Checkpoint.open(model, TyingRule.STRICT);
     OlmoConfig c = ckpt.config();
@@ -110,13 +140,10 @@ public final class Bench {
     int longTokens = a.integer("long-tokens", 26_292);
     int shortDocs = a.integer("short-docs", 230);
     Map<String, Object> loads = new LinkedHashMap<>();
-    List<String> longDoc;
-    List<String> shortMix;
     long rssBefore = residentBytes("VmRSS:");
     resetPeakResident();
     long mallocBefore = MallocSampler.now();
     Map<String, Object> mem = new LinkedHashMap<>();
-    long peakResident;
     try (MallocSampler sampler = new MallocSampler();
         OlmoModel m = OlmoModel.load(ckpt, ckpt, Device.cpu(), Precision.FP32);
         OlmoTokenizer tok = OlmoTokenizer.load(ckpt.tokenizerJson());
@@ -130,9 +157,12 @@ public final class Bench {
       mem.put("activation_bytes", m.cpuActivationBytes());
       r.put("allocator", allocator());
       r.put("mkl_code_path", MklDispatch.select());
-      longDoc = List.of(text(tok, longTokens, new SplittableRandom(1)));
-      shortMix = shortDocuments(tok, shortDocs, new SplittableRandom(2));
-      score(engine, shortMix.subList(0, Math.min(8, shortMix.size())), WINDOW, WINDOW); // warm-up
+      Workload longDoc = Workload.long_(c, List.of(text(tok, longTokens, new SplittableRandom(1))));
+      Workload shortMix =
+          Workload.short_(c, shortDocuments(tok, shortDocs, new SplittableRandom(2)));
+      Workload warmUp =
+          Workload.short_(c, shortMix.texts().subList(0, Math.min(8, shortMix.texts().size())));
+      score(engine, warmUp);
       long peakBeforeCeiling = residentBytes("VmHWM:");
       Map<String, Object> ceiling = sampler.unsampled(() -> ceiling(m));
       // the ceiling's operands are the bench's, not the scorer's: their freed blocks go back to the
@@ -141,66 +171,37 @@ public final class Bench {
       resetPeakResident();
       r.put("matmul_ceiling", ceiling);
       double peak = (double) ceiling.get("gflops_2048");
-      loads.put("long_document", inProcess(engine, c, longDoc, WINDOW, LONG_STRIDE, peak));
-      loads.put("short_documents", inProcess(engine, c, shortMix, WINDOW, WINDOW, peak));
+      loads.put("long_document", inProcess(engine, c, longDoc, peak));
+      loads.put("short_documents", inProcess(engine, c, shortMix, peak));
       r.put("in_process", loads);
       mem.put("malloc_peak_bytes", sampler.max() - mallocBefore);
-      peakResident = Math.max(peakBeforeCeiling, residentBytes("VmHWM:"));
-    }
-    long weights = ckpt.uniqueWeightBytes();
-    MemoryUsage heap = ManagementFactory.getMemoryMXBean().getHeapMemoryUsage();
-    // the Java heap is outside the figure only when it was fixed and pre-touched (as the launcher
-    // runs bench): then its resident size cannot change
-    mem.put("java_heap_fixed", heap.getCommitted() == heap.getMax());
-    mem.put("resident_before_model_bytes", rssBefore);
-    mem.put("peak_resident_bytes", peakResident);
-    mem.put("scoring_bytes", peakResident - rssBefore);
-    mem.put("unique_weight_bytes", weights);
-    mem.put(
-        "scoring_over_target",
-        (peakResident - rssBefore) / (1.5 * weights + (long) mem.get("activation_bytes")));
-    r.put("memory", mem);
-    if (!a.flag("no-spark")) {
-      String master = a.get("master", "local[*]");
-      SparkSession spark =
-          SparkSession.builder()
-              .appName("olmo-ppl bench")
-              .master(master)
-              .config("spark.ui.enabled", "false")
-              .config("spark.driver.host", "127.0.0.1")
-              .config("spark.driver.bindAddress", "127.0.0.1")
-              .getOrCreate();
-      try {
-        // warm-up: Spark's first job and the executor's model load are not part of the steady state
-        endToEnd(
-            model,
-            work.resolve("warm-up"),
-            shortMix.subList(0, Math.min(4, shortMix.size())),
-            WINDOW,
-            master,
-            null);
-        Map<String, Object> e2e = new LinkedHashMap<>();
-        e2e.put(
-            "long_document",
+      long peakResident = Math.max(peakBeforeCeiling, residentBytes("VmHWM:"));
+      long weights = ckpt.uniqueWeightBytes();
+      MemoryUsage heap = ManagementFactory.getMemoryMXBean().getHeapMemoryUsage();
+      // the Java heap is outside the figure only when it was fixed and pre-touched (as the launcher
+      // runs bench): then its resident size cannot change
+      mem.put("java_heap_fixed", heap.getCommitted() == heap.getMax());
+      mem.put("resident_before_model_bytes", rssBefore);
+      mem.put("peak_resident_bytes", peakResident);
+      mem.put("scoring_bytes", peakResident - rssBefore);
+      mem.put("unique_weight_bytes", weights);
+      mem.put(
+          "scoring_over_target",
+          (peakResident - rssBefore) / (1.5 * weights + (long) mem.get("activation_bytes")));
+      r.put("memory", mem);
+      if (!a.flag("no-spark")) {
+        r.put(
+            "spark",
             endToEnd(
+                engine,
+                c,
                 model,
-                work.resolve("long"),
+                work,
+                a.get("master", "local[*]"),
                 longDoc,
-                LONG_STRIDE,
-                master,
-                loads.get("long_document")));
-        e2e.put(
-            "short_documents",
-            endToEnd(
-                model,
-                work.resolve("short"),
                 shortMix,
-                WINDOW,
-                master,
-                loads.get("short_documents")));
-        r.put("spark", e2e);
-      } finally {
-        spark.stop();
+                loads,
+                peak));
       }
     }
     if (json) {
@@ -217,30 +218,27 @@ public final class Bench {
 
   /** One workload through the engine: throughput, FLOPs, padding, time outside the forward pass. */
   private static Map<String, Object> inProcess(
-      ScoringEngine engine,
-      OlmoConfig c,
-      List<String> texts,
-      int window,
-      int stride,
-      double ceiling) {
+      ScoringEngine engine, OlmoConfig c, Workload work, double ceiling) {
     EngineStats s = engine.stats();
     long positions0 = s.positions();
     long padded0 = s.paddedPositions();
     double forward0 = s.forwardSeconds();
     long t0 = System.nanoTime();
-    List<DocumentScore> scores = score(engine, texts, window, stride);
+    List<DocumentScore> scores = score(engine, work);
     double secs = (System.nanoTime() - t0) / 1e9;
     long scored = scores.stream().mapToLong(DocumentScore::tokens).sum();
     double flops = 0;
-    PerplexityScorer plan = engine.scorer(options(window, stride));
-    for (String t : texts) {
+    PerplexityScorer plan = engine.scorer(work.options());
+    for (String t : work.texts()) {
       for (OlmoModel.Window w : plan.plan(engine.tokenizer().encode(t))) {
         flops += ModelFlops.window(c, w.inputLength(), w.scored());
       }
     }
     long positions = s.positions() - positions0;
     Map<String, Object> m = new LinkedHashMap<>();
-    m.put("documents", texts.size());
+    m.put("documents", work.texts().size());
+    m.put("window", work.window());
+    m.put("stride", work.stride());
     m.put("scored_tokens", scored);
     m.put("seconds", secs);
     m.put("scored_tokens_per_second", scored / secs);
@@ -252,8 +250,8 @@ public final class Bench {
     return m;
   }
 
-  private static List<DocumentScore> score(
-      ScoringEngine engine, List<String> texts, int window, int stride) {
+  static List<DocumentScore> score(ScoringEngine engine, Workload work) {
+    List<String> texts = work.texts();
     try (BufferAllocator alloc = new RootAllocator();
         VarCharVector v = new VarCharVector("text", alloc)) {
       v.allocateNew(texts.size());
@@ -261,26 +259,89 @@ public final class Bench {
         v.setSafe(i, texts.get(i).getBytes(StandardCharsets.UTF_8));
       }
       v.setValueCount(texts.size());
-      return engine.score(v, engine.scorer(options(window, stride)));
+      return engine.score(v, engine.scorer(work.options()));
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       throw new IllegalStateException(e);
     }
   }
 
-  private static ScoringOptions options(int window, int stride) {
-    return ScoringOptions.defaults().withWindow(window, stride);
+  /**
+   * Both workloads end to end through {@code olmo-ppl score} on {@code master}. Each run is
+   * followed by the same workload through the engine in process again, and its ratio is to the mean
+   * of the in-process runs before and after it: on a machine whose speed drifts (a shared VM), a
+   * ratio to one run minutes earlier measures the drift as much as the job.
+   */
+  private static Map<String, Object> endToEnd(
+      ScoringEngine engine,
+      OlmoConfig c,
+      Path model,
+      Path work,
+      String master,
+      Workload longDoc,
+      Workload shortMix,
+      Map<String, Object> before,
+      double ceiling)
+      throws IOException {
+    boolean ours = SparkSession.getDefaultSession().isEmpty(); // stop only a session it starts
+    SparkSession spark =
+        SparkSession.builder()
+            .appName("olmo-ppl bench")
+            .master(master)
+            .config("spark.ui.enabled", "false")
+            .config("spark.driver.host", "127.0.0.1")
+            .config("spark.driver.bindAddress", "127.0.0.1")
+            .getOrCreate();
+    try {
+      // warm-up: Spark's first job and the executor's model load are not part of the steady state
+      scoreCommand(
+          model,
+          work.resolve("warm-up"),
+          Workload.short_(c, shortMix.texts().subList(0, Math.min(4, shortMix.texts().size()))),
+          master);
+      Map<String, Object> e2e = new LinkedHashMap<>();
+      e2e.put(
+          "long_document",
+          bracketed(
+              scoreCommand(model, work.resolve("long"), longDoc, master),
+              before.get("long_document"),
+              inProcess(engine, c, longDoc, ceiling)));
+      e2e.put(
+          "short_documents",
+          bracketed(
+              scoreCommand(model, work.resolve("short"), shortMix, master),
+              before.get("short_documents"),
+              inProcess(engine, c, shortMix, ceiling)));
+      return e2e;
+    } finally {
+      if (ours) {
+        spark.stop();
+      }
+    }
   }
 
-  /** The same workload through {@code olmo-ppl score} on local[*] (JSON lines in, parquet out). */
-  private static Map<String, Object> endToEnd(
-      Path model, Path dir, List<String> texts, int stride, String master, Object inProcess)
+  /** Adds to an end-to-end run its ratio to the mean of the in-process runs around it. */
+  @SuppressWarnings("unchecked")
+  private static Map<String, Object> bracketed(
+      Map<String, Object> run, Object before, Map<String, Object> after) {
+    double rateBefore = (double) ((Map<String, Object>) before).get("scored_tokens_per_second");
+    double rateAfter = (double) after.get("scored_tokens_per_second");
+    run.put("in_process_before_tokens_per_second", rateBefore);
+    run.put("in_process_after_tokens_per_second", rateAfter);
+    run.put(
+        "ratio_to_in_process",
+        (double) run.get("scored_tokens_per_second") / ((rateBefore + rateAfter) / 2));
+    return run;
+  }
+
+  /** One workload through {@code olmo-ppl score} (JSON lines in, parquet out). */
+  private static Map<String, Object> scoreCommand(Path model, Path dir, Workload w, String master)
       throws IOException {
     Files.createDirectories(dir);
     Path input = dir.resolve("input.jsonl");
     StringBuilder sb = new StringBuilder();
     com.google.gson.Gson gson = new com.google.gson.Gson();
-    for (String t : texts) {
+    for (String t : w.texts()) {
       sb.append(gson.toJson(Map.of("text", t))).append('\n');
     }
     Files.writeString(input, sb);
@@ -293,9 +354,9 @@ public final class Bench {
       "--output",
       dir.resolve("out").toString(),
       "--window",
-      String.valueOf(WINDOW),
+      String.valueOf(w.window()),
       "--stride",
-      String.valueOf(stride),
+      String.valueOf(w.stride()),
       "--master",
       master
     };
@@ -304,17 +365,12 @@ public final class Bench {
         ScoreCommand.main(args, new PrintStream(java.io.OutputStream.nullOutputStream()));
     double secs = (System.nanoTime() - t0) / 1e9;
     long tokens = ((Number) summary.get("tokens")).longValue();
-    double rate = tokens / secs;
     Map<String, Object> m = new LinkedHashMap<>();
     m.put("master", master);
     m.put("scored_tokens", tokens);
     m.put("seconds", secs);
-    m.put("scored_tokens_per_second", rate);
-    if (inProcess != null) {
-      @SuppressWarnings("unchecked")
-      double bare = (double) ((Map<String, Object>) inProcess).get("scored_tokens_per_second");
-      m.put("ratio_to_in_process", rate / bare);
-    }
+    m.put("scored_tokens_per_second", tokens / secs);
+    m.put("timings", summary.get("timings")); // the job's own: setup, input count, scoring, summary
     return m;
   }
 
@@ -572,12 +628,14 @@ public final class Bench {
     for (String w : List.of("long_document", "short_documents")) {
       Map<String, Object> m = (Map<String, Object>) in.get(w);
       out.printf(
-          "%s (%s docs, %,d scored tokens), in process: %.1f scored tokens/s, %.1f positions/s,"
+          "%s (%s docs, %,d scored tokens, window %s, stride %s), in process: %.1f scored tokens/s, %.1f positions/s,"
               + " %.1f GFLOP/s = %.2f x ceiling, padding efficiency %.3f, %.1f%% of wall time outside the forward"
               + " pass%n",
           w.replace('_', ' '),
           m.get("documents"),
           (long) m.get("scored_tokens"),
+          m.get("window"),
+          m.get("stride"),
           m.get("scored_tokens_per_second"),
           m.get("computed_positions_per_second"),
           m.get("effective_gflops"),
@@ -586,12 +644,21 @@ public final class Bench {
           100 * (double) m.get("share_outside_forward"));
       if (spark != null) {
         Map<String, Object> s = (Map<String, Object>) spark.get(w);
+        Map<String, Object> t = (Map<String, Object>) s.get("timings");
         out.printf(
-            "%s, olmo-ppl score on %s: %.1f scored tokens/s = %.2f x in process%n",
+            "%s, olmo-ppl score on %s: %.1f scored tokens/s = %.2f x in process (the mean of %.1f"
+                + " before and %.1f after it); %.1f of its %.1f s went to starting (setup, input"
+                + " count) and summarizing the job%n",
             w.replace('_', ' '),
             s.get("master"),
             s.get("scored_tokens_per_second"),
-            s.get("ratio_to_in_process"));
+            s.get("ratio_to_in_process"),
+            s.get("in_process_before_tokens_per_second"),
+            s.get("in_process_after_tokens_per_second"),
+            (double) t.get("setup_seconds")
+                + (double) t.get("input_count_seconds")
+                + (double) t.get("summary_seconds"),
+            s.get("seconds"));
       }
     }
     Map<String, Object> mem = (Map<String, Object>) r.get("memory");
