@@ -87,6 +87,22 @@ class BenchTest extends SparkTestBase {
             .getAsJsonObject("long_document")
             .get("scored_tokens")
             .getAsLong());
+    // the first 2048^3 rate and one before each in-process run after an end-to-end run; the best
+    assertEquals(3, ceiling.getAsJsonArray("gflops_2048_runs").size());
+    double bestCeiling = 0;
+    for (var v : ceiling.getAsJsonArray("gflops_2048_runs")) {
+      bestCeiling = Math.max(bestCeiling, v.getAsDouble());
+    }
+    assertEquals(bestCeiling, ceiling.get("gflops_2048").getAsDouble(), 0.0);
+    for (String w : List.of("long_document", "short_documents")) {
+      JsonObject in = r.getAsJsonObject("in_process").getAsJsonObject(w);
+      assertEquals(2, in.getAsJsonArray("runs_tokens_per_second").size(), w);
+      assertEquals(
+          in.get("effective_gflops").getAsDouble() / bestCeiling,
+          in.get("ratio_to_ceiling").getAsDouble(),
+          1e-12,
+          w);
+    }
     JsonObject mem = r.getAsJsonObject("memory");
     assertPositive(mem.get("peak_resident_bytes").getAsDouble(), "peak resident");
     assertPositive(mem.get("scoring_over_target").getAsDouble(), "memory ratio");
