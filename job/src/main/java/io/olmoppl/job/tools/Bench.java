@@ -75,12 +75,12 @@ public final class Bench {
    * it has fewer; the long document's stride is half the window.
    */
   record Workload(List<String> texts, int window, int stride) {
-    static Workload long_(OlmoConfig c, List<String> texts) {
+    static Workload longDocument(OlmoConfig c, List<String> texts) {
       int w = Math.min(WINDOW, c.maxPositionEmbeddings());
       return new Workload(texts, w, w / 2);
     }
 
-    static Workload short_(OlmoConfig c, List<String> texts) {
+    static Workload shortDocuments(OlmoConfig c, List<String> texts) {
       int w = Math.min(WINDOW, c.maxPositionEmbeddings());
       return new Workload(texts, w, w);
     }
@@ -110,7 +110,6 @@ public final class Bench {
     }
   }
 
-  @SuppressWarnings("unchecked")
   private static void run(Args a, Path work, boolean json, PrintStream log, PrintStream out)
       throws IOException {
     Path model = a.get("model") != null ? Path.of(a.get("model")) : benchmarkCheckpoint(work, log);
@@ -150,6 +149,7 @@ public final class Bench {
     resetPeakResident();
     long mallocBefore = MallocSampler.now();
     Map<String, Object> mem = new LinkedHashMap<>();
+    Map<String, Object> ceiling;
     try (MallocSampler sampler = new MallocSampler();
         OlmoModel m = OlmoModel.load(ckpt, ckpt, Device.cpu(), Precision.FP32);
         OlmoTokenizer tok = OlmoTokenizer.load(ckpt.tokenizerJson());
@@ -163,22 +163,25 @@ public final class Bench {
       mem.put("activation_bytes", m.cpuActivationBytes());
       r.put("allocator", allocator());
       r.put("mkl_code_path", MklDispatch.select());
-      Workload longDoc = Workload.long_(c, List.of(text(tok, longTokens, new SplittableRandom(1))));
+      Workload longDoc =
+          Workload.longDocument(c, List.of(text(tok, longTokens, new SplittableRandom(1))));
       Workload shortMix =
-          Workload.short_(c, shortDocuments(tok, shortDocs, new SplittableRandom(2)));
-      Workload warmUp =
-          Workload.short_(c, shortMix.texts().subList(0, Math.min(8, shortMix.texts().size())));
+          Workload.shortDocuments(c, shortDocuments(tok, shortDocs, new SplittableRandom(2)));
+      Workload warmUp = Workload.shortDocuments(c, warmUpTexts(shortMix, 8));
       score(engine, warmUp);
       long peakBeforeCeiling = residentBytes("VmHWM:");
-      Map<String, Object> ceiling = sampler.unsampled(() -> ceiling(m));
+      ceiling = sampler.unsampled(() -> ceiling(m));
       // the ceiling's operands are the bench's, not the scorer's: their freed blocks go back to the
       // system before the peak is reset
       NativeAllocator.trim();
       resetPeakResident();
       r.put("matmul_ceiling", ceiling);
       ceilings.add((double) ceiling.get("gflops_2048"));
-      inRuns.put("long_document", new ArrayList<>(List.of(inProcess(engine, c, longDoc))));
-      inRuns.put("short_documents", new ArrayList<>(List.of(inProcess(engine, c, shortMix))));
+      Map<String, Workload> workloads = new LinkedHashMap<>();
+      workloads.put("long_document", longDoc);
+      workloads.put("short_documents", shortMix);
+      workloads.forEach(
+          (w, load) -> inRuns.put(w, new ArrayList<>(List.of(inProcess(engine, c, load)))));
       mem.put("malloc_peak_bytes", sampler.max() - mallocBefore);
       long peakResident = Math.max(peakBeforeCeiling, residentBytes("VmHWM:"));
       long weights = ckpt.uniqueWeightBytes();
@@ -204,16 +207,15 @@ public final class Bench {
                 model,
                 work,
                 a.get("master", "local[*]"),
-                longDoc,
-                shortMix,
+                workloads,
                 inRuns,
                 ceilings,
                 a.integer("rounds", 1)));
       }
     }
     double bestCeiling = ceilings.stream().mapToDouble(Double::doubleValue).max().orElseThrow();
-    ((Map<String, Object>) r.get("matmul_ceiling")).put("gflops_2048", bestCeiling);
-    ((Map<String, Object>) r.get("matmul_ceiling")).put("gflops_2048_runs", ceilings);
+    ceiling.put("gflops_2048", bestCeiling);
+    ceiling.put("gflops_2048_runs", ceilings);
     Map<String, Object> loads = new LinkedHashMap<>();
     for (Map.Entry<String, List<Map<String, Object>>> e : inRuns.entrySet()) {
       Map<String, Object> best = new LinkedHashMap<>(best(e.getValue()));
@@ -296,8 +298,7 @@ public final class Bench {
       Path model,
       Path work,
       String master,
-      Workload longDoc,
-      Workload shortMix,
+      Map<String, Workload> workloads,
       Map<String, List<Map<String, Object>>> inRuns,
       List<Double> ceilings,
       int rounds)
@@ -319,20 +320,19 @@ public final class Bench {
       scoreCommand(
           model,
           work.resolve("warm-up"),
-          Workload.short_(c, shortMix.texts().subList(0, Math.min(4, shortMix.texts().size()))),
+          Workload.shortDocuments(c, warmUpTexts(workloads.get("short_documents"), 4)),
           master);
-      Map<String, Workload> loads = Map.of("long_document", longDoc, "short_documents", shortMix);
       Map<String, List<Map<String, Object>>> e2eRuns = new LinkedHashMap<>();
-      for (String w : inRuns.keySet()) {
+      for (String w : workloads.keySet()) {
         e2eRuns.put(w, new ArrayList<>());
       }
       for (int round = 0; round < rounds; round++) {
         for (String w : e2eRuns.keySet()) {
           e2eRuns
               .get(w)
-              .add(scoreCommand(model, work.resolve(w + "-" + round), loads.get(w), master));
+              .add(scoreCommand(model, work.resolve(w + "-" + round), workloads.get(w), master));
           ceilings.add(matmulGflops(2048, 2048, 2048));
-          inRuns.get(w).add(inProcess(engine, c, loads.get(w)));
+          inRuns.get(w).add(inProcess(engine, c, workloads.get(w)));
         }
       }
       Map<String, Object> e2e = new LinkedHashMap<>();
@@ -354,6 +354,13 @@ public final class Bench {
         spark.stop();
       }
     }
+  }
+
+  /**
+   * @return the first {@code n} texts of {@code w} (all when it has fewer)
+   */
+  private static List<String> warmUpTexts(Workload w, int n) {
+    return w.texts().subList(0, Math.min(n, w.texts().size()));
   }
 
   /**
