@@ -1,6 +1,6 @@
 /*
  * The one function of libolmoppl_mkl_intel_cpu.so (built by scripts/build-native, loaded by
- * io.olmoppl.model.MklDispatch before libtorch).
+ * io.olmoppl.runtime.MklDispatch before libtorch).
  *
  * MKL, linked into libtorch, asks mkl_serv_intel_cpu_true() whether it runs on an Intel CPU and
  * picks its AVX2 sgemm kernels on every other CPU, whatever instructions that CPU has. On an AMD

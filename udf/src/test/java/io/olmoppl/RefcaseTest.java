@@ -12,6 +12,7 @@ import io.olmoppl.checkpoint.Checkpoint;
 import io.olmoppl.checkpoint.TyingRule;
 import io.olmoppl.model.OlmoModel;
 import io.olmoppl.model.Precision;
+import io.olmoppl.runtime.DjlSettings;
 import io.olmoppl.scoring.DocumentScore;
 import io.olmoppl.scoring.PerplexityScorer;
 import io.olmoppl.tokenizer.OlmoTokenizer;

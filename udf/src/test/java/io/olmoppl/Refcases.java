@@ -9,6 +9,7 @@ import io.olmoppl.checkpoint.Checkpoint;
 import io.olmoppl.checkpoint.TyingRule;
 import io.olmoppl.model.OlmoModel;
 import io.olmoppl.model.Precision;
+import io.olmoppl.runtime.DjlSettings;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.URISyntaxException;

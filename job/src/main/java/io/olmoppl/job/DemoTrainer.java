@@ -19,9 +19,9 @@ import io.olmoppl.checkpoint.OlmoConfig;
 import io.olmoppl.checkpoint.OlmoConfig.NormType;
 import io.olmoppl.checkpoint.SafetensorsWriter;
 import io.olmoppl.checkpoint.SafetensorsWriter.Tensor;
-import io.olmoppl.model.OlmoModel;
 import io.olmoppl.model.Ops;
 import io.olmoppl.model.Precision;
+import io.olmoppl.runtime.TorchEngine;
 import io.olmoppl.tokenizer.OlmoTokenizer;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -178,7 +178,7 @@ final class DemoTrainer {
     for (int i = 0; i < ids.length; i++) {
       ids[i] = compact[(int) stream[i]];
     }
-    Engine engine = OlmoModel.engine();
+    Engine engine = TorchEngine.get();
     int threadsBefore = ai.djl.pytorch.jni.JniUtils.getNumThreads();
     ai.djl.pytorch.jni.JniUtils.setNumThreads(spec.threads());
     long start = System.nanoTime();

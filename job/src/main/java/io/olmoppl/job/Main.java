@@ -1,10 +1,10 @@
 package io.olmoppl.job;
 
-import io.olmoppl.DjlSettings;
 import io.olmoppl.checkpoint.CheckpointException;
 import io.olmoppl.job.Args.UsageException;
 import io.olmoppl.job.tools.Bench;
 import io.olmoppl.job.tools.MakeCheckpointCommand;
+import io.olmoppl.runtime.DjlSettings;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.io.UncheckedIOException;

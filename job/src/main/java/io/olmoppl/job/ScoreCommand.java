@@ -7,8 +7,8 @@ import io.olmoppl.checkpoint.Checkpoint;
 import io.olmoppl.checkpoint.TyingRule;
 import io.olmoppl.job.Args.UsageException;
 import io.olmoppl.job.Main.JobException;
-import io.olmoppl.model.OlmoModel;
 import io.olmoppl.model.Precision;
+import io.olmoppl.runtime.TorchEngine;
 import io.olmoppl.scoring.Bos;
 import io.olmoppl.scoring.ScoringOptions;
 import io.olmoppl.spark.Localizer;
@@ -251,7 +251,7 @@ public final class ScoreCommand {
     long t0 = System.nanoTime();
     if (req.options().precision() == Precision.FP16
         && !req.options().device().equals("gpu")
-        && OlmoModel.engine().getGpuCount() == 0) {
+        && TorchEngine.get().getGpuCount() == 0) {
       err.println(
           "olmo-ppl: warning: --precision fp16 on CPU: libtorch's fp16 matmul is about 200x slower than"
               + " fp32 there; use fp32 unless the executors have GPUs");

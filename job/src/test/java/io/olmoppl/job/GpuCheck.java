@@ -8,15 +8,16 @@ import ai.djl.util.cuda.CudaUtils;
 import com.google.gson.GsonBuilder;
 import com.google.gson.JsonArray;
 import com.google.gson.JsonObject;
-import io.olmoppl.DjlSettings;
 import io.olmoppl.Refcases;
 import io.olmoppl.Refcases.Expected;
 import io.olmoppl.checkpoint.Checkpoint;
 import io.olmoppl.checkpoint.TyingRule;
 import io.olmoppl.job.tools.MakeCheckpointCommand;
-import io.olmoppl.model.DeviceMapping;
 import io.olmoppl.model.OlmoModel;
 import io.olmoppl.model.Precision;
+import io.olmoppl.runtime.DeviceMapping;
+import io.olmoppl.runtime.DjlSettings;
+import io.olmoppl.runtime.TorchEngine;
 import io.olmoppl.scoring.DocumentScore;
 import io.olmoppl.scoring.PerplexityScorer;
 import io.olmoppl.scoring.ScoringOptions;
@@ -207,7 +208,7 @@ public final class GpuCheck {
    * check fails.
    */
   private static Device check1(boolean gpu) {
-    Engine engine = OlmoModel.engine();
+    Engine engine = TorchEngine.get();
     int gpus = engine.getGpuCount();
     String cvd = System.getenv("CUDA_VISIBLE_DEVICES");
     System.out.printf(
@@ -230,7 +231,7 @@ public final class GpuCheck {
     Device expected = gpu ? Device.gpu(0) : Device.cpu();
     boolean pass = picked.equals(expected) && (gpus > 0) == gpu;
     if (pass) {
-      try (NDManager m = OlmoModel.engine().newBaseManager(picked)) {
+      try (NDManager m = TorchEngine.get().newBaseManager(picked)) {
         NDArray x = m.arange(1f, 5f);
         pass = x.matMul(x).getFloat() == 30f; // runs on the picked device
       }
@@ -362,7 +363,7 @@ public final class GpuCheck {
       return true;
     }
     long base;
-    try (NDManager m = OlmoModel.engine().newBaseManager(device)) {
+    try (NDManager m = TorchEngine.get().newBaseManager(device)) {
       m.ones(new ai.djl.ndarray.types.Shape(1))
           .toFloatArray(); // the CUDA context exists from here on
       base = used(device);

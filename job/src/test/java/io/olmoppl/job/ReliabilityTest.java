@@ -12,7 +12,7 @@ import io.olmoppl.checkpoint.CheckpointLayout;
 import io.olmoppl.checkpoint.CheckpointMaker;
 import io.olmoppl.checkpoint.SafetensorsWriter;
 import io.olmoppl.checkpoint.SafetensorsWriter.Tensor;
-import io.olmoppl.model.OlmoModel;
+import io.olmoppl.runtime.TorchEngine;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -187,7 +187,7 @@ class ReliabilityTest extends SparkTestBase {
 
   @Test
   void gpuOnAMachineWithoutOneIsOneMessageNoTrace() throws Exception {
-    Assumptions.assumeTrue(OlmoModel.engine().getGpuCount() == 0, "this machine has a GPU");
+    Assumptions.assumeTrue(TorchEngine.get().getGpuCount() == 0, "this machine has a GPU");
     Cli r =
         cli(
             "score",

@@ -2,7 +2,7 @@ package io.olmoppl.job;
 
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
-import io.olmoppl.DjlSettings;
+import io.olmoppl.runtime.DjlSettings;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.PrintStream;

@@ -2,9 +2,10 @@ package io.olmoppl.engine;
 
 import ai.djl.ndarray.NDManager;
 import io.olmoppl.model.OlmoModel;
-import io.olmoppl.model.OlmoModel.Window;
+import io.olmoppl.model.Pass;
+import io.olmoppl.model.Passes;
+import io.olmoppl.model.Window;
 import io.olmoppl.scoring.DocumentScore;
-import io.olmoppl.scoring.Packing;
 import io.olmoppl.scoring.PerplexityScorer;
 import io.olmoppl.scoring.ScoringOptions;
 import io.olmoppl.tokenizer.OlmoTokenizer;
@@ -31,11 +32,11 @@ import org.slf4j.LoggerFactory;
  * <p>A caller tokenizes its texts and cuts windows in its own thread (so tokenizing overlaps the
  * forward pass of earlier work), then queues the windows. The compute thread takes everything
  * queued, from all callers, sorts it by length and packs it by the padded-token budget ({@link
- * Packing}); a document's score does not depend on its batch companions. The queue is bounded
- * (callers wait while it holds more than {@link #maxQueuedTokens} tokens). A batch that fails is
- * split in halves and retried; a window that fails alone fails the request it belongs to (or, when
- * the engine ran out of memory, gives its document the status {@code out_of_memory}). A cancelled
- * request's queued windows are dropped.
+ * Passes#batches}); a document's score does not depend on its batch companions. The queue is
+ * bounded (callers wait while it holds more than {@link #maxQueuedTokens} tokens). A batch that
+ * fails is split in halves and retried; a window that fails alone fails the request it belongs to
+ * (or, when the engine ran out of memory, gives its document the status {@code out_of_memory}). A
+ * cancelled request's queued windows are dropped.
  */
 public final class ScoringEngine implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(ScoringEngine.class);
@@ -185,7 +186,7 @@ public final class ScoringEngine implements AutoCloseable {
       // one budget per round: the smallest any waiting request asked for
       long budget =
           taken.stream().mapToLong(w -> w.request.scorer.options().batchTokens()).min().orElse(1);
-      for (List<Work> batch : Packing.batches(taken, w -> w.window().inputLength(), budget)) {
+      for (List<Work> batch : Passes.batches(taken, w -> w.window().inputLength(), budget)) {
         List<Work> live = batch.stream().filter(w -> !w.request.isDone()).toList();
         if (!live.isEmpty()) {
           runBatch(live);
@@ -197,7 +198,7 @@ public final class ScoringEngine implements AutoCloseable {
   private void runBatch(List<Work> batch) {
     float[][] lp;
     long t0 = System.nanoTime();
-    List<OlmoModel.Pass> passes = model.passes(batch.stream().map(Work::window).toList());
+    List<Pass> passes = model.passes(batch.stream().map(Work::window).toList());
     try (NDManager bm = model.newBatchManager()) {
       lp = model.logProbs(bm, passes, batch.size());
     } catch (RuntimeException | OutOfMemoryError e) {
@@ -391,9 +392,9 @@ public final class ScoringEngine implements AutoCloseable {
     /**
      * @param passes the batch as the model runs it: forward passes of windows packed in rows
      */
-    void record(List<OlmoModel.Pass> passes, long nanos) {
+    void record(List<Pass> passes, long nanos) {
       batches.incrementAndGet();
-      for (OlmoModel.Pass pass : passes) {
+      for (Pass pass : passes) {
         windows.addAndGet(pass.windows().size());
         positions.addAndGet(pass.positions());
         padded.addAndGet(pass.paddedPositions());

@@ -6,7 +6,9 @@ import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import ai.djl.ndarray.types.SparseFormat;
 import ai.djl.nn.Activation;
+import java.util.function.UnaryOperator;
 
 /**
  * The forward pass's building blocks, each with the activation as receiver (DJL attaches a result
@@ -15,17 +17,9 @@ import ai.djl.nn.Activation;
  *
  * <p>Allocation discipline (CPU speed): every large output is written once and then updated in
  * place where the math allows ({@code muli}, {@code addi}), and callers keep each temporary below
- * {@link #TEMP_BYTES}. glibc serves blocks of 32 MiB and more with a fresh {@code mmap} every time,
- * which the kernel must zero page by page; below that size freed blocks are reused (see {@link
- * NativeAllocator}).
+ * the {@link MemoryBudget}'s.
  */
 public final class Ops {
-  /**
-   * Target size of one temporary (attention scores of a query block, one MLP slice's activations
-   * over a pass's rows).
-   */
-  public static final long TEMP_BYTES = 8L << 20;
-
   private Ops() {}
 
   /** y = x W^T (+ b) as torch {@code F.linear}; fp16 inputs in fp16 mode; result float32. */
@@ -237,5 +231,30 @@ public final class Ops {
       }
     }
     return new NDArray[] {m.create(cos, new Shape(t, d)), m.create(sin, new Shape(t, d))};
+  }
+
+  /**
+   * @return table[idx] row by row: (..., D) for idx (...)
+   */
+  public static NDArray gatherRows(NDArray idx, NDArray table) {
+    return idx.getNDArrayInternal().embedding(idx, table, SparseFormat.DENSE).head();
+  }
+
+  /**
+   * x += f(x), in place, over chunks of {@code rows} rows of x (2-D), each chunk in its own scope:
+   * its activations are freed before the next. Only for a position-wise f, whose value at a row
+   * does not depend on the other rows.
+   *
+   * @param x (N, C)
+   */
+  public static void addByRows(NDArray x, long rows, UnaryOperator<NDArray> f) {
+    long n = x.getShape().get(0);
+    for (long r0 = 0; r0 < n; r0 += rows) {
+      try (NDManager cm = x.getManager().newSubManager()) {
+        NDArray xs = x.get(r0 + ":" + Math.min(n, r0 + rows)); // a view: the update lands in x
+        cm.tempAttachAll(xs);
+        xs.addi(f.apply(xs));
+      }
+    }
   }
 }

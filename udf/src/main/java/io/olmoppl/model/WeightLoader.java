@@ -11,9 +11,10 @@ import io.olmoppl.checkpoint.CheckpointLayout.Block;
 import io.olmoppl.checkpoint.CheckpointLayout.Stored;
 import io.olmoppl.checkpoint.DType;
 import io.olmoppl.checkpoint.OlmoConfig;
+import io.olmoppl.checkpoint.OlmoConfig.NormType;
 import io.olmoppl.checkpoint.SafetensorsFile.TensorInfo;
 import io.olmoppl.checkpoint.WeightSource;
-import io.olmoppl.model.OlmoModel.Layer;
+import io.olmoppl.model.OlmoWeights.LayerWeights;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.List;
@@ -22,18 +23,9 @@ import java.util.List;
  * Turns stored tensors into the model's engine arrays, in the weights' manager (before it is
  * capped): which tensors make which weight is the {@link CheckpointLayout}'s; this class reads
  * them, widens F16/BF16 exactly to float32, concatenates fused parts by rows and keeps projection
- * matrices in the matmul precision.
+ * matrices in the matmul precision. Its product is an {@link OlmoWeights}.
  */
 final class WeightLoader {
-  /** The loaded weights of one model; {@code output} is {@code embedding} itself when tied. */
-  record Loaded(
-      NDArray embedding,
-      NDArray output,
-      NDArray outputBias,
-      Layer[] layers,
-      NDArray finalNormWeight,
-      NDArray finalNormBias) {}
-
   private static final int BF16_BLOCK = 1 << 24; // elements widened per direct-buffer round trip
   private final WeightSource src;
   private final NDManager m;
@@ -53,17 +45,17 @@ final class WeightLoader {
    * @param embName the embedding tensor
    * @param outName the output matrix (ignored when tied)
    */
-  Loaded load(OlmoConfig c, boolean tied, String embName, String outName) {
+  OlmoWeights load(OlmoConfig c, boolean tied, String embName, String outName) {
     CheckpointLayout layout = c.layout();
     NDArray embedding = matrix(embName);
     NDArray output = tied ? embedding : matrix(outName);
     Stored bias = layout.loadedOutputBias(c, tied);
     NDArray outputBias = bias == null ? null : vector(bias.name());
-    Layer[] layers = new Layer[c.numHiddenLayers()];
+    LayerWeights[] layers = new LayerWeights[c.numHiddenLayers()];
     for (int i = 0; i < layers.length; i++) {
       Block b = layout.block(c, i);
       layers[i] =
-          new Layer(
+          new LayerWeights(
               matrix(b.qkv()),
               vector(b.qkvBias()),
               matrix(b.out()),
@@ -79,13 +71,16 @@ final class WeightLoader {
               vector(b.qNormWeight()),
               vector(b.kNormWeight()));
     }
-    return new Loaded(
+    boolean layerNorm = c.normType() != NormType.RMS_NORM;
+    return new OlmoWeights(
         embedding,
         output,
         outputBias,
         layers,
         vector(layout.finalNormWeight(c)),
-        vector(layout.finalNormBias(c)));
+        vector(layout.finalNormBias(c)),
+        layerNorm ? m.ones(new Shape(c.hiddenSize())) : null,
+        layerNorm ? m.zeros(new Shape(c.hiddenSize())) : null);
   }
 
   /**

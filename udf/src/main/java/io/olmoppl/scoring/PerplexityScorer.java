@@ -3,7 +3,8 @@ package io.olmoppl.scoring;
 import ai.djl.ndarray.NDManager;
 import io.olmoppl.checkpoint.OlmoConfig;
 import io.olmoppl.model.OlmoModel;
-import io.olmoppl.model.OlmoModel.Window;
+import io.olmoppl.model.Passes;
+import io.olmoppl.model.Window;
 import io.olmoppl.tokenizer.OlmoTokenizer;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
@@ -159,7 +160,7 @@ public final class PerplexityScorer {
       results[d] = new float[plans.get(d).size()][];
     }
     for (List<Item> batch :
-        Packing.batches(items, it -> it.window().inputLength(), options.batchTokens())) {
+        Passes.batches(items, it -> it.window().inputLength(), options.batchTokens())) {
       float[][] lp;
       try (NDManager bm = model.newBatchManager()) {
         lp = model.logProbs(bm, batch.stream().map(Item::window).toList());

@@ -1,6 +1,6 @@
 package io.olmoppl.scoring;
 
-import io.olmoppl.model.OlmoModel.Window;
+import io.olmoppl.model.Window;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;

@@ -1,8 +1,8 @@
 package io.olmoppl.spark;
 
 import ai.djl.Device;
-import io.olmoppl.model.DeviceMapping;
-import io.olmoppl.model.OlmoModel;
+import io.olmoppl.runtime.DeviceMapping;
+import io.olmoppl.runtime.TorchEngine;
 import java.util.Arrays;
 import java.util.List;
 import org.apache.spark.SparkEnv;
@@ -44,7 +44,7 @@ public final class Devices {
         addresses,
         requested,
         System.getenv("CUDA_VISIBLE_DEVICES"),
-        OlmoModel.engine().getGpuCount());
+        TorchEngine.get().getGpuCount());
   }
 
   /** See {@link DeviceMapping#choose}. */

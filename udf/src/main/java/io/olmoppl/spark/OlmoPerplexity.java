@@ -4,7 +4,7 @@ import io.olmoppl.checkpoint.Checkpoint;
 import io.olmoppl.checkpoint.Manifest;
 import io.olmoppl.checkpoint.WeightScan;
 import io.olmoppl.engine.ScoringEngine;
-import io.olmoppl.model.OlmoModel;
+import io.olmoppl.runtime.TorchEngine;
 import io.olmoppl.scoring.DocumentScore;
 import io.olmoppl.scoring.PerplexityScorer;
 import io.olmoppl.scoring.ScoringOptions;
@@ -150,7 +150,7 @@ public final class OlmoPerplexity {
     }
     if (options.device().equals("gpu")
         && spark.sparkContext().isLocal()
-        && OlmoModel.engine().getGpuCount() == 0) {
+        && TorchEngine.get().getGpuCount() == 0) {
       throw new IllegalArgumentException(
           "device gpu, but the engine sees no GPU on this machine, where local[...]"
               + " tasks run. Use device cpu or auto, or run where a CUDA GPU and the -Pcuda build are available.");

@@ -2,7 +2,7 @@ package io.olmoppl.tokenizer;
 
 import ai.djl.huggingface.tokenizers.Encoding;
 import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
-import io.olmoppl.DjlSettings;
+import io.olmoppl.runtime.DjlSettings;
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.io.UncheckedIOException;

@@ -54,7 +54,7 @@ class FuzzTest {
 
   @BeforeAll
   static void start() {
-    io.olmoppl.DjlSettings.configure();
+    io.olmoppl.runtime.DjlSettings.configure();
     worker =
         Executors.newSingleThreadExecutor(
             r -> {

@@ -43,7 +43,7 @@ class ValidationTest {
 
   @BeforeAll
   static void configure() {
-    io.olmoppl.DjlSettings.configure();
+    io.olmoppl.runtime.DjlSettings.configure();
   }
 
   private Path valid(String name) throws IOException {

@@ -13,7 +13,7 @@ import ai.djl.ndarray.NDManager;
 import io.olmoppl.Refcases;
 import io.olmoppl.checkpoint.Checkpoint;
 import io.olmoppl.checkpoint.TyingRule;
-import io.olmoppl.model.OlmoModel.Window;
+import io.olmoppl.runtime.TorchEngine;
 import io.olmoppl.scoring.Bos;
 import io.olmoppl.scoring.DocumentScore;
 import io.olmoppl.scoring.PerplexityScorer;
@@ -79,7 +79,7 @@ class MemoryTest {
     assertThrows(IllegalStateException.class, () -> w.create(new float[] {1f}));
     assertEquals(before, resourceCount(w), "a refused op attaches nothing");
     // an activation as receiver is fine: the result goes to the activation's manager
-    try (NDManager m = OlmoModel.engine().newBaseManager()) {
+    try (NDManager m = TorchEngine.get().newBaseManager()) {
       NDArray ids = m.create(new long[] {3, 7});
       NDArray rows =
           ids.getNDArrayInternal()

@@ -6,7 +6,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
-import io.olmoppl.DjlSettings;
+import io.olmoppl.runtime.DjlSettings;
+import io.olmoppl.runtime.TorchEngine;
 import java.util.Random;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -202,7 +203,7 @@ class OpsReferenceTest {
     for (int i = 0; i < w; i++) {
       x[i] = (float) (0.5 + 1e-3 * rnd.nextGaussian());
     }
-    try (NDManager m = OlmoModel.engine().newBaseManager()) {
+    try (NDManager m = TorchEngine.get().newBaseManager()) {
       NDArray y =
           Ops.layerNorm(
               m.create(x, new Shape(2, 3, w)), m.ones(new Shape(w)), m.zeros(new Shape(w)), 1e-5);
@@ -226,7 +227,7 @@ class OpsReferenceTest {
       x[i] = (float) (1e-3 * rnd.nextGaussian()); // mean(x^2) ~ 1e-6: eps 1e-6 changes the result
     }
     float[] weight = gaussian(rnd, w, 1.0, 0.2);
-    try (NDManager m = OlmoModel.engine().newBaseManager()) {
+    try (NDManager m = TorchEngine.get().newBaseManager()) {
       NDArray wt = m.create(weight);
       NDArray y = Ops.rmsNorm(m.create(x, new Shape(rows, w)), 1e-6).mul(wt);
       assertEquals(new Shape(rows, w), y.getShape());
@@ -243,7 +244,7 @@ class OpsReferenceTest {
   void ropeTablesMatchReference(double theta) {
     int t = 50;
     int d = 8;
-    try (NDManager m = OlmoModel.engine().newBaseManager()) {
+    try (NDManager m = TorchEngine.get().newBaseManager()) {
       NDArray[] cs = Ops.ropeTables(m, t, d, theta);
       assertEquals(new Shape(t, d), cs[0].getShape());
       assertEquals(new Shape(t, d), cs[1].getShape());
@@ -271,7 +272,7 @@ class OpsReferenceTest {
     int t = 40;
     int d = 8;
     float[] x = gaussian(rnd, b * heads * t * d, 0.0, 1.0);
-    try (NDManager m = OlmoModel.engine().newBaseManager()) {
+    try (NDManager m = TorchEngine.get().newBaseManager()) {
       NDArray[] cs = Ops.ropeTables(m, t, d, theta);
       NDArray y = Ops.rope(m.create(x, new Shape(b, heads, t, d)), cs[0], cs[1]);
       assertEquals(new Shape(b, heads, t, d), y.getShape());
@@ -298,7 +299,7 @@ class OpsReferenceTest {
       System.arraycopy(q, 0, qs, p * d, d);
       System.arraycopy(k, 0, ks, p * d, d);
     }
-    try (NDManager m = OlmoModel.engine().newBaseManager()) {
+    try (NDManager m = TorchEngine.get().newBaseManager()) {
       NDArray[] cs = Ops.ropeTables(m, t, d, 10000.0);
       float[] rq = Ops.rope(m.create(qs, new Shape(1, 1, t, d)), cs[0], cs[1]).toFloatArray();
       float[] rk = Ops.rope(m.create(ks, new Shape(1, 1, t, d)), cs[0], cs[1]).toFloatArray();
@@ -335,7 +336,7 @@ class OpsReferenceTest {
     for (int i = 0; i < ref.length; i++) {
       ref[i] = silu(gate[i]) * up[i];
     }
-    try (NDManager m = OlmoModel.engine().newBaseManager()) {
+    try (NDManager m = TorchEngine.get().newBaseManager()) {
       NDArray y = Ops.swiglu(m.create(up, new Shape(rows, w)), m.create(gate, new Shape(rows, w)));
       assertEquals(new Shape(rows, w), y.getShape());
       assertClose(ref, y.toFloatArray(), TOL, "swiglu(up, gate)");
@@ -362,7 +363,7 @@ class OpsReferenceTest {
         ref[r * out + o] = s;
       }
     }
-    try (NDManager m = OlmoModel.engine().newBaseManager()) {
+    try (NDManager m = TorchEngine.get().newBaseManager()) {
       NDArray y =
           Ops.linear(
               m.create(x, new Shape(b, t, in)),
@@ -377,7 +378,7 @@ class OpsReferenceTest {
   @Test
   void causalMaskIsAdditiveLowerTriangle() {
     int t = 6;
-    try (NDManager m = OlmoModel.engine().newBaseManager()) {
+    try (NDManager m = TorchEngine.get().newBaseManager()) {
       NDArray mask = Ops.causalMask(m, t);
       assertEquals(new Shape(t, t), mask.getShape());
       float[] v = mask.toFloatArray();
@@ -407,7 +408,7 @@ class OpsReferenceTest {
     float[] k = gaussian(rnd, b * kv * t * d, 0, 1.5);
     float[] v = gaussian(rnd, b * kv * t * d, 0, 1);
     double[] ref = refAttention(q, k, v, b, h, kv, t, d);
-    try (NDManager m = OlmoModel.engine().newBaseManager()) {
+    try (NDManager m = TorchEngine.get().newBaseManager()) {
       float[] got = null;
       for (int block : new int[] {t, 3, 1}) { // one block, uneven query blocks, one query per block
         NDArray y =
@@ -468,7 +469,7 @@ class OpsReferenceTest {
     float[] q = gaussian(rnd, b * h * t * d, 0, 1.5);
     float[] k = gaussian(rnd, b * kv * t * d, 0, 1.5);
     float[] v = gaussian(rnd, b * kv * t * d, 0, 1);
-    try (NDManager m = OlmoModel.engine().newBaseManager()) {
+    try (NDManager m = TorchEngine.get().newBaseManager()) {
       for (int block : new int[] {t, 3, 2, 1}) {
         float[] got =
             Ops.attention(
@@ -532,7 +533,7 @@ class OpsReferenceTest {
     float[] q = gaussian(rnd, b * h * t * d, 0, 1.5);
     float[] k = gaussian(rnd, b * h * t * d, 0, 1.5);
     float[] v = gaussian(rnd, b * h * t * d, 0, 1);
-    try (NDManager m = OlmoModel.engine().newBaseManager()) {
+    try (NDManager m = TorchEngine.get().newBaseManager()) {
       NDArray y =
           Ops.attention(
                   m.create(q, new Shape(b, h, t, d)),
@@ -555,7 +556,7 @@ class OpsReferenceTest {
       x[w + i] += 1000f; // a large common offset: needs the max shift
       x[2 * w + i] *= 5f; // a peaked row
     }
-    try (NDManager m = OlmoModel.engine().newBaseManager()) {
+    try (NDManager m = TorchEngine.get().newBaseManager()) {
       NDArray y = m.create(x, new Shape(rows, w)).logSoftmax(-1);
       float[] got = y.toFloatArray();
       double[] ref = refLogSoftmax(x, w);

@@ -5,8 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.olmoppl.Refcases;
-import io.olmoppl.model.OlmoModel.Pass;
-import io.olmoppl.model.OlmoModel.Window;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
@@ -54,7 +52,7 @@ class PassesTest {
       }
       assertEquals(len, p.length(), "a CPU row is exactly its windows: no padding");
       assertTrue(
-          len <= OlmoModel.CPU_PASS_TOKENS || p.windows().size() == 1,
+          len <= MemoryBudget.CPU_PASS_TOKENS || p.windows().size() == 1,
           "a row over the pass budget holds one window alone: " + len);
       positions += p.positions();
       assertEquals(p.positions(), p.paddedPositions());
@@ -64,7 +62,8 @@ class PassesTest {
     }
     assertEquals(windows.stream().mapToLong(Window::inputLength).sum(), positions);
     // first fit by decreasing length: only the last rows may be far from full
-    long full = passes.stream().filter(p -> p.length() >= OlmoModel.CPU_PASS_TOKENS - 200).count();
+    long full =
+        passes.stream().filter(p -> p.length() >= MemoryBudget.CPU_PASS_TOKENS - 200).count();
     assertTrue(full >= passes.size() - 2, full + " of " + passes.size() + " passes nearly full");
   }
 

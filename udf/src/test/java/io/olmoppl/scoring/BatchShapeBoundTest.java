@@ -28,7 +28,7 @@ class BatchShapeBoundTest {
 
   @Test
   void batchShapesAgreeWithinTheDocumentedBound() {
-    io.olmoppl.DjlSettings.configure();
+    io.olmoppl.runtime.DjlSettings.configure();
     Checkpoint c = Checkpoint.open(Refcases.dir("p04_olmo_untied_gqa_f16"), TyingRule.STRICT);
     try (OlmoModel model = OlmoModel.load(c, c, Device.cpu(), Precision.FP32);
         OlmoTokenizer tok = OlmoTokenizer.load(c.tokenizerJson())) {

@@ -16,10 +16,12 @@ import io.olmoppl.engine.ScoringEngine.EngineStats;
 import io.olmoppl.job.Args;
 import io.olmoppl.job.ModelFlops;
 import io.olmoppl.job.ScoreCommand;
-import io.olmoppl.model.MklDispatch;
-import io.olmoppl.model.NativeAllocator;
 import io.olmoppl.model.OlmoModel;
 import io.olmoppl.model.Precision;
+import io.olmoppl.model.Window;
+import io.olmoppl.runtime.MklDispatch;
+import io.olmoppl.runtime.NativeAllocator;
+import io.olmoppl.runtime.TorchEngine;
 import io.olmoppl.scoring.DocumentScore;
 import io.olmoppl.scoring.PerplexityScorer;
 import io.olmoppl.scoring.ScoringOptions;
@@ -249,7 +251,7 @@ public final class Bench {
     double flops = 0;
     PerplexityScorer plan = engine.scorer(work.options());
     for (String t : work.texts()) {
-      for (OlmoModel.Window w : plan.plan(engine.tokenizer().encode(t))) {
+      for (Window w : plan.plan(engine.tokenizer().encode(t))) {
         flops += ModelFlops.window(c, w.inputLength(), w.scored());
       }
     }
@@ -447,7 +449,7 @@ public final class Bench {
   }
 
   static double matmulGflops(long m, long k, long n) {
-    try (NDManager nd = OlmoModel.engine().newBaseManager()) {
+    try (NDManager nd = TorchEngine.get().newBaseManager()) {
       NDArray x = nd.randomNormal(new Shape(m, k));
       NDArray y = nd.randomNormal(new Shape(k, n));
       for (int i = 0; i < 2; i++) {

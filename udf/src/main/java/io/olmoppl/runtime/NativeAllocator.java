@@ -1,4 +1,4 @@
-package io.olmoppl.model;
+package io.olmoppl.runtime;
 
 import com.sun.jna.Function;
 import com.sun.jna.NativeLibrary;
@@ -38,7 +38,7 @@ public final class NativeAllocator {
   private NativeAllocator() {}
 
   /** Idempotent. @return whether glibc's malloc was tuned */
-  static synchronized boolean tune() {
+  public static synchronized boolean tune() {
     if (tuned == null) {
       tuned = apply();
     }

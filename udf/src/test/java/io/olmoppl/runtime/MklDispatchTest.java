@@ -1,11 +1,10 @@
-package io.olmoppl.model;
+package io.olmoppl.runtime;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import com.sun.jna.NativeLibrary;
-import io.olmoppl.DjlSettings;
 import java.io.InputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;

@@ -1,4 +1,4 @@
-package io.olmoppl.model;
+package io.olmoppl.runtime;
 
 import ai.djl.Device;
 import java.util.Arrays;

@@ -1,4 +1,4 @@
-package io.olmoppl.model;
+package io.olmoppl.runtime;
 
 import com.sun.jna.Library;
 import com.sun.jna.NativeLibrary;
@@ -29,8 +29,8 @@ import org.slf4j.LoggerFactory;
  * maintained library on Maven Central provides this, hence the project's own 13 KB one.
  *
  * <p>Done only on Linux x86-64 AMD CPUs that report every AVX-512 subset MKL's AVX-512 kernels use,
- * and only before libtorch is loaded ({@link io.olmoppl.DjlSettings#configure} calls it). Set the
- * system property {@code olmoppl.mkl.avx512} to {@code false} to leave MKL's own choice.
+ * and only before libtorch is loaded ({@link DjlSettings#configure} calls it). Set the system
+ * property {@code olmoppl.mkl.avx512} to {@code false} to leave MKL's own choice.
  */
 public final class MklDispatch {
   private static final Logger LOG = LoggerFactory.getLogger(MklDispatch.class);

@@ -1,6 +1,5 @@
-package io.olmoppl;
+package io.olmoppl.runtime;
 
-import io.olmoppl.model.MklDispatch;
 import java.io.File;
 
 /**
