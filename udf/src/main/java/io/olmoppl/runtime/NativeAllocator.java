@@ -15,11 +15,11 @@ import org.slf4j.LoggerFactory;
  * mmap}: the next batch then faults every page in again and the kernel zeroes each one, which cost
  * a third of all CPU time in a profile of the scorer. Fixing the threshold at its maximum (32 MiB,
  * half of glibc's 64 MiB per-thread heap) and raising the trim threshold keeps the freed blocks
- * mapped; the forward pass keeps every temporary below the threshold (see {@link Ops}). After each
- * batch the model hands the kept free pages back ({@link #trim}), so what stays resident is bounded
- * by one batch's working set. Set the system property {@code olmoppl.malloc.tune} to {@code false}
- * to leave the allocator alone; a preloaded allocator (jemalloc, tcmalloc) has no {@code mallopt}
- * to call and is left alone too.
+ * mapped; the forward pass keeps every temporary below the threshold (see {@code
+ * io.olmoppl.model.MemoryBudget}). After each batch the model hands the kept free pages back
+ * ({@link #trim}), so what stays resident is bounded by one batch's working set. Set the system
+ * property {@code olmoppl.malloc.tune} to {@code false} to leave the allocator alone; a preloaded
+ * allocator (jemalloc, tcmalloc) has no {@code mallopt} to call and is left alone too.
  */
 public final class NativeAllocator {
   private static final Logger LOG = LoggerFactory.getLogger(NativeAllocator.class);
