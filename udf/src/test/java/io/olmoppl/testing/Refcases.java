@@ -1,10 +1,11 @@
-package io.olmoppl;
+package io.olmoppl.testing;
 
 import ai.djl.Device;
 import com.google.gson.JsonArray;
 import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
+import io.olmoppl.DjlSettings;
 import io.olmoppl.checkpoint.Checkpoint;
 import io.olmoppl.checkpoint.TyingRule;
 import io.olmoppl.model.OlmoModel;
