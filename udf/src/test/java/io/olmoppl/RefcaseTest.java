@@ -7,7 +7,6 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.Device;
-import io.olmoppl.Refcases.Expected;
 import io.olmoppl.checkpoint.Checkpoint;
 import io.olmoppl.checkpoint.TyingRule;
 import io.olmoppl.model.OlmoModel;
@@ -15,6 +14,8 @@ import io.olmoppl.model.Precision;
 import io.olmoppl.runtime.DjlSettings;
 import io.olmoppl.scoring.DocumentScore;
 import io.olmoppl.scoring.PerplexityScorer;
+import io.olmoppl.testing.Refcases;
+import io.olmoppl.testing.Refcases.Expected;
 import io.olmoppl.tokenizer.OlmoTokenizer;
 import java.util.List;
 import org.junit.jupiter.params.ParameterizedTest;

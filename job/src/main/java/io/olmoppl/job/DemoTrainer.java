@@ -13,18 +13,18 @@ import ai.djl.training.optimizer.Adam;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
 import io.olmoppl.checkpoint.CheckpointLayout;
-import io.olmoppl.checkpoint.CheckpointMaker;
-import io.olmoppl.checkpoint.CheckpointMaker.OutputCopy;
+import io.olmoppl.checkpoint.CheckpointLayout.Block;
+import io.olmoppl.checkpoint.CheckpointLayout.Stored;
 import io.olmoppl.checkpoint.OlmoConfig;
 import io.olmoppl.checkpoint.OlmoConfig.NormType;
-import io.olmoppl.checkpoint.SafetensorsWriter;
-import io.olmoppl.checkpoint.SafetensorsWriter.Tensor;
+import io.olmoppl.checkpoint.writer.CheckpointMaker;
+import io.olmoppl.checkpoint.writer.CheckpointMaker.OutputCopy;
+import io.olmoppl.checkpoint.writer.SafetensorsWriter.Tensor;
 import io.olmoppl.model.Ops;
 import io.olmoppl.model.Precision;
 import io.olmoppl.runtime.TorchEngine;
 import io.olmoppl.tokenizer.OlmoTokenizer;
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -366,17 +366,7 @@ final class DemoTrainer {
       throw new IllegalStateException(
           "trained " + trained.keySet() + " but the layout has " + tensors.size() + " tensors");
     }
-    Files.createDirectories(out);
-    Files.copy(tokenizerJson, out.resolve("tokenizer.json"));
-    Files.writeString(
-        out.resolve("config.json"),
-        new com.google.gson.GsonBuilder()
-                .setPrettyPrinting()
-                .serializeNulls()
-                .create()
-                .toJson(maker.config())
-            + "\n");
-    SafetensorsWriter.write(out.resolve("model.safetensors"), tensors);
+    maker.write(out, tokenizerJson, tensors);
   }
 
   /**
@@ -400,15 +390,23 @@ final class DemoTrainer {
       embedding = param(m, CheckpointLayout.HF_OLMO.embedding(), rnd, 0.02, activeRows, c);
       blocks = new NDArray[layers][];
       for (int l = 0; l < layers; l++) {
-        String p = "model.transformer.blocks." + l + ".";
+        // the layout's names; hf_olmo stores each of these weights as one tensor
+        Block names = CheckpointLayout.HF_OLMO.block(config, l);
         blocks[l] =
             new NDArray[] {
-              param(m, p + "att_proj.weight", rnd, 0.02, 3 * c, c),
-              param(m, p + "attn_out.weight", rnd, outStd, c, c),
-              param(m, p + "ff_proj.weight", rnd, 0.02, 2 * i, c),
-              param(m, p + "ff_out.weight", rnd, outStd, c, i)
+              param(m, only(names.qkv()), rnd, 0.02, 3 * c, c),
+              param(m, only(names.out()), rnd, outStd, c, c),
+              param(m, only(names.upGate()), rnd, 0.02, 2 * i, c),
+              param(m, only(names.down()), rnd, outStd, c, i)
             };
       }
+    }
+
+    private static String only(List<Stored> weight) {
+      if (weight.size() != 1) {
+        throw new IllegalStateException("hf_olmo stores " + weight + " as more than one tensor");
+      }
+      return weight.get(0).name();
     }
 
     private NDArray param(

@@ -147,11 +147,11 @@ public final class Main {
   }
 
   /**
-   * The developer commands write random checkpoints with the udf test-jar's writer, which the
+   * The developer commands write random checkpoints with udf's checkpoint writer, which the
    * spark-submit jar leaves out (executors never need it); the {@code ./olmo-ppl} launcher has it.
    */
   private static void requireDeveloperTools(String cmd) {
-    if (Main.class.getResource("/io/olmoppl/checkpoint/CheckpointMaker.class") == null) {
+    if (Main.class.getResource("/io/olmoppl/checkpoint/writer/CheckpointMaker.class") == null) {
       throw new JobException(
           "'"
               + cmd

@@ -7,12 +7,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
-import io.olmoppl.Refcases;
 import io.olmoppl.checkpoint.CheckpointLayout;
-import io.olmoppl.checkpoint.CheckpointMaker;
-import io.olmoppl.checkpoint.SafetensorsWriter;
-import io.olmoppl.checkpoint.SafetensorsWriter.Tensor;
+import io.olmoppl.checkpoint.writer.CheckpointMaker;
+import io.olmoppl.checkpoint.writer.SafetensorsWriter;
+import io.olmoppl.checkpoint.writer.SafetensorsWriter.Tensor;
 import io.olmoppl.runtime.TorchEngine;
+import io.olmoppl.testing.Refcases;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;

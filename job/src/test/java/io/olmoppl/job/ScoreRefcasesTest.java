@@ -5,8 +5,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.gson.JsonArray;
 import com.google.gson.JsonObject;
-import io.olmoppl.Refcases;
-import io.olmoppl.Refcases.Expected;
+import io.olmoppl.testing.Refcases;
+import io.olmoppl.testing.Refcases.Expected;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;

@@ -8,7 +8,6 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.Device;
-import io.olmoppl.Refcases;
 import io.olmoppl.checkpoint.Checkpoint;
 import io.olmoppl.model.OlmoModel;
 import io.olmoppl.runtime.DjlSettings;
@@ -20,6 +19,7 @@ import io.olmoppl.spark.ExecutorModels;
 import io.olmoppl.spark.OlmoPerplexity;
 import io.olmoppl.spark.OlmoPerplexityTransformer;
 import io.olmoppl.spark.ScoreColumns;
+import io.olmoppl.testing.Refcases;
 import io.olmoppl.tokenizer.OlmoTokenizer;
 import java.nio.file.Files;
 import java.nio.file.Path;

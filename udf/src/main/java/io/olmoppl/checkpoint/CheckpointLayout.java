@@ -1,17 +1,8 @@
 package io.olmoppl.checkpoint;
 
-import static io.olmoppl.checkpoint.OlmoConfig.bool;
-import static io.olmoppl.checkpoint.OlmoConfig.dbl;
-import static io.olmoppl.checkpoint.OlmoConfig.integer;
-import static io.olmoppl.checkpoint.OlmoConfig.optDouble;
-import static io.olmoppl.checkpoint.OlmoConfig.optInt;
-import static io.olmoppl.checkpoint.OlmoConfig.present;
-import static io.olmoppl.checkpoint.OlmoConfig.require;
 import static io.olmoppl.checkpoint.OlmoConfig.str;
 
-import com.google.gson.JsonArray;
 import com.google.gson.JsonObject;
-import io.olmoppl.checkpoint.OlmoConfig.NormType;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
@@ -23,9 +14,10 @@ import java.util.Map;
  * The checkpoint layouts olmo-ppl reads, and everything that differs between them: how a layout is
  * recognised from {@code config.json}, its config keys and their defaults, its tensor names and
  * shapes for a config, how a block's weights are assembled from them (fused QKV, {@code [up |
- * gate]}), which output bias exists, and the config a random checkpoint of the layout is written
- * with. No other main class spells a layout's key names (tests spell them on purpose, as
- * independent references).
+ * gate]}), which output bias exists. Reading the keys, with the layout's defaults, is {@link
+ * LayoutConfigReader}'s; writing the config of a random checkpoint is {@link
+ * io.olmoppl.checkpoint.writer.LayoutConfigWriter}'s. No other main class spells a layout's key or
+ * tensor names (tests spell them on purpose, as independent references).
  *
  * <ul>
  *   <li>{@code hf_olmo}: allenai's {@code hf_olmo} export of OLMo-1 ({@code OLMoForCausalLM},
@@ -37,19 +29,20 @@ import java.util.Map;
  *       attention and the MLP, and QK-norm over the full projected width.
  * </ul>
  *
- * <p>Adding a layout is one constant here and nothing elsewhere, as long as its blocks are
- * computations the model already has (norms before or after, QK-norm, clip, biases): the checkpoint
- * validation, the model's loader and the random-checkpoint writer all read the layout. OLMo-3
- * (transformers' {@code modeling_olmo3.py}), for example, keeps OLMo-2's keys and tensor names and
- * adds sliding-window attention layers; until the model computes those, its whole diff would be
+ * <p>Adding a layout is one constant here and a case in the writer's switch (the compiler asks for
+ * it), as long as its blocks are computations the model already has (norms before or after,
+ * QK-norm, clip, biases): the checkpoint validation, the model's loader and the random-checkpoint
+ * writer all read the layout. OLMo-3 (transformers' {@code modeling_olmo3.py}), for example, keeps
+ * OLMo-2's keys and tensor names and adds sliding-window attention layers; until the model computes
+ * those, its whole diff would be
  *
  * <pre>{@code
  * OLMO3("olmo3", "Olmo3ForCausalLM", true) {
  *   boolean recognises(JsonObject j) { return modelType(j).equals("olmo3"); }
  *
  *   OlmoConfig parse(JsonObject j, String where) {
- *     if (present(j, "sliding_window")) {
- *       throw unsupported(where, "sliding-window attention layers");
+ *     if (OlmoConfig.present(j, "sliding_window")) {
+ *       throw CheckpointErrors.unsupported(where, "sliding-window attention layers");
  *     }
  *     return super.parse(j, where); // OLMo-2's keys and defaults
  *   }
@@ -70,100 +63,7 @@ public enum CheckpointLayout {
 
     @Override
     OlmoConfig parse(JsonObject j, String where) {
-      // Defaults are OLMo's ModelConfig (olmo/config.py), which hf_olmo's OLMoConfig starts from.
-      int dModel = integer(j, "d_model", 768);
-      int nHeads = integer(j, "n_heads", 12);
-      int nLayers = integer(j, "n_layers", 12);
-      Integer nKv = optInt(j, "n_kv_heads");
-      Boolean mqa =
-          present(j, "multi_query_attention")
-              ? j.get("multi_query_attention").getAsBoolean()
-              : null;
-      int kv;
-      if (nKv == null) {
-        kv = Boolean.TRUE.equals(mqa) ? 1 : nHeads;
-      } else if (mqa == null) {
-        kv = nKv;
-      } else {
-        int should = mqa ? 1 : nHeads;
-        require(
-            nKv == should,
-            where
-                + ": multi_query_attention "
-                + mqa
-                + " contradicts n_kv_heads "
-                + nKv
-                + " (OLMo refuses both set); remove one of them");
-        kv = nKv;
-      }
-      int mlpRatio = integer(j, "mlp_ratio", 4);
-      Integer mlpHidden = optInt(j, "mlp_hidden_size");
-      int fused = mlpHidden != null ? mlpHidden : mlpRatio * dModel;
-      require(
-          fused % 2 == 0,
-          where + ": the fused MLP width " + fused + " must be even (it holds [up | gate])");
-      int vocab = integer(j, "vocab_size", 50257);
-      Integer emb = optInt(j, "embedding_size");
-      int rows = emb != null ? emb : vocab;
-      boolean rope = bool(j, "rope", false);
-      if (bool(j, "alibi", false) || !rope) {
-        throw unsupported(where, rope ? "alibi" : "learned absolute positions (rope false)");
-      }
-      if (integer(j, "block_group_size", 1) != 1) {
-        throw unsupported(where, "block_group_size != 1");
-      }
-      String block = str(j, "block_type", "sequential");
-      if (!block.equals("sequential")) {
-        throw unsupported(where, "block_type " + block);
-      }
-      String act = str(j, "activation_type", "swiglu");
-      if (!act.equals("swiglu")) {
-        throw unsupported(where, "activation_type " + act);
-      }
-      if (bool(j, "attention_layer_norm", false)) {
-        throw unsupported(where, "attention_layer_norm (QK-norm in the hf_olmo layout)");
-      }
-      if (bool(j, "embedding_layer_norm", false)) {
-        throw unsupported(where, "embedding_layer_norm");
-      }
-      String lnType = str(j, "layer_norm_type", "default");
-      NormType norm;
-      switch (lnType) {
-        case "default", "low_precision" -> norm = NormType.LAYER_NORM;
-        case "rms" -> norm = NormType.RMS_NORM;
-        default -> throw unsupported(where, "layer_norm_type " + lnType);
-      }
-      boolean includeBias = bool(j, "include_bias", true);
-      boolean affine = bool(j, "layer_norm_with_affine", true);
-      Boolean biasForLn =
-          present(j, "bias_for_layer_norm") ? j.get("bias_for_layer_norm").getAsBoolean() : null;
-      boolean normBias = affine && (biasForLn != null ? biasForLn : includeBias);
-      return new OlmoConfig(
-          this,
-          dModel,
-          nLayers,
-          nHeads,
-          kv,
-          fused / 2,
-          rows,
-          integer(j, "max_sequence_length", 1024),
-          dbl(j, "rope_theta", 10000.0),
-          optDouble(j, "clip_qkv"),
-          norm,
-          dbl(j, "layer_norm_eps", 1e-5),
-          affine,
-          normBias,
-          false,
-          bool(j, "norm_after", false),
-          includeBias,
-          includeBias,
-          bool(j, "scale_logits", false),
-          bool(j, "weight_tying", true),
-          "weight_tying",
-          present(j, "weight_tying"),
-          integer(j, "eos_token_id", 50256),
-          null,
-          new ArrayList<>());
+      return LayoutConfigReader.hfOlmo(this, j, where);
     }
 
     @Override
@@ -215,35 +115,6 @@ public enum CheckpointLayout {
     public Stored finalNormBias(OlmoConfig c) {
       return c.normBias() ? new Stored("model.transformer.ln_f.bias", c.hiddenSize()) : null;
     }
-
-    @Override
-    public JsonObject configJson(Dims d, boolean tied, DType dtype) {
-      JsonObject c = new JsonObject();
-      c.add("architectures", array(architecture));
-      c.addProperty("model_type", "hf_olmo");
-      c.addProperty("d_model", d.hidden());
-      c.addProperty("n_heads", d.heads());
-      c.addProperty("n_kv_heads", d.kvHeads());
-      c.addProperty("n_layers", d.layers());
-      c.addProperty("mlp_hidden_size", 2 * d.intermediate());
-      c.addProperty("vocab_size", NEOX_VOCAB_SIZE);
-      c.addProperty("embedding_size", d.vocabRows());
-      c.addProperty("max_sequence_length", d.maxPositions());
-      c.addProperty("rope", true);
-      c.addProperty("rope_theta", 10000.0);
-      c.addProperty("weight_tying", tied);
-      c.addProperty("layer_norm_type", "default");
-      c.addProperty("layer_norm_with_affine", false);
-      c.addProperty("bias_for_layer_norm", false);
-      c.addProperty("include_bias", false);
-      c.addProperty("attention_layer_norm", false);
-      c.addProperty("activation_type", "swiglu");
-      c.addProperty("block_type", "sequential");
-      c.addProperty("eos_token_id", NEOX_EOS);
-      c.addProperty("pad_token_id", 1);
-      c.addProperty("torch_dtype", dtype.torchName());
-      return c;
-    }
   },
 
   /**
@@ -269,13 +140,13 @@ public enum CheckpointLayout {
    * Rows of OLMo-1's tokenizer (allenai's GPT-NeoX-derived {@code gpt-neox-olmo-dolma-v1_5}): its
    * configs say {@code vocab_size} 50280 and pad the embedding to {@code embedding_size} 50304.
    */
-  static final int NEOX_VOCAB_SIZE = 50280;
+  public static final int NEOX_VOCAB_SIZE = 50280;
 
   /** {@code <|endoftext|>} in OLMo-1's tokenizer, which terminated the training documents. */
-  static final int NEOX_EOS = 50279;
+  public static final int NEOX_EOS = 50279;
 
   private final String id;
-  final String architecture; // not private: the constants' bodies read it
+  private final String architecture;
   private final boolean olmo2Blocks;
 
   /**
@@ -295,6 +166,13 @@ public enum CheckpointLayout {
    */
   public String id() {
     return id;
+  }
+
+  /**
+   * @return the {@code architectures} entry of the layout's config.json (transformers' class name)
+   */
+  public String architecture() {
+    return architecture;
   }
 
   /** A stored tensor and the shape the config implies for it. */
@@ -355,16 +233,6 @@ public enum CheckpointLayout {
     }
   }
 
-  /** Dimensions of a random checkpoint: C, blocks, H, K, I, embedding rows, context length. */
-  public record Dims(
-      int hidden,
-      int layers,
-      int heads,
-      int kvHeads,
-      int intermediate,
-      int vocabRows,
-      int maxPositions) {}
-
   /**
    * Recognises the layout from the config's keys (not from {@code model_type} alone).
    *
@@ -376,55 +244,14 @@ public enum CheckpointLayout {
         return l;
       }
     }
-    throw new CheckpointException(
-        where
-            + ": cannot tell the checkpoint layout (model_type \""
-            + str(json, "model_type", "")
-            + "\"). olmo-ppl reads allenai hf_olmo configs (keys d_model, n_layers,"
-            + " n_heads), transformers OLMo (model_type \"olmo\" with hidden_size) and OLMo-2 (model_type \"olmo2\")."
-            + " Use the Hugging Face checkpoint directory of an OLMo model.");
+    throw CheckpointErrors.unknownLayout(where, str(json, "model_type", ""));
   }
 
   abstract boolean recognises(JsonObject json);
 
   /** Reads the layout's own keys, with the layout's own defaults, into the normalised config. */
   OlmoConfig parse(JsonObject j, String where) {
-    // transformers OLMo and OLMo-2 (configuration_olmo.py, configuration_olmo2.py)
-    if (present(j, "rope_scaling")) {
-      throw unsupported(where, "rope_scaling " + j.get("rope_scaling"));
-    }
-    int hidden = integer(j, "hidden_size", 4096);
-    int heads = integer(j, "num_attention_heads", 32);
-    Integer kv = optInt(j, "num_key_value_heads");
-    boolean olmo2 = olmo2Blocks;
-    return new OlmoConfig(
-        this,
-        hidden,
-        integer(j, "num_hidden_layers", 32),
-        heads,
-        kv != null ? kv : heads,
-        integer(j, "intermediate_size", 11008),
-        integer(j, "vocab_size", 50304),
-        integer(j, "max_position_embeddings", 2048),
-        dbl(j, "rope_theta", 10000.0),
-        olmo2 ? null : optDouble(j, "clip_qkv"),
-        olmo2 ? NormType.RMS_NORM : NormType.LAYER_NORM,
-        // OlmoLayerNorm hard-codes eps 1e-5; Olmo2's RMSNorm takes rms_norm_eps (class default
-        // 1e-5)
-        olmo2 ? dbl(j, "rms_norm_eps", 1e-5) : 1e-5,
-        olmo2,
-        false,
-        olmo2,
-        olmo2,
-        bool(j, "attention_bias", false),
-        false,
-        false,
-        bool(j, "tie_word_embeddings", false),
-        "tie_word_embeddings",
-        present(j, "tie_word_embeddings"),
-        integer(j, "eos_token_id", NEOX_EOS),
-        optInt(j, "bos_token_id"),
-        new ArrayList<>());
+    return LayoutConfigReader.transformers(this, j, where, olmo2Blocks);
   }
 
   /**
@@ -537,40 +364,6 @@ public enum CheckpointLayout {
   }
 
   /**
-   * The config.json of a random checkpoint in this layout: the given dimensions, no biases, OLMo's
-   * released choices for the rest (rotary positions, SwiGLU, the layout's norm and eos).
-   */
-  public JsonObject configJson(Dims d, boolean tied, DType dtype) {
-    boolean olmo2 = olmo2Blocks;
-    JsonObject c = new JsonObject();
-    c.add("architectures", array(architecture));
-    c.addProperty("model_type", id);
-    c.addProperty("hidden_size", d.hidden());
-    c.addProperty("intermediate_size", d.intermediate());
-    c.addProperty("num_attention_heads", d.heads());
-    c.addProperty("num_hidden_layers", d.layers());
-    c.addProperty("num_key_value_heads", d.kvHeads());
-    c.addProperty("vocab_size", d.vocabRows());
-    c.addProperty("max_position_embeddings", d.maxPositions());
-    // allenai/OLMo-2-1124-7B-hf: rope_theta 500000, rms_norm_eps 1e-6, eos 100257, pad 100277
-    // (dolma2 tokenizer)
-    c.addProperty("rope_theta", olmo2 ? 500000.0 : 10000.0);
-    c.add("rope_scaling", null);
-    c.addProperty("attention_bias", false);
-    if (olmo2) {
-      c.addProperty("rms_norm_eps", 1e-6);
-    } else {
-      c.add("clip_qkv", null);
-    }
-    c.addProperty("tie_word_embeddings", tied);
-    c.addProperty("eos_token_id", olmo2 ? 100257 : NEOX_EOS);
-    c.addProperty("pad_token_id", olmo2 ? 100277 : 1);
-    c.add("bos_token_id", null);
-    c.addProperty("torch_dtype", dtype.torchName());
-    return c;
-  }
-
-  /**
    * @return the layout named {@code id} (as {@link #id()}), or null
    */
   public static CheckpointLayout byId(String id) {
@@ -592,21 +385,5 @@ public enum CheckpointLayout {
 
   private static List<Stored> none() {
     return List.of();
-  }
-
-  private static JsonArray array(String s) {
-    JsonArray a = new JsonArray();
-    a.add(s);
-    return a;
-  }
-
-  static CheckpointException unsupported(String where, String what) {
-    return new CheckpointException(
-        where
-            + ": "
-            + what
-            + " is not supported by olmo-ppl, which implements the"
-            + " released OLMo-1 and OLMo-2 architectures (rotary positions, SwiGLU, sequential blocks). Use a checkpoint"
-            + " with the released architecture.");
   }
 }

@@ -8,11 +8,10 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 import ai.djl.Device;
 import ai.djl.engine.EngineException;
 import com.sun.jna.NativeLibrary;
-import io.olmoppl.Refcases;
 import io.olmoppl.checkpoint.Checkpoint;
 import io.olmoppl.checkpoint.CheckpointLayout;
-import io.olmoppl.checkpoint.CheckpointMaker;
 import io.olmoppl.checkpoint.TyingRule;
+import io.olmoppl.checkpoint.writer.CheckpointMaker;
 import io.olmoppl.model.OlmoModel;
 import io.olmoppl.model.Precision;
 import io.olmoppl.runtime.DjlSettings;
@@ -20,6 +19,7 @@ import io.olmoppl.scoring.Bos;
 import io.olmoppl.scoring.DocumentScore;
 import io.olmoppl.scoring.PerplexityScorer;
 import io.olmoppl.scoring.ScoringOptions;
+import io.olmoppl.testing.Refcases;
 import io.olmoppl.tokenizer.OlmoTokenizer;
 import java.io.IOException;
 import java.lang.management.ManagementFactory;
@@ -57,7 +57,7 @@ class OutOfMemoryTest {
   static final long HEADROOM_MIB = 128;
 
   /** The README's bound for a document scored in batches of other shapes (BatchShapeBoundTest). */
-  static final double REL_NLL = io.olmoppl.Refcases.BATCH_REL_NLL;
+  static final double REL_NLL = io.olmoppl.testing.Refcases.BATCH_REL_NLL;
 
   static final int SHORT_DOCS = 6;
 

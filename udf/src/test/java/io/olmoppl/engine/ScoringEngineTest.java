@@ -6,8 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.Device;
-import io.olmoppl.Refcases;
-import io.olmoppl.Refcases.Expected;
 import io.olmoppl.checkpoint.Checkpoint;
 import io.olmoppl.checkpoint.TyingRule;
 import io.olmoppl.model.OlmoModel;
@@ -16,6 +14,8 @@ import io.olmoppl.scoring.Bos;
 import io.olmoppl.scoring.DocumentScore;
 import io.olmoppl.scoring.PerplexityScorer;
 import io.olmoppl.scoring.ScoringOptions;
+import io.olmoppl.testing.Refcases;
+import io.olmoppl.testing.Refcases.Expected;
 import io.olmoppl.tokenizer.OlmoTokenizer;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;

@@ -4,7 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.olmoppl.Refcases;
+import io.olmoppl.testing.Refcases;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;

@@ -4,11 +4,11 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.Device;
-import io.olmoppl.Refcases;
 import io.olmoppl.checkpoint.Checkpoint;
 import io.olmoppl.checkpoint.TyingRule;
 import io.olmoppl.model.OlmoModel;
 import io.olmoppl.model.Precision;
+import io.olmoppl.testing.Refcases;
 import io.olmoppl.tokenizer.OlmoTokenizer;
 import java.util.ArrayList;
 import java.util.List;

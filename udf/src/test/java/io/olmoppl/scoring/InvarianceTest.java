@@ -7,13 +7,13 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.Device;
 import ai.djl.ndarray.NDManager;
-import io.olmoppl.Refcases;
 import io.olmoppl.checkpoint.Checkpoint;
 import io.olmoppl.checkpoint.TyingRule;
 import io.olmoppl.model.OlmoModel;
 import io.olmoppl.model.Precision;
 import io.olmoppl.model.Window;
 import io.olmoppl.runtime.DjlSettings;
+import io.olmoppl.testing.Refcases;
 import io.olmoppl.tokenizer.OlmoTokenizer;
 import java.util.ArrayList;
 import java.util.Arrays;

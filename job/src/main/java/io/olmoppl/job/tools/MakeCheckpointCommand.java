@@ -2,9 +2,9 @@ package io.olmoppl.job.tools;
 
 import io.olmoppl.checkpoint.CheckpointException;
 import io.olmoppl.checkpoint.CheckpointLayout;
-import io.olmoppl.checkpoint.CheckpointMaker;
-import io.olmoppl.checkpoint.CheckpointMaker.OutputCopy;
 import io.olmoppl.checkpoint.DType;
+import io.olmoppl.checkpoint.writer.CheckpointMaker;
+import io.olmoppl.checkpoint.writer.CheckpointMaker.OutputCopy;
 import io.olmoppl.job.Args;
 import java.io.IOException;
 import java.io.InputStream;
@@ -17,8 +17,8 @@ import java.util.Set;
 
 /**
  * {@code olmo-ppl make-checkpoint}: a random-initialised checkpoint in a real layout with the real
- * tokenizer. A developer command of the {@code ./olmo-ppl} launcher: it needs the checkpoint writer
- * of the udf test-jar, which the spark-submit jar leaves out.
+ * tokenizer. A developer command of the {@code ./olmo-ppl} launcher: it needs udf's checkpoint
+ * writer ({@code io.olmoppl.checkpoint.writer}), which the spark-submit jar leaves out.
  */
 public final class MakeCheckpointCommand {
   public static final String HELP =

@@ -1,4 +1,4 @@
-package io.olmoppl;
+package io.olmoppl.testing;
 
 import ai.djl.Device;
 import com.google.gson.JsonArray;

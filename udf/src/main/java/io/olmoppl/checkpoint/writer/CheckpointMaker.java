@@ -1,9 +1,12 @@
-package io.olmoppl.checkpoint;
+package io.olmoppl.checkpoint.writer;
 
 import com.google.gson.GsonBuilder;
 import com.google.gson.JsonObject;
-import io.olmoppl.checkpoint.CheckpointLayout.Dims;
-import io.olmoppl.checkpoint.SafetensorsWriter.Tensor;
+import io.olmoppl.checkpoint.CheckpointLayout;
+import io.olmoppl.checkpoint.DType;
+import io.olmoppl.checkpoint.OlmoConfig;
+import io.olmoppl.checkpoint.writer.LayoutConfigWriter.Dims;
+import io.olmoppl.checkpoint.writer.SafetensorsWriter.Tensor;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -17,9 +20,9 @@ import java.util.SplittableRandom;
  * Writes a random-initialised OLMo checkpoint in a real Hugging Face layout (config.json,
  * model.safetensors, tokenizer.json): for tests that need checkpoints the reference cases do not
  * cover, and for the developer commands {@code make-checkpoint}, {@code demo} and {@code bench}.
- * The config and the tensor names and shapes are the {@link CheckpointLayout}'s; this class only
- * draws the values. It is test code of the udf module, shipped in its test-jar, so that neither the
- * executor library nor the spark-submit jar carries it.
+ * The tensor names and shapes are the {@link CheckpointLayout}'s and the config is {@link
+ * LayoutConfigWriter}'s; this class only draws the values. The spark-submit jar leaves this package
+ * out (executors never write checkpoints); the {@code ./olmo-ppl} launcher has it.
  *
  * @param layout hf_olmo, olmo or olmo2
  * @param hidden C
@@ -187,12 +190,22 @@ public record CheckpointMaker(
    * to it.
    */
   public void write(Path out, Path tokenizerJson) throws IOException {
+    write(out, tokenizerJson, tensors());
+  }
+
+  /**
+   * Writes the checkpoint into {@code out} with other values in the layout's tensors (a trained
+   * model's, say): {@link #config()}, {@code tensors} and a copy of {@code tokenizerJson}.
+   *
+   * @param tensors {@link #tensors()}'s names and shapes, in any values
+   */
+  public void write(Path out, Path tokenizerJson, List<Tensor> tensors) throws IOException {
     Files.createDirectories(out);
     Files.copy(tokenizerJson, out.resolve("tokenizer.json"), StandardCopyOption.REPLACE_EXISTING);
     Files.writeString(
         out.resolve("config.json"),
         new GsonBuilder().setPrettyPrinting().serializeNulls().create().toJson(config()) + "\n");
-    SafetensorsWriter.write(out.resolve("model.safetensors"), tensors());
+    SafetensorsWriter.write(out.resolve("model.safetensors"), tensors);
   }
 
   /**
@@ -200,7 +213,8 @@ public record CheckpointMaker(
    */
   public JsonObject config() {
     JsonObject j =
-        layout.configJson(
+        LayoutConfigWriter.configJson(
+            layout,
             new Dims(hidden, layers, heads, kvHeads, intermediate, vocabRows, maxPositions),
             tied,
             dtype);

@@ -1,7 +1,8 @@
-package io.olmoppl.checkpoint;
+package io.olmoppl.checkpoint.writer;
 
 import com.google.gson.JsonArray;
 import com.google.gson.JsonObject;
+import io.olmoppl.checkpoint.DType;
 import java.io.BufferedOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
@@ -14,8 +15,8 @@ import java.util.List;
 
 /**
  * Writes safetensors files (random-initialised checkpoints for tests and the developer commands):
- * the 8-byte header length, the JSON header padded to 8 bytes, the tensors in order. Test code,
- * shipped in the udf test-jar.
+ * the 8-byte header length, the JSON header padded to 8 bytes, the tensors in order. {@link
+ * io.olmoppl.checkpoint.SafetensorsFile} reads what this writes.
  */
 public final class SafetensorsWriter {
   private SafetensorsWriter() {}
