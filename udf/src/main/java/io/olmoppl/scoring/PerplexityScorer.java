@@ -123,7 +123,7 @@ public final class PerplexityScorer {
 
   /**
    * Scores texts in this thread; a null text gets status {@code null_text}. The executors' engine
-   * ({@code io.olmoppl.engine.ScoringEngine}) uses the same planning, packing and collecting across
+   * ({@code io.olmoppl.batching.ScoringEngine}) uses the same planning, packing and collecting across
    * tasks.
    *
    * @return one score per text, in order

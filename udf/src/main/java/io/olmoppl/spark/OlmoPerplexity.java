@@ -3,7 +3,7 @@ package io.olmoppl.spark;
 import io.olmoppl.checkpoint.Checkpoint;
 import io.olmoppl.checkpoint.Manifest;
 import io.olmoppl.checkpoint.WeightScan;
-import io.olmoppl.engine.ScoringEngine;
+import io.olmoppl.batching.ScoringEngine;
 import io.olmoppl.model.OlmoModel;
 import io.olmoppl.scoring.DocumentScore;
 import io.olmoppl.scoring.PerplexityScorer;

@@ -1,6 +1,6 @@
 package io.olmoppl.spark;
 
-import io.olmoppl.engine.ScoreVectors;
+import io.olmoppl.batching.ScoreVectors;
 import java.util.ArrayList;
 import java.util.List;
 import org.apache.spark.sql.types.DataTypes;

@@ -1,6 +1,6 @@
 package io.olmoppl.spark;
 
-import io.olmoppl.engine.ScoreVectors;
+import io.olmoppl.batching.ScoreVectors;
 import java.io.Serializable;
 import java.net.InetAddress;
 import java.net.UnknownHostException;

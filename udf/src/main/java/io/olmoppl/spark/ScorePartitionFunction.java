@@ -1,7 +1,7 @@
 package io.olmoppl.spark;
 
-import io.olmoppl.engine.ScoreVectors;
-import io.olmoppl.engine.ScoringEngine;
+import io.olmoppl.batching.ScoreVectors;
+import io.olmoppl.batching.ScoringEngine;
 import io.olmoppl.scoring.PerplexityScorer;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayDeque;

@@ -1,4 +1,4 @@
-package io.olmoppl.engine;
+package io.olmoppl.batching;
 
 import io.olmoppl.scoring.DocumentScore;
 import java.nio.charset.StandardCharsets;

@@ -1,4 +1,4 @@
-package io.olmoppl.engine;
+package io.olmoppl.batching;
 
 import ai.djl.ndarray.NDManager;
 import io.olmoppl.model.OlmoModel;

@@ -1,4 +1,4 @@
-package io.olmoppl.engine;
+package io.olmoppl.batching;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
