@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.Device;
+import io.olmoppl.batching.ScoringEngine;
 import io.olmoppl.checkpoint.Checkpoint;
 import io.olmoppl.checkpoint.TyingRule;
 import io.olmoppl.model.OlmoModel;
@@ -32,12 +33,13 @@ class RefcaseTest {
 
   @ParameterizedTest
   @MethodSource("cases")
-  void reproducesReferenceThroughPublicApi(String name) {
+  void reproducesReferenceThroughPublicApi(String name) throws InterruptedException {
     DjlSettings.configure();
     Checkpoint ckpt = Checkpoint.open(Refcases.dir(name), TyingRule.STRICT);
     List<Expected> all = Refcases.expected(name);
     try (OlmoModel model = OlmoModel.load(ckpt, ckpt, Device.cpu(), Precision.FP32);
-        OlmoTokenizer tok = OlmoTokenizer.load(ckpt.tokenizerJson())) {
+        OlmoTokenizer tok = OlmoTokenizer.load(ckpt.tokenizerJson());
+        ScoringEngine engine = new ScoringEngine(model, tok)) {
       for (Expected e : all) {
         assertArrayEquals(e.ids(), tok.encode(e.text()), name + "/" + e.key() + ": token ids");
       }
@@ -45,8 +47,8 @@ class RefcaseTest {
       double worstMean = 0;
       for (List<Expected> group : Refcases.groups(name)) {
         PerplexityScorer scorer =
-            new PerplexityScorer(model, tok, Refcases.options(group.get(0)).withBatchTokens(512));
-        List<DocumentScore> got = scorer.score(group.stream().map(Expected::text).toList());
+            engine.scorer(Refcases.options(group.get(0)).withBatchTokens(512));
+        List<DocumentScore> got = engine.score(group.stream().map(Expected::text).toList(), scorer);
         for (int i = 0; i < group.size(); i++) {
           Expected e = group.get(i);
           DocumentScore s = got.get(i);

@@ -16,7 +16,8 @@ import static org.apache.spark.sql.functions.sum;
 import static org.apache.spark.sql.functions.when;
 
 import io.olmoppl.job.Args.UsageException;
-import io.olmoppl.scoring.DocumentScore;
+import io.olmoppl.scoring.Perplexity;
+import io.olmoppl.scoring.Status;
 import io.olmoppl.spark.ScoreColumns;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -237,7 +238,7 @@ record Analysis(
    * largest {@link #MAX_GROUPS} groups by documents.
    */
   static List<Map<String, Object>> groups(Dataset<Row> scored, String column, String textColumn) {
-    Column ok = col(ScoreColumns.STATUS).equalTo(lit(DocumentScore.OK));
+    Column ok = col(ScoreColumns.STATUS).equalTo(lit(Status.OK.id()));
     List<Row> rows =
         scored
             .groupBy(col(column).cast("string").as("group"))
@@ -262,8 +263,8 @@ record Analysis(
       g.put("tokens", tokens);
       g.put("nll", nll);
       g.put("bytes", bytes);
-      g.put("perplexity", tokens == 0 ? null : Math.exp(nll / tokens));
-      g.put("bits_per_byte", tokens == 0 || bytes == 0 ? null : nll / (bytes * Math.log(2)));
+      g.put("perplexity", Perplexity.perplexity(nll, tokens));
+      g.put("bits_per_byte", Perplexity.bitsPerByte(nll, tokens, bytes));
       out.add(g);
     }
     return out;
@@ -278,7 +279,7 @@ record Analysis(
     Dataset<Row> ok =
         scored.filter(
             col(ScoreColumns.STATUS)
-                .equalTo(lit(DocumentScore.OK))
+                .equalTo(lit(Status.OK.id()))
                 .and(col(ScoreColumns.PERPLEXITY).isNotNull()));
     Column lg = log10(col(ScoreColumns.PERPLEXITY));
     // one pass for the percentiles (approxQuantile's algorithm at accuracy 1 / relative error) and
@@ -336,7 +337,7 @@ record Analysis(
     Map<String, Object> m = new LinkedHashMap<>();
     @SuppressWarnings("unchecked")
     Map<String, Long> status = (Map<String, Long>) base.get("status");
-    m.put("documents_ok", status.getOrDefault(DocumentScore.OK, 0L));
+    m.put("documents_ok", status.getOrDefault(Status.OK.id(), 0L));
     Object bpb = base.get("bits_per_byte");
     m.put("byte_perplexity", bpb == null ? null : Math.pow(2, ((Number) bpb).doubleValue()));
     m.putAll(distribution(labelled));

@@ -11,7 +11,7 @@ import com.google.gson.JsonParseException;
 import com.google.gson.JsonParser;
 import io.olmoppl.job.Args.UsageException;
 import io.olmoppl.job.Main.JobException;
-import io.olmoppl.scoring.DocumentScore;
+import io.olmoppl.scoring.Status;
 import io.olmoppl.spark.ScoreColumns;
 import java.io.IOException;
 import java.io.InputStream;
@@ -157,7 +157,7 @@ final class Buckets {
     }
     double[] q =
         scored
-            .filter(col(ScoreColumns.STATUS).equalTo(lit(DocumentScore.OK)))
+            .filter(col(ScoreColumns.STATUS).equalTo(lit(Status.OK.id())))
             .stat()
             .approxQuantile(ScoreColumns.PERPLEXITY, probs, RELATIVE_ERROR);
     double[] max = new double[probs.length];

@@ -4,6 +4,7 @@ import com.google.gson.Gson;
 import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
+import io.olmoppl.scoring.Perplexity;
 import java.io.BufferedWriter;
 import java.io.IOException;
 import java.io.InputStream;
@@ -45,11 +46,11 @@ final class DemoCommand {
   /** Per-source corpus figures over {@code ok} rows. */
   record SourceStats(String source, int documents, long tokens, double nll, long bytes) {
     double perplexity() {
-      return Math.exp(nll / tokens);
+      return Perplexity.perplexity(nll, tokens);
     }
 
     double bitsPerByte() {
-      return nll / (bytes * Math.log(2));
+      return Perplexity.bitsPerByte(nll, tokens, bytes);
     }
   }
 

@@ -5,6 +5,7 @@ import static org.apache.spark.sql.functions.lit;
 import static org.apache.spark.sql.functions.when;
 
 import io.olmoppl.job.Main.JobException;
+import io.olmoppl.scoring.Status;
 import io.olmoppl.spark.ScoreColumns;
 import java.util.Arrays;
 import org.apache.spark.sql.Dataset;
@@ -21,7 +22,7 @@ final class Malformed {
    */
   static final String COLUMN = "_corrupt_record";
 
-  static final String STATUS = "malformed";
+  static final String STATUS = Status.MALFORMED.id();
 
   private Malformed() {}
 

@@ -10,6 +10,7 @@ import io.olmoppl.job.Main.JobException;
 import io.olmoppl.model.Precision;
 import io.olmoppl.runtime.TorchEngine;
 import io.olmoppl.scoring.Bos;
+import io.olmoppl.scoring.DeviceSetting;
 import io.olmoppl.scoring.ScoringOptions;
 import io.olmoppl.spark.Localizer;
 import io.olmoppl.spark.OlmoPerplexity;
@@ -214,7 +215,7 @@ public final class ScoreCommand {
                 a.flag("allow-long-window"),
                 TyingRule.parse(a.get("tying", "strict")),
                 Precision.parse(a.get("precision", "fp32")),
-                a.get("device", "auto").toLowerCase(Locale.ROOT));
+                DeviceSetting.parse(a.get("device", "auto")));
       } catch (IllegalArgumentException e) {
         throw new UsageException(asOption(e.getMessage()));
       }
@@ -250,7 +251,7 @@ public final class ScoreCommand {
       throws IOException {
     long t0 = System.nanoTime();
     if (req.options().precision() == Precision.FP16
-        && !req.options().device().equals("gpu")
+        && req.options().device() != DeviceSetting.GPU
         && TorchEngine.get().getGpuCount() == 0) {
       err.println(
           "olmo-ppl: warning: --precision fp16 on CPU: libtorch's fp16 matmul is about 200x slower than"

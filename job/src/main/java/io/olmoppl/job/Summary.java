@@ -11,7 +11,8 @@ import static org.apache.spark.sql.functions.when;
 
 import com.google.gson.GsonBuilder;
 import io.olmoppl.checkpoint.Checkpoint;
-import io.olmoppl.scoring.DocumentScore;
+import io.olmoppl.scoring.Perplexity;
+import io.olmoppl.scoring.Status;
 import io.olmoppl.spark.OlmoPerplexity;
 import io.olmoppl.spark.ScoreColumns;
 import io.olmoppl.spark.ScoreMetrics;
@@ -58,9 +59,9 @@ final class Summary {
     s.put("nll", nll);
     s.put("bytes", bytes);
     s.put("words", words);
-    s.put("perplexity", tokens == 0 ? null : Math.exp(nll / tokens));
-    s.put("bits_per_byte", bytes == 0 || tokens == 0 ? null : nll / (bytes * Math.log(2)));
-    s.put("word_perplexity", words == 0 || tokens == 0 ? null : Math.exp(nll / words));
+    s.put("perplexity", Perplexity.perplexity(nll, tokens));
+    s.put("bits_per_byte", Perplexity.bitsPerByte(nll, tokens, bytes));
+    s.put("word_perplexity", tokens == 0 ? null : Perplexity.perplexity(nll, words));
     double seconds =
         secondsSoFar + (System.nanoTime() - t0) / 1e9; // reading, scoring, writing + totals
     s.put("seconds", seconds);
@@ -181,7 +182,7 @@ final class Summary {
 
   /** Counts for the summary, from the scored rows. */
   static Row totals(Dataset<Row> scored, String textColumn) {
-    var ok = col(ScoreColumns.STATUS).equalTo(lit(DocumentScore.OK));
+    var ok = col(ScoreColumns.STATUS).equalTo(lit(Status.OK.id()));
     return scored
         .agg(
             count(lit(1)),

@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.Device;
+import io.olmoppl.batching.ScoringEngine;
 import io.olmoppl.checkpoint.Checkpoint;
 import io.olmoppl.checkpoint.TyingRule;
 import io.olmoppl.job.tools.MakeCheckpointCommand;
@@ -59,14 +60,15 @@ class DemoTest {
   }
 
   @Test
-  void scorerReadsTheCheckpointAsTrainingLeftIt() {
+  void scorerReadsTheCheckpointAsTrainingLeftIt() throws InterruptedException {
     DemoTrainer.Result r = trained.training();
     Checkpoint ckpt = Checkpoint.open(trained.dir(), TyingRule.STRICT);
     assertTrue(ckpt.tying().tied(), "one tied embedding tensor");
     try (OlmoModel model = OlmoModel.load(ckpt, ckpt, Device.cpu(), Precision.FP32);
-        OlmoTokenizer tok = OlmoTokenizer.load(ckpt.tokenizerJson())) {
-      PerplexityScorer scorer = new PerplexityScorer(model, tok, ScoringOptions.defaults());
-      List<DocumentScore> s = scorer.scoreIds(r.checkIds(), new long[r.checkIds().size()]);
+        OlmoTokenizer tok = OlmoTokenizer.load(ckpt.tokenizerJson());
+        ScoringEngine engine = new ScoringEngine(model, tok)) {
+      PerplexityScorer scorer = engine.scorer(ScoringOptions.defaults());
+      List<DocumentScore> s = engine.scoreIds(r.checkIds(), new long[r.checkIds().size()], scorer);
       assertEquals(r.checkNll().length, s.size());
       for (int i = 0; i < s.size(); i++) {
         assertEquals(QUICK.seqLen(), s.get(i).tokens(), "row " + i + " is one full window");

@@ -8,6 +8,7 @@ import ai.djl.util.cuda.CudaUtils;
 import com.google.gson.GsonBuilder;
 import com.google.gson.JsonArray;
 import com.google.gson.JsonObject;
+import io.olmoppl.batching.ScoringEngine;
 import io.olmoppl.checkpoint.Checkpoint;
 import io.olmoppl.checkpoint.TyingRule;
 import io.olmoppl.job.tools.MakeCheckpointCommand;
@@ -128,11 +129,13 @@ public final class GpuCheck {
         for (Device d : devices) {
           double[] worst = new double[2];
           List<String> errors = new ArrayList<>();
-          try (OlmoModel m = OlmoModel.load(ckpt, ckpt, d, Precision.FP32)) {
+          try (OlmoModel m = OlmoModel.load(ckpt, ckpt, d, Precision.FP32);
+              ScoringEngine engine = new ScoringEngine(m, tok)) {
             for (List<Expected> group : Refcases.groups(name)) {
               List<DocumentScore> got =
-                  new PerplexityScorer(m, tok, Refcases.options(group.get(0)))
-                      .score(group.stream().map(Expected::text).toList());
+                  engine.score(
+                      group.stream().map(Expected::text).toList(),
+                      engine.scorer(Refcases.options(group.get(0))));
               compare(group, got, worst, errors);
               if (d == device && sameGroup(group.get(0), main.get(0))) {
                 fp32.put(name, got);
@@ -159,11 +162,12 @@ public final class GpuCheck {
       List<Expected> main = mainGroup(name);
       List<DocumentScore> half;
       try (OlmoTokenizer tok = OlmoTokenizer.load(ckpt.tokenizerJson());
-          OlmoModel m = OlmoModel.load(ckpt, ckpt, device, Precision.FP16)) {
+          OlmoModel m = OlmoModel.load(ckpt, ckpt, device, Precision.FP16);
+          ScoringEngine engine = new ScoringEngine(m, tok)) {
         half =
-            new PerplexityScorer(
-                    m, tok, Refcases.options(main.get(0)).withPrecision(Precision.FP16))
-                .score(main.stream().map(Expected::text).toList());
+            engine.score(
+                main.stream().map(Expected::text).toList(),
+                engine.scorer(Refcases.options(main.get(0)).withPrecision(Precision.FP16)));
       }
       List<DocumentScore> full = fp32.get(name);
       double nll32 = 0;
@@ -384,24 +388,23 @@ public final class GpuCheck {
     int finite = 0;
     double secs;
     try (OlmoModel m = OlmoModel.load(ckpt, ckpt, device, precision);
-        OlmoTokenizer tok = OlmoTokenizer.load(ckpt.tokenizerJson())) {
+        OlmoTokenizer tok = OlmoTokenizer.load(ckpt.tokenizerJson());
+        ScoringEngine engine = new ScoringEngine(m, tok)) {
       for (NDArray w : m.weightsManager().getManagedArrays()) {
         weightBytes += w.size() * w.getDataType().getNumOfBytes();
       }
       afterLoad = used(device);
       peak = afterLoad;
       PerplexityScorer s =
-          new PerplexityScorer(
-              m,
-              tok,
+          engine.scorer(
               ScoringOptions.defaults()
                   .withWindow(window, window)
                   .withBatchTokens(batch * window)
                   .withPrecision(precision));
-      s.scoreIds(docs.subList(0, batch), bytes); // warm-up
+      engine.scoreIds(docs.subList(0, batch), bytes, s); // warm-up
       long t0 = System.nanoTime();
       for (int i = 0; i + batch <= windows; i += batch) {
-        for (DocumentScore d : s.scoreIds(docs.subList(i, i + batch), bytes)) {
+        for (DocumentScore d : engine.scoreIds(docs.subList(i, i + batch), bytes, s)) {
           tokens += d.tokens();
           finite += Double.isFinite(d.nll()) ? 1 : 0;
         }

@@ -8,13 +8,14 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.Device;
+import io.olmoppl.batching.ScoringEngine;
 import io.olmoppl.checkpoint.Checkpoint;
 import io.olmoppl.model.OlmoModel;
 import io.olmoppl.runtime.DjlSettings;
 import io.olmoppl.scoring.Bos;
 import io.olmoppl.scoring.DocumentScore;
-import io.olmoppl.scoring.PerplexityScorer;
 import io.olmoppl.scoring.ScoringOptions;
+import io.olmoppl.scoring.Status;
 import io.olmoppl.spark.ExecutorModels;
 import io.olmoppl.spark.OlmoPerplexity;
 import io.olmoppl.spark.OlmoPerplexityTransformer;
@@ -49,7 +50,7 @@ import org.junit.jupiter.api.io.TempDir;
  * multi-JVM cluster: {@code local-cluster[2,1,1024]} runs a Master and two Workers in this JVM,
  * each Worker launching its executor as a separate JVM (test classpath through {@code
  * spark.executor.extraClassPath}; {@code SPARK_HOME} is a directory with {@code RELEASE} and an
- * empty {@code jars/}, set by surefire). Each API must give the values {@link PerplexityScorer}
+ * empty {@code jars/}, set by surefire). Each API must give the values {@link ScoringEngine}
  * computes in this JVM on the same checkpoint, and score in the executors, never the driver.
  */
 class SparkApisClusterTest {
@@ -90,9 +91,9 @@ class SparkApisClusterTest {
     Checkpoint ckpt = Checkpoint.open(Path.of(modelPath), OPTIONS.tying());
     fingerprint = ckpt.fingerprint();
     try (OlmoModel model = OlmoModel.load(ckpt, ckpt, Device.cpu(), OPTIONS.precision());
-        OlmoTokenizer tok = OlmoTokenizer.load(ckpt.tokenizerJson())) {
-      List<DocumentScore> scores =
-          new PerplexityScorer(model, tok, OPTIONS).score(Arrays.asList(TEXTS));
+        OlmoTokenizer tok = OlmoTokenizer.load(ckpt.tokenizerJson());
+        ScoringEngine engine = new ScoringEngine(model, tok)) {
+      List<DocumentScore> scores = engine.score(Arrays.asList(TEXTS), engine.scorer(OPTIONS));
       expected = new HashMap<>();
       for (int i = 0; i < TEXTS.length; i++) {
         expected.put(i, scores.get(i));
@@ -161,7 +162,7 @@ class SparkApisClusterTest {
   private static void assertScore(int id, Row r, boolean withLogprobs, String api) {
     DocumentScore e = expected.get(id);
     String where = api + " row " + id;
-    assertEquals(e.status(), r.getAs(ScoreColumns.STATUS), where);
+    assertEquals(e.status().id(), r.getAs(ScoreColumns.STATUS), where);
     assertEquals(e.tokens(), (int) r.<Integer>getAs(ScoreColumns.TOKENS), where);
     assertEquals(e.windows(), (int) r.<Integer>getAs(ScoreColumns.WINDOWS), where);
     assertRel(e.nll(), r.getAs(ScoreColumns.NLL), where + " nll");
@@ -180,7 +181,7 @@ class SparkApisClusterTest {
         where + " " + stamp);
     if (withLogprobs) {
       List<Double> lps = r.getList(r.fieldIndex(ScoreColumns.TOKEN_LOGPROBS));
-      if (e.status().equals(DocumentScore.NULL_TEXT)) {
+      if (e.status() == Status.NULL_TEXT) {
         assertNull(lps, where + ": no log-probs for a null text");
       } else {
         assertEquals(e.tokens(), lps.size(), where);
@@ -360,7 +361,7 @@ class SparkApisClusterTest {
     assertEquals(TEXTS.length, two.size());
     for (Row r : two) {
       DocumentScore e = expected.get(r.<Integer>getAs("id"));
-      assertEquals(e.status(), r.getAs("ppl_status"));
+      assertEquals(e.status().id(), r.getAs("ppl_status"));
       if (e.perplexity() == null) {
         assertNull(r.getAs("perplexity"));
       } else {

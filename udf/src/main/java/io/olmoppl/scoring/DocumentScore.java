@@ -7,28 +7,24 @@ package io.olmoppl.scoring;
  * @param nll sum of -ln p(target | context) in nats; 0 when nothing is scored
  * @param windows forward passes run
  * @param bytes UTF-8 length of the text
- * @param status ok, empty, too_short, null_text or non_finite (a NaN or infinite sum: never ok)
+ * @param status ok, empty, too_short, null_text, non_finite (a NaN or infinite sum: never ok) or
+ *     out_of_memory
  * @param tokenLogprobs one log-prob per scored target in order, or null when not requested
  */
 public record DocumentScore(
-    int tokens, double nll, int windows, long bytes, String status, double[] tokenLogprobs) {
-  public static final String OK = "ok";
-  public static final String EMPTY = "empty";
-  public static final String TOO_SHORT = "too_short";
-  public static final String NULL_TEXT = "null_text";
-  public static final String NON_FINITE = "non_finite";
+    int tokens, double nll, int windows, long bytes, Status status, double[] tokenLogprobs) {
 
   /**
-   * @return exp(nll / tokens), or null when nothing is scored
+   * @return exp(nll / tokens), or null when nothing is scored ({@link Perplexity})
    */
   public Double perplexity() {
-    return tokens == 0 ? null : Math.exp(nll / tokens);
+    return Perplexity.perplexity(nll, tokens);
   }
 
   /**
-   * @return nll / (bytes ln 2), or null when nothing is scored
+   * @return nll / (bytes ln 2), or null when nothing is scored ({@link Perplexity})
    */
   public Double bitsPerByte() {
-    return tokens == 0 || bytes == 0 ? null : nll / (bytes * Math.log(2));
+    return Perplexity.bitsPerByte(nll, tokens, bytes);
   }
 }

@@ -1,27 +1,19 @@
 package io.olmoppl.scoring;
 
-import ai.djl.ndarray.NDManager;
 import io.olmoppl.checkpoint.OlmoConfig;
-import io.olmoppl.model.OlmoModel;
-import io.olmoppl.model.Passes;
 import io.olmoppl.model.Window;
-import io.olmoppl.tokenizer.OlmoTokenizer;
 import java.nio.charset.StandardCharsets;
-import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 
 /**
- * Scores documents: tokenize, prefix, cut into windows, batch the windows of many documents by a
- * padded-token budget (sorted by length so padding stays small), run each batch in its own scoped
- * manager, and sum per document.
- *
- * <p>A document's score does not depend on its batch companions: rows are independent under the
- * causal mask. Thread-safe: the model is shared, all per-call state is local.
+ * The scoring contract for one set of options resolved against a model's config: {@link #plan}
+ * prefixes a document's token ids and cuts them into windows, {@link #collect} sums the windows'
+ * log-probs into the document's score. Running the windows is the engine's job ({@code
+ * io.olmoppl.batching.ScoringEngine}, which batches the windows of many documents); a document's
+ * score does not depend on its batch companions, as rows are independent under the causal mask.
+ * Immutable and thread-safe.
  */
 public final class PerplexityScorer {
-  private final OlmoModel model;
-  private final OlmoTokenizer tokenizer;
   private final ScoringOptions options;
   private final int window;
   private final int stride;
@@ -31,11 +23,8 @@ public final class PerplexityScorer {
    * @throws IllegalArgumentException when the window exceeds the model's positions without {@code
    *     allowLongWindow}
    */
-  public PerplexityScorer(OlmoModel model, OlmoTokenizer tokenizer, ScoringOptions options) {
-    this.model = model;
-    this.tokenizer = tokenizer;
+  public PerplexityScorer(OlmoConfig c, ScoringOptions options) {
     this.options = options;
-    OlmoConfig c = model.config();
     this.window = resolveWindow(c, options);
     this.stride = resolveStride(window, options);
     this.prefix = prefixToken(c, options.bos());
@@ -123,60 +112,6 @@ public final class PerplexityScorer {
   }
 
   /**
-   * Scores texts in this thread; a null text gets status {@code null_text}. The executors' engine
-   * ({@code io.olmoppl.engine.ScoringEngine}) uses the same planning, packing and collecting across
-   * tasks.
-   *
-   * @return one score per text, in order
-   */
-  public List<DocumentScore> score(List<String> texts) {
-    long[][] ids = tokenizer.encodeAll(texts);
-    long[] bytes = new long[texts.size()];
-    for (int i = 0; i < texts.size(); i++) {
-      bytes[i] = utf8Length(texts.get(i));
-    }
-    return scoreIds(Arrays.asList(ids), bytes);
-  }
-
-  /**
-   * Scores token ids (without prefix).
-   *
-   * @param ids per document, its text token ids; null for a null text
-   * @param bytes per document, the UTF-8 length of its text
-   */
-  public List<DocumentScore> scoreIds(List<long[]> ids, long[] bytes) {
-    record Item(int doc, int index, Window window) {}
-    List<List<Window>> plans = new ArrayList<>(ids.size());
-    List<Item> items = new ArrayList<>();
-    for (int d = 0; d < ids.size(); d++) {
-      List<Window> plan = plan(ids.get(d));
-      plans.add(plan);
-      for (int w = 0; w < plan.size(); w++) {
-        items.add(new Item(d, w, plan.get(w)));
-      }
-    }
-    float[][][] results = new float[ids.size()][][];
-    for (int d = 0; d < ids.size(); d++) {
-      results[d] = new float[plans.get(d).size()][];
-    }
-    for (List<Item> batch :
-        Passes.batches(items, it -> it.window().inputLength(), options.batchTokens())) {
-      float[][] lp;
-      try (NDManager bm = model.newBatchManager()) {
-        lp = model.logProbs(bm, batch.stream().map(Item::window).toList());
-      }
-      for (int k = 0; k < batch.size(); k++) {
-        results[batch.get(k).doc()][batch.get(k).index()] = lp[k];
-      }
-    }
-    List<DocumentScore> out = new ArrayList<>(ids.size());
-    for (int d = 0; d < ids.size(); d++) {
-      out.add(collect(ids.get(d), bytes[d], results[d]));
-    }
-    return out;
-  }
-
-  /**
    * @return the windows of a document's text token ids (prefix added here); empty for a null text
    */
   public List<Window> plan(long[] textIds) {
@@ -209,7 +144,7 @@ public final class PerplexityScorer {
   public DocumentScore collect(long[] ids, long bytes, float[][] windows) {
     if (ids == null) {
       return new DocumentScore(
-          0, 0.0, 0, 0, DocumentScore.NULL_TEXT, options.tokenLogprobs() ? new double[0] : null);
+          0, 0.0, 0, 0, Status.NULL_TEXT, options.tokenLogprobs() ? new double[0] : null);
     }
     int n = 0;
     for (float[] w : windows) {
@@ -224,10 +159,10 @@ public final class PerplexityScorer {
         nll -= v;
       }
     }
-    String status =
+    Status status =
         n > 0
-            ? (Double.isFinite(nll) ? DocumentScore.OK : DocumentScore.NON_FINITE)
-            : ids.length == 0 ? DocumentScore.EMPTY : DocumentScore.TOO_SHORT;
+            ? (Double.isFinite(nll) ? Status.OK : Status.NON_FINITE)
+            : ids.length == 0 ? Status.EMPTY : Status.TOO_SHORT;
     return new DocumentScore(
         n, n == 0 ? 0.0 : nll, windows.length, bytes, status, options.tokenLogprobs() ? lps : null);
   }

@@ -18,7 +18,7 @@ import java.util.Map;
  * @param allowLongWindow allow L above the model's max positions
  * @param tying tying rule
  * @param precision matmul precision
- * @param device auto, cpu or gpu
+ * @param device where the engine runs
  */
 public record ScoringOptions(
     Bos bos,
@@ -29,7 +29,7 @@ public record ScoringOptions(
     boolean allowLongWindow,
     TyingRule tying,
     Precision precision,
-    String device)
+    DeviceSetting device)
     implements Serializable {
   private static final long serialVersionUID = 1L;
   public static final int BATCH_TOKENS_DEFAULT = 4096;
@@ -52,9 +52,6 @@ public record ScoringOptions(
     if (batchTokens < 1) {
       throw new IllegalArgumentException("--batch-tokens must be at least 1, not " + batchTokens);
     }
-    if (!device.equals("auto") && !device.equals("cpu") && !device.equals("gpu")) {
-      throw new IllegalArgumentException("--device must be auto, cpu or gpu, not '" + device + "'");
-    }
   }
 
   /**
@@ -70,7 +67,7 @@ public record ScoringOptions(
         false,
         TyingRule.STRICT,
         Precision.FP32,
-        "auto");
+        DeviceSetting.AUTO);
   }
 
   public ScoringOptions withBos(Bos b) {
@@ -103,7 +100,7 @@ public record ScoringOptions(
         bos, window, stride, batchTokens, tokenLogprobs, allowLongWindow, tying, p, device);
   }
 
-  public ScoringOptions withDevice(String d) {
+  public ScoringOptions withDevice(DeviceSetting d) {
     return new ScoringOptions(
         bos, window, stride, batchTokens, tokenLogprobs, allowLongWindow, tying, precision, d);
   }
@@ -126,7 +123,7 @@ public record ScoringOptions(
     m.put("token_logprobs", tokenLogprobs);
     m.put("tying", tying.id());
     m.put("precision", precision.id());
-    m.put("device", device);
+    m.put("device", device.id());
     return m;
   }
 }

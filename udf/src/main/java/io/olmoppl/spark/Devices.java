@@ -3,6 +3,7 @@ package io.olmoppl.spark;
 import ai.djl.Device;
 import io.olmoppl.runtime.DeviceMapping;
 import io.olmoppl.runtime.TorchEngine;
+import io.olmoppl.scoring.DeviceSetting;
 import java.util.Arrays;
 import java.util.List;
 import org.apache.spark.SparkEnv;
@@ -21,8 +22,8 @@ public final class Devices {
   /**
    * @return the device for the current task (or the driver, outside tasks)
    */
-  public static Device forTask(String mode) {
-    if (mode.equals("cpu")) {
+  public static Device forTask(DeviceSetting mode) {
+    if (mode == DeviceSetting.CPU) {
       return Device.cpu();
     }
     TaskContext tc = TaskContext.get();
@@ -49,11 +50,11 @@ public final class Devices {
 
   /** See {@link DeviceMapping#choose}. */
   public static Device choose(
-      String mode,
+      DeviceSetting mode,
       List<String> addresses,
       boolean requested,
       String cudaVisibleDevices,
       int engineGpus) {
-    return DeviceMapping.choose(mode, addresses, requested, cudaVisibleDevices, engineGpus);
+    return DeviceMapping.choose(mode.id(), addresses, requested, cudaVisibleDevices, engineGpus);
   }
 }

@@ -1,11 +1,11 @@
 package io.olmoppl.spark;
 
 import ai.djl.Device;
+import io.olmoppl.batching.ScoringEngine;
 import io.olmoppl.checkpoint.Checkpoint;
 import io.olmoppl.checkpoint.CheckpointException;
 import io.olmoppl.checkpoint.Manifest;
 import io.olmoppl.checkpoint.WeightSource;
-import io.olmoppl.engine.ScoringEngine;
 import io.olmoppl.model.OlmoModel;
 import io.olmoppl.tokenizer.OlmoTokenizer;
 import java.util.Map;

@@ -3,9 +3,8 @@ package io.olmoppl.spark;
 import io.olmoppl.checkpoint.Checkpoint;
 import io.olmoppl.checkpoint.Manifest;
 import io.olmoppl.checkpoint.WeightScan;
-import io.olmoppl.engine.ScoringEngine;
 import io.olmoppl.runtime.TorchEngine;
-import io.olmoppl.scoring.DocumentScore;
+import io.olmoppl.scoring.DeviceSetting;
 import io.olmoppl.scoring.PerplexityScorer;
 import io.olmoppl.scoring.ScoringOptions;
 import java.io.Serializable;
@@ -18,21 +17,16 @@ import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
-import org.apache.arrow.memory.BufferAllocator;
-import org.apache.arrow.vector.VarCharVector;
 import org.apache.spark.api.java.JavaSparkContext;
 import org.apache.spark.broadcast.Broadcast;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Encoders;
 import org.apache.spark.sql.Row;
-import org.apache.spark.sql.RowFactory;
 import org.apache.spark.sql.SparkSession;
-import org.apache.spark.sql.api.java.UDF1;
 import org.apache.spark.sql.expressions.UserDefinedFunction;
 import org.apache.spark.sql.types.DataTypes;
 import org.apache.spark.sql.types.StructField;
 import org.apache.spark.sql.types.StructType;
-import scala.collection.immutable.ArraySeq;
 
 /**
  * Spark APIs besides the CLI.
@@ -148,7 +142,7 @@ public final class OlmoPerplexity {
     if (!spark.conf().get(SCAN_WEIGHTS, "true").equalsIgnoreCase("false")) {
       WeightScan.requireFinite(ckpt, SCAN_WEIGHTS + "=false");
     }
-    if (options.device().equals("gpu")
+    if (options.device() == DeviceSetting.GPU
         && spark.sparkContext().isLocal()
         && TorchEngine.get().getGpuCount() == 0) {
       throw new IllegalArgumentException(
@@ -336,63 +330,6 @@ public final class OlmoPerplexity {
         .register(
             name,
             org.apache.spark.sql.functions.udf(new ScoreUdf(plan.spec()), result).asNonNullable());
-  }
-
-  /**
-   * The SQL function: one row per call, handed to the executor's engine, which batches it with the
-   * rows that other tasks hand it at the same time.
-   */
-  static final class ScoreUdf implements UDF1<String, Row> {
-    private static final long serialVersionUID = 1L;
-    private final ModelSpec spec;
-
-    /**
-     * Per task: the UDF is deserialized with each task, so the engine follows the task's device.
-     */
-    private transient ScoringEngine engine;
-
-    private transient PerplexityScorer scorer;
-
-    ScoreUdf(ModelSpec spec) {
-      this.spec = spec;
-    }
-
-    @Override
-    public Row call(String text) throws InterruptedException {
-      if (engine == null) {
-        engine = ExecutorModels.get(spec).loaded().engine();
-        scorer = engine.scorer(spec.options());
-      }
-      DocumentScore s;
-      try (BufferAllocator alloc = ExecutorArrow.newBatchAllocator();
-          VarCharVector texts = new VarCharVector("text", alloc)) {
-        texts.allocateNew(1);
-        if (text == null) {
-          texts.setNull(0);
-        } else {
-          texts.setSafe(0, text.getBytes(StandardCharsets.UTF_8));
-        }
-        texts.setValueCount(1);
-        s = engine.score(texts, scorer).get(0);
-      }
-      boolean lps = spec.options().tokenLogprobs();
-      Object[] v = new Object[lps ? 8 : 7];
-      v[0] = s.tokens();
-      v[1] = s.nll();
-      v[2] = s.perplexity();
-      v[3] = s.bitsPerByte();
-      v[4] = s.windows();
-      v[5] = s.status();
-      v[6] = spec.stamp();
-      if (lps) {
-        // as ScorePartitionFunction: null for a null text, else one log-prob per scored target
-        v[7] =
-            s.status().equals(DocumentScore.NULL_TEXT)
-                ? null
-                : ArraySeq.unsafeWrapArray(s.tokenLogprobs());
-      }
-      return RowFactory.create(v);
-    }
   }
 
   /** Runs a validated plan. */

@@ -1,13 +1,10 @@
 package io.olmoppl.spark;
 
-import io.olmoppl.engine.ScoreVectors;
+import io.olmoppl.scoring.DocumentScore;
 import java.io.Serializable;
 import java.net.InetAddress;
 import java.net.UnknownHostException;
 import java.util.List;
-import org.apache.arrow.vector.IntVector;
-import org.apache.arrow.vector.VarCharVector;
-import org.apache.arrow.vector.VectorSchemaRoot;
 import org.apache.spark.SparkContext;
 import org.apache.spark.SparkEnv;
 import org.apache.spark.util.CollectionAccumulator;
@@ -45,15 +42,14 @@ public final class ScoreMetrics implements Serializable {
    * Counts a scored chunk (executor side): its rows, their scored tokens, the UTF-8 bytes of their
    * texts.
    */
-  void recordScores(VectorSchemaRoot result, VarCharVector texts) {
-    IntVector t = (IntVector) result.getVector(ScoreVectors.TOKENS);
+  void recordScores(List<DocumentScore> scores) {
     long tok = 0;
     long b = 0;
-    for (int i = 0; i < result.getRowCount(); i++) {
-      tok += t.get(i);
-      b += texts.isNull(i) ? 0 : texts.getValueLength(i);
+    for (DocumentScore s : scores) {
+      tok += s.tokens();
+      b += s.bytes();
     }
-    documents.add(result.getRowCount());
+    documents.add(scores.size());
     tokens.add(tok);
     bytes.add(b);
   }

@@ -1,7 +1,8 @@
 package io.olmoppl.spark;
 
-import io.olmoppl.engine.ScoreVectors;
-import io.olmoppl.engine.ScoringEngine;
+import io.olmoppl.batching.ScoreRequest;
+import io.olmoppl.batching.ScoringEngine;
+import io.olmoppl.scoring.DocumentScore;
 import io.olmoppl.scoring.PerplexityScorer;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayDeque;
@@ -11,23 +12,18 @@ import java.util.Iterator;
 import java.util.List;
 import java.util.NoSuchElementException;
 import org.apache.arrow.memory.BufferAllocator;
-import org.apache.arrow.vector.Float8Vector;
-import org.apache.arrow.vector.IntVector;
 import org.apache.arrow.vector.VarCharVector;
-import org.apache.arrow.vector.VectorSchemaRoot;
-import org.apache.arrow.vector.complex.ListVector;
 import org.apache.spark.TaskContext;
 import org.apache.spark.api.java.function.MapPartitionsFunction;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.RowFactory;
-import scala.collection.immutable.ArraySeq;
 
 /**
  * The scoring step inside Spark tasks, a thin adapter over the executor's {@link ScoringEngine}:
  * rows are taken in chunks, their texts put into an Arrow {@link VarCharVector} (a child of the
- * executor's allocator), handed to the engine, and the engine's Arrow result batch appended to the
- * input rows. Two chunks are in flight, so the next chunk is tokenized and queued while the engine
- * computes the current one. Exactly one output row per input row.
+ * executor's allocator), handed to the engine, and the engine's scores appended to the input rows
+ * ({@link ScoreColumns#values}). Two chunks are in flight, so the next chunk is tokenized and
+ * queued while the engine computes the current one. Exactly one output row per input row.
  */
 public final class ScorePartitionFunction implements MapPartitionsFunction<Row, Row> {
   private static final long serialVersionUID = 1L;
@@ -61,7 +57,7 @@ public final class ScorePartitionFunction implements MapPartitionsFunction<Row, 
     final List<Row> rows;
     final BufferAllocator allocator;
     final VarCharVector texts;
-    ScoringEngine.Request request;
+    ScoreRequest request;
     private boolean closed;
 
     Chunk(List<Row> rows, int textIndex) {
@@ -140,11 +136,11 @@ public final class ScorePartitionFunction implements MapPartitionsFunction<Row, 
           if (next == null) {
             return false;
           }
-          try (Chunk c = next;
-              VectorSchemaRoot result = await(c.request, lps)) {
-            current = rows(c.rows, result, fingerprint, lps).iterator();
+          try (Chunk c = next) {
+            List<DocumentScore> scores = await(c.request);
+            current = rows(c.rows, scores, fingerprint, lps).iterator();
             if (metrics != null) {
-              metrics.recordScores(result, c.texts);
+              metrics.recordScores(scores);
             }
           }
         }
@@ -161,8 +157,7 @@ public final class ScorePartitionFunction implements MapPartitionsFunction<Row, 
     };
   }
 
-  private static ScoringEngine.Request submit(
-      ScoringEngine engine, Chunk c, PerplexityScorer scorer) {
+  private static ScoreRequest submit(ScoringEngine engine, Chunk c, PerplexityScorer scorer) {
     try {
       return engine.submit(c.texts, scorer);
     } catch (InterruptedException e) {
@@ -171,59 +166,27 @@ public final class ScorePartitionFunction implements MapPartitionsFunction<Row, 
     }
   }
 
-  private static VectorSchemaRoot await(ScoringEngine.Request r, boolean lps) {
+  private static List<DocumentScore> await(ScoreRequest r) {
     try {
-      return r.result(lps);
+      return r.scores();
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       throw new IllegalStateException("interrupted while waiting for scores", e);
     }
   }
 
-  /**
-   * Input columns, then the score columns (token log-probs as a Scala sequence over a primitive
-   * array).
-   */
-  static List<Row> rows(List<Row> in, VectorSchemaRoot result, String fingerprint, boolean lps) {
-    IntVector tokens = (IntVector) result.getVector(ScoreVectors.TOKENS);
-    Float8Vector nll = (Float8Vector) result.getVector(ScoreVectors.NLL);
-    Float8Vector ppl = (Float8Vector) result.getVector(ScoreVectors.PERPLEXITY);
-    Float8Vector bpb = (Float8Vector) result.getVector(ScoreVectors.BITS_PER_BYTE);
-    IntVector windows = (IntVector) result.getVector(ScoreVectors.WINDOWS);
-    VarCharVector status = (VarCharVector) result.getVector(ScoreVectors.STATUS);
-    ListVector logprobs = lps ? (ListVector) result.getVector(ScoreVectors.TOKEN_LOGPROBS) : null;
+  /** Input columns, then the score columns. */
+  static List<Row> rows(List<Row> in, List<DocumentScore> scores, String fingerprint, boolean lps) {
     List<Row> out = new ArrayList<>(in.size());
     for (int i = 0; i < in.size(); i++) {
       Row r = in.get(i);
-      Object[] values = new Object[r.length() + ScoreColumns.fields(lps).size()];
+      Object[] score = ScoreColumns.values(scores.get(i), fingerprint, lps);
+      Object[] values = new Object[r.length() + score.length];
       for (int c = 0; c < r.length(); c++) {
         values[c] = r.get(c);
       }
-      int c = r.length();
-      values[c++] = tokens.get(i);
-      values[c++] = nll.get(i);
-      values[c++] = ppl.isNull(i) ? null : ppl.get(i);
-      values[c++] = bpb.isNull(i) ? null : bpb.get(i);
-      values[c++] = windows.get(i);
-      values[c++] = new String(status.get(i), StandardCharsets.UTF_8);
-      values[c++] = fingerprint;
-      if (lps) {
-        values[c] = logprobs.isNull(i) ? null : ArraySeq.unsafeWrapArray(doubles(logprobs, i));
-      }
+      System.arraycopy(score, 0, values, r.length(), score.length);
       out.add(RowFactory.create(values));
-    }
-    return out;
-  }
-
-  /**
-   * @return row {@code i} of a list of float8 as a primitive array
-   */
-  static double[] doubles(ListVector list, int i) {
-    Float8Vector data = (Float8Vector) list.getDataVector();
-    int start = list.getElementStartIndex(i);
-    double[] out = new double[list.getElementEndIndex(i) - start];
-    for (int k = 0; k < out.length; k++) {
-      out[k] = data.get(start + k);
     }
     return out;
   }

@@ -8,6 +8,7 @@ import ai.djl.Device;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
 import com.google.gson.JsonPrimitive;
+import io.olmoppl.batching.ScoringEngine;
 import io.olmoppl.checkpoint.writer.CheckpointMaker;
 import io.olmoppl.checkpoint.writer.SafetensorsWriter;
 import io.olmoppl.checkpoint.writer.SafetensorsWriter.Tensor;
@@ -16,6 +17,7 @@ import io.olmoppl.model.Precision;
 import io.olmoppl.scoring.DocumentScore;
 import io.olmoppl.scoring.PerplexityScorer;
 import io.olmoppl.scoring.ScoringOptions;
+import io.olmoppl.scoring.Status;
 import io.olmoppl.testing.Refcases;
 import io.olmoppl.tokenizer.OlmoTokenizer;
 import java.io.IOException;
@@ -173,7 +175,8 @@ class ValidationTest {
   }
 
   @Test
-  void nonFiniteWeightIsNamedByTheScanAndScoresAreNeverOk() throws IOException {
+  void nonFiniteWeightIsNamedByTheScanAndScoresAreNeverOk()
+      throws IOException, InterruptedException {
     String tensor = "model.layers.0.mlp.down_proj.weight";
     Path dir = withValue("nan", tensor, Float.NaN);
     Checkpoint c = Checkpoint.open(dir, TyingRule.STRICT); // headers are fine
@@ -194,13 +197,16 @@ class ValidationTest {
 
     // scored anyway (scan skipped): the document's status says so
     try (OlmoModel model = OlmoModel.load(c, c, Device.cpu(), Precision.FP32);
-        OlmoTokenizer tok = OlmoTokenizer.load(c.tokenizerJson())) {
-      PerplexityScorer s = new PerplexityScorer(model, tok, ScoringOptions.defaults());
-      List<DocumentScore> r = s.score(java.util.Arrays.asList("some text to score", "", null));
-      assertEquals(DocumentScore.NON_FINITE, r.get(0).status());
+        OlmoTokenizer tok = OlmoTokenizer.load(c.tokenizerJson());
+        ScoringEngine engine = new ScoringEngine(model, tok)) {
+      List<DocumentScore> r =
+          engine.score(
+              java.util.Arrays.asList("some text to score", "", null),
+              engine.scorer(ScoringOptions.defaults()));
+      assertEquals(Status.NON_FINITE, r.get(0).status());
       assertTrue(Double.isNaN(r.get(0).nll()));
-      assertEquals(DocumentScore.EMPTY, r.get(1).status());
-      assertEquals(DocumentScore.NULL_TEXT, r.get(2).status());
+      assertEquals(Status.EMPTY, r.get(1).status());
+      assertEquals(Status.NULL_TEXT, r.get(2).status());
     }
   }
 

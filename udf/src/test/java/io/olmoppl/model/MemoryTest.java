@@ -10,6 +10,7 @@ import ai.djl.Device;
 import ai.djl.ndarray.BaseNDManager;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import io.olmoppl.batching.ScoringEngine;
 import io.olmoppl.checkpoint.Checkpoint;
 import io.olmoppl.checkpoint.TyingRule;
 import io.olmoppl.runtime.TorchEngine;
@@ -171,12 +172,11 @@ class MemoryTest {
       }
     }
 
-    // the same through the scorer: many small batches (one window each)
+    // the same through the engine: many small batches (one window each)
     // scoreIds never tokenizes, so no tokenizer is needed
     PerplexityScorer scorer =
         new PerplexityScorer(
-            model,
-            null,
+            model.config(),
             ScoringOptions.defaults().withBos(Bos.EOS).withWindow(8, 8).withBatchTokens(8));
     List<long[]> docs = new ArrayList<>();
     for (int d = 0; d < 10; d++) {
@@ -186,7 +186,10 @@ class MemoryTest {
       }
       docs.add(t);
     }
-    List<DocumentScore> scores = scorer.scoreIds(docs, new long[docs.size()]);
+    List<DocumentScore> scores;
+    try (ScoringEngine engine = new ScoringEngine(model, null)) {
+      scores = engine.scoreIds(docs, new long[docs.size()], scorer);
+    }
     assertEquals(30, scores.get(0).tokens());
     assertTrue(scores.stream().mapToInt(DocumentScore::windows).sum() >= 40);
     assertEquals(resources, resourceCount(w), "weights' resources after scoring");

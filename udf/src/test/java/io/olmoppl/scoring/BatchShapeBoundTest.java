@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.Device;
+import io.olmoppl.batching.ScoringEngine;
 import io.olmoppl.checkpoint.Checkpoint;
 import io.olmoppl.checkpoint.TyingRule;
 import io.olmoppl.model.OlmoModel;
@@ -27,11 +28,12 @@ class BatchShapeBoundTest {
   static final double ABS_TOKEN = Refcases.BATCH_ABS_TOKEN;
 
   @Test
-  void batchShapesAgreeWithinTheDocumentedBound() {
+  void batchShapesAgreeWithinTheDocumentedBound() throws InterruptedException {
     io.olmoppl.runtime.DjlSettings.configure();
     Checkpoint c = Checkpoint.open(Refcases.dir("p04_olmo_untied_gqa_f16"), TyingRule.STRICT);
     try (OlmoModel model = OlmoModel.load(c, c, Device.cpu(), Precision.FP32);
-        OlmoTokenizer tok = OlmoTokenizer.load(c.tokenizerJson())) {
+        OlmoTokenizer tok = OlmoTokenizer.load(c.tokenizerJson());
+        ScoringEngine engine = new ScoringEngine(model, tok)) {
       SplittableRandom rnd = new SplittableRandom(11);
       List<long[]> docs = new ArrayList<>();
       long[] bytes = new long[12];
@@ -44,10 +46,9 @@ class BatchShapeBoundTest {
         bytes[d] = 4L * t.length;
       }
       ScoringOptions o = ScoringOptions.defaults().withTokenLogprobs(true);
-      List<DocumentScore> one =
-          new PerplexityScorer(model, tok, o.withBatchTokens(1)).scoreIds(docs, bytes);
+      List<DocumentScore> one = engine.scoreIds(docs, bytes, engine.scorer(o.withBatchTokens(1)));
       List<DocumentScore> packed =
-          new PerplexityScorer(model, tok, o.withBatchTokens(8192)).scoreIds(docs, bytes);
+          engine.scoreIds(docs, bytes, engine.scorer(o.withBatchTokens(8192)));
       double worst = 0;
       for (int d = 0; d < docs.size(); d++) {
         DocumentScore a = one.get(d);

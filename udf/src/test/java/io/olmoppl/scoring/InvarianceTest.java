@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.Device;
 import ai.djl.ndarray.NDManager;
+import io.olmoppl.batching.ScoringEngine;
 import io.olmoppl.checkpoint.Checkpoint;
 import io.olmoppl.checkpoint.TyingRule;
 import io.olmoppl.model.OlmoModel;
@@ -29,7 +30,7 @@ import org.junit.jupiter.params.provider.CsvSource;
  * Properties of scoring on reference case p04 (GQA, F16 weights, 128 positions): batch and
  * permutation invariance, the window contract (see {@link #contractWindows}; checked against
  * lm-evaluation-harness's rolling windows for S = L), causality, and {@link WindowPlan} on small
- * arrays.
+ * arrays. Scores go through {@link ScoringEngine}, the driver production uses.
  */
 class InvarianceTest {
   /**
@@ -41,6 +42,7 @@ class InvarianceTest {
   private static Checkpoint ckpt;
   private static OlmoModel model;
   private static OlmoTokenizer tokenizer;
+  private static ScoringEngine engine;
 
   @BeforeAll
   static void load() {
@@ -48,10 +50,14 @@ class InvarianceTest {
     ckpt = Checkpoint.open(Refcases.dir("p04_olmo_untied_gqa_f16"), TyingRule.STRICT);
     model = OlmoModel.load(ckpt, ckpt, Device.cpu(), Precision.FP32);
     tokenizer = OlmoTokenizer.load(ckpt.tokenizerJson());
+    engine = new ScoringEngine(model, tokenizer);
   }
 
   @AfterAll
   static void close() {
+    if (engine != null) {
+      engine.close();
+    }
     if (tokenizer != null) {
       tokenizer.close();
     }
@@ -77,15 +83,35 @@ class InvarianceTest {
     return b;
   }
 
-  private static PerplexityScorer scorer(int window, int stride, int batchTokens, Bos bos) {
-    return new PerplexityScorer(
-        model,
-        tokenizer,
-        ScoringOptions.defaults()
-            .withBos(bos)
-            .withWindow(window, stride)
-            .withTokenLogprobs(true)
-            .withBatchTokens(batchTokens));
+  /** Scoring through the engine, the one driver, with one set of options. */
+  private record Scoring(PerplexityScorer plan) {
+    List<DocumentScore> scoreIds(List<long[]> ids, long[] bytes) {
+      try {
+        return engine.scoreIds(ids, bytes, plan);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new IllegalStateException(e);
+      }
+    }
+
+    List<DocumentScore> score(List<String> texts) {
+      try {
+        return engine.score(texts, plan);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new IllegalStateException(e);
+      }
+    }
+  }
+
+  private static Scoring scorer(int window, int stride, int batchTokens, Bos bos) {
+    return new Scoring(
+        engine.scorer(
+            ScoringOptions.defaults()
+                .withBos(bos)
+                .withWindow(window, stride)
+                .withTokenLogprobs(true)
+                .withBatchTokens(batchTokens)));
   }
 
   private static void assertSameScore(DocumentScore want, DocumentScore got, String what) {
@@ -116,8 +142,7 @@ class InvarianceTest {
             randomIds(5, 1),
             new long[0],
             randomIds(6, window == 128 ? 130 : 33));
-    PerplexityScorer small =
-        scorer(window, stride, 48, Bos.EOS); // several short windows share each batch
+    Scoring small = scorer(window, stride, 48, Bos.EOS); // several short windows share each batch
     DocumentScore alone = small.scoreIds(List.<long[]>of(a), bytesFor(List.of(a))).get(0);
     assertEquals(45, alone.tokens(), "with an EOS prefix every text token is scored");
     assertTrue(Double.isFinite(alone.nll()) && alone.nll() > 0);
@@ -131,8 +156,8 @@ class InvarianceTest {
     assertSameScore(alone, inBatch.get(2), "doc inside a mixed batch");
 
     // one batch holding everything (logits chunked over more rows) vs one window per batch
-    PerplexityScorer big = scorer(window, stride, 1 << 16, Bos.EOS);
-    PerplexityScorer single = scorer(window, stride, window, Bos.EOS); // one window per batch
+    Scoring big = scorer(window, stride, 1 << 16, Bos.EOS);
+    Scoring single = scorer(window, stride, window, Bos.EOS); // one window per batch
     List<DocumentScore> allInOne = big.scoreIds(batch, bytesFor(batch));
     List<DocumentScore> oneByOne = single.scoreIds(batch, bytesFor(batch));
     for (int i = 0; i < batch.size(); i++) {
@@ -302,7 +327,7 @@ class InvarianceTest {
     if (got.tokens() == 0) {
       assertEquals(0.0, got.nll());
       assertNull(got.perplexity());
-      assertEquals(DocumentScore.TOO_SHORT, got.status());
+      assertEquals(Status.TOO_SHORT, got.status());
     } else {
       assertEquals(Math.exp(got.nll() / got.tokens()), got.perplexity(), 1e-9 * got.perplexity());
     }
@@ -355,7 +380,7 @@ class InvarianceTest {
   void textScoringEqualsIdScoring() {
     String text = "The quick brown fox jumps over the lazy dog. 1234 ümlaut ✓";
     long[] ids = tokenizer.encode(text);
-    PerplexityScorer sc = scorer(8, 3, 64, Bos.EOS);
+    Scoring sc = scorer(8, 3, 64, Bos.EOS);
     DocumentScore viaText = sc.score(List.of(text)).get(0);
     DocumentScore viaIds =
         sc.scoreIds(

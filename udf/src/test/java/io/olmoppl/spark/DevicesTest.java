@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.Device;
+import io.olmoppl.scoring.DeviceSetting;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -23,14 +24,14 @@ class DevicesTest {
       String mode, List<String> addresses, boolean requested, String cvd, int gpus) {
     return assertThrows(
             IllegalStateException.class,
-            () -> Devices.choose(mode, addresses, requested, cvd, gpus))
+            () -> Devices.choose(DeviceSetting.parse(mode), addresses, requested, cvd, gpus))
         .getMessage();
   }
 
   @Test
   void cpuModeIsCpuWhateverSparkAssigned() {
-    assertEquals(Device.cpu(), Devices.choose("cpu", NONE, false, null, 0));
-    assertEquals(Device.cpu(), Devices.choose("cpu", List.of("3"), true, "2,3", 4));
+    assertEquals(Device.cpu(), Devices.choose(DeviceSetting.CPU, NONE, false, null, 0));
+    assertEquals(Device.cpu(), Devices.choose(DeviceSetting.CPU, List.of("3"), true, "2,3", 4));
   }
 
   @Test
@@ -45,11 +46,11 @@ class DevicesTest {
 
   @Test
   void autoWithoutEngineGpusIsCpu() {
-    assertEquals(Device.cpu(), Devices.choose("auto", NONE, false, null, 0));
-    assertEquals(Device.cpu(), Devices.choose("auto", NONE, true, null, 0));
+    assertEquals(Device.cpu(), Devices.choose(DeviceSetting.AUTO, NONE, false, null, 0));
+    assertEquals(Device.cpu(), Devices.choose(DeviceSetting.AUTO, NONE, true, null, 0));
     assertEquals(
         Device.cpu(),
-        Devices.choose("auto", List.of("1"), true, "0,1", 0),
+        Devices.choose(DeviceSetting.AUTO, List.of("1"), true, "0,1", 0),
         "assigned GPU, CPU natives");
   }
 
@@ -69,12 +70,15 @@ class DevicesTest {
         "auto | 0 | null    | 1 | 0",
       })
   void assignedAddressMapsToCudaIndex(String mode, String address, String cvd, int gpus, int want) {
-    assertEquals(Device.gpu(want), Devices.choose(mode, List.of(address), true, cvd, gpus));
+    assertEquals(
+        Device.gpu(want),
+        Devices.choose(DeviceSetting.parse(mode), List.of(address), true, cvd, gpus));
   }
 
   @Test
   void firstAssignedAddressIsUsed() {
-    assertEquals(Device.gpu(1), Devices.choose("auto", List.of("1", "0"), true, null, 2));
+    assertEquals(
+        Device.gpu(1), Devices.choose(DeviceSetting.AUTO, List.of("1", "0"), true, null, 2));
   }
 
   @Test
@@ -98,7 +102,9 @@ class DevicesTest {
     String m = fails("auto", List.of("GPU-abc"), true, null, 2);
     assertTrue(m.contains("'GPU-abc'") && m.contains("not a CUDA device index"), m);
     // a UUID address is fine when CUDA_VISIBLE_DEVICES lists UUIDs
-    assertEquals(Device.gpu(1), Devices.choose("auto", List.of("GPU-b"), true, "GPU-a,GPU-b", 2));
+    assertEquals(
+        Device.gpu(1),
+        Devices.choose(DeviceSetting.AUTO, List.of("GPU-b"), true, "GPU-a,GPU-b", 2));
   }
 
   @Test
@@ -111,8 +117,8 @@ class DevicesTest {
 
   @Test
   void notRequestedNoAddressWithGpusIsDeviceZero() {
-    assertEquals(Device.gpu(0), Devices.choose("auto", NONE, false, null, 2));
-    assertEquals(Device.gpu(0), Devices.choose("gpu", NONE, false, null, 1));
-    assertEquals(Device.gpu(0), Devices.choose("auto", NONE, false, "3", 1));
+    assertEquals(Device.gpu(0), Devices.choose(DeviceSetting.AUTO, NONE, false, null, 2));
+    assertEquals(Device.gpu(0), Devices.choose(DeviceSetting.GPU, NONE, false, null, 1));
+    assertEquals(Device.gpu(0), Devices.choose(DeviceSetting.AUTO, NONE, false, "3", 1));
   }
 }

@@ -1,4 +1,4 @@
-package io.olmoppl.engine;
+package io.olmoppl.batching;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -19,6 +19,7 @@ import io.olmoppl.scoring.Bos;
 import io.olmoppl.scoring.DocumentScore;
 import io.olmoppl.scoring.PerplexityScorer;
 import io.olmoppl.scoring.ScoringOptions;
+import io.olmoppl.scoring.Status;
 import io.olmoppl.testing.Refcases;
 import io.olmoppl.tokenizer.OlmoTokenizer;
 import java.io.IOException;
@@ -80,14 +81,14 @@ class OutOfMemoryTest {
     assertEquals(SHORT_DOCS, ref.size());
     assertEquals(SHORT_DOCS + 1, mixed.size(), r.log());
     Row big = mixed.get(LONG_ROW);
-    assertEquals(ScoringEngine.OUT_OF_MEMORY, big.status(), r.log());
+    assertEquals(Status.OUT_OF_MEMORY.id(), big.status(), r.log());
     assertEquals(0, big.tokens());
     assertEquals(0.0, big.nll());
     assertEquals(1, big.windows(), "the long document is one window");
     for (int i = 0; i < SHORT_DOCS; i++) {
       Row want = ref.get(i);
       Row got = mixed.get(i < LONG_ROW ? i : i + 1);
-      assertEquals(DocumentScore.OK, got.status(), "short document " + i + "\n" + r.log());
+      assertEquals(Status.OK.id(), got.status(), "short document " + i + "\n" + r.log());
       assertEquals(want.tokens(), got.tokens(), "short document " + i);
       assertEquals(
           want.nll(), got.nll(), REL_NLL * want.nll(), "short document " + i + " vs unlimited");
@@ -113,14 +114,14 @@ class OutOfMemoryTest {
     r.assertCompleted();
     List<Row> alone = r.rows("ALONE");
     assertEquals(1, alone.size(), r.log());
-    assertEquals(ScoringEngine.OUT_OF_MEMORY, alone.get(0).status(), r.log());
+    assertEquals(Status.OUT_OF_MEMORY.id(), alone.get(0).status(), r.log());
     assertEquals(0, alone.get(0).tokens());
     // the same engine, still under the limit, scores the short documents as before the limit
     List<Row> ref = r.rows("REFERENCE");
     List<Row> after = r.rows("AFTER");
     assertEquals(SHORT_DOCS, after.size(), r.log());
     for (int i = 0; i < SHORT_DOCS; i++) {
-      assertEquals(DocumentScore.OK, after.get(i).status(), "short document " + i);
+      assertEquals(Status.OK.id(), after.get(i).status(), "short document " + i);
       assertEquals(ref.get(i).tokens(), after.get(i).tokens());
       assertEquals(ref.get(i).nll(), after.get(i).nll(), REL_NLL * ref.get(i).nll());
     }
@@ -134,20 +135,20 @@ class OutOfMemoryTest {
   @Test
   void allocationFailureMessagesAreRecognised() {
     assertTrue(
-        ScoringEngine.outOfMemory(
+        OutOfMemory.causedBy(
             new EngineException(
                 "[enforce fail at alloc_cpu.cpp:117] err == 0. DefaultCPUAllocator: can't"
                     + " allocate memory: you tried to allocate 28674048 bytes. Error code 12"
                     + " (Cannot allocate memory)")));
     assertTrue(
-        ScoringEngine.outOfMemory(
+        OutOfMemory.causedBy(
             new EngineException(
                 "CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of"
                     + " 79.10 GiB of which 1.06 GiB is free.")));
     // DJL's JNI turns a C++ exception into an EngineException of its what(): new's failure
-    assertTrue(ScoringEngine.outOfMemory(new EngineException("std::bad_alloc")));
-    assertTrue(ScoringEngine.outOfMemory(new RuntimeException(new OutOfMemoryError("heap"))));
-    assertFalse(ScoringEngine.outOfMemory(new EngineException("shape mismatch: (2, 3) vs (3, 2)")));
+    assertTrue(OutOfMemory.causedBy(new EngineException("std::bad_alloc")));
+    assertTrue(OutOfMemory.causedBy(new RuntimeException(new OutOfMemoryError("heap"))));
+    assertFalse(OutOfMemory.causedBy(new EngineException("shape mismatch: (2, 3) vs (3, 2)")));
   }
 
   /** One result row as the child printed it. */
@@ -324,7 +325,7 @@ class OutOfMemoryTest {
               "ROW "
                   + request
                   + " "
-                  + s.status()
+                  + s.status().id()
                   + " "
                   + s.tokens()
                   + " "

@@ -1,4 +1,4 @@
-package io.olmoppl.engine;
+package io.olmoppl.batching;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
@@ -14,6 +14,7 @@ import io.olmoppl.scoring.Bos;
 import io.olmoppl.scoring.DocumentScore;
 import io.olmoppl.scoring.PerplexityScorer;
 import io.olmoppl.scoring.ScoringOptions;
+import io.olmoppl.scoring.Status;
 import io.olmoppl.testing.Refcases;
 import io.olmoppl.testing.Refcases.Expected;
 import io.olmoppl.tokenizer.OlmoTokenizer;
@@ -29,11 +30,7 @@ import java.util.concurrent.Future;
 import java.util.stream.Collectors;
 import org.apache.arrow.memory.BufferAllocator;
 import org.apache.arrow.memory.RootAllocator;
-import org.apache.arrow.vector.Float8Vector;
-import org.apache.arrow.vector.IntVector;
 import org.apache.arrow.vector.VarCharVector;
-import org.apache.arrow.vector.VectorSchemaRoot;
-import org.apache.arrow.vector.complex.ListVector;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -41,8 +38,8 @@ import org.junit.jupiter.api.Test;
 /**
  * The engine with plain threads standing in for Spark tasks, on reference case p04 (GQA, F16
  * weights): concurrent requests with different options, mixed into shared batches, each reproduce
- * the reference log-probs; the Arrow result batch carries them; cancelled requests leave the others
- * intact; a tiny queue bound does not deadlock.
+ * the reference log-probs; rows stay in order; cancelled requests leave the others intact; a tiny
+ * queue bound does not deadlock.
  */
 class ScoringEngineTest {
   private static final String CASE = "p04_olmo_untied_gqa_f16";
@@ -86,7 +83,7 @@ class ScoringEngineTest {
   }
 
   @Test
-  void concurrentRequestsReproduceTheReferenceThroughArrow() throws Exception {
+  void concurrentRequestsReproduceTheReference() throws Exception {
     Map<String, List<Expected>> groups =
         Refcases.expected(CASE).stream()
             .collect(Collectors.groupingBy(e -> e.window() + "/" + e.stride() + "/" + e.prefix()));
@@ -107,44 +104,34 @@ class ScoringEngineTest {
                   group.forEach(e -> in.add(e.text()));
                   PerplexityScorer scorer = engine.scorer(options(group.get(0)));
                   try (BufferAllocator alloc = root.newChildAllocator("task", 0, Long.MAX_VALUE)) {
-                    try (VarCharVector v = texts(alloc, in);
-                        VectorSchemaRoot r = engine.submit(v, scorer).result(true)) {
-                      assertEquals(in.size(), r.getRowCount());
-                      IntVector tokens = (IntVector) r.getVector(ScoreVectors.TOKENS);
-                      Float8Vector nll = (Float8Vector) r.getVector(ScoreVectors.NLL);
-                      ListVector lps = (ListVector) r.getVector(ScoreVectors.TOKEN_LOGPROBS);
+                    try (VarCharVector v = texts(alloc, in)) {
+                      List<DocumentScore> r = engine.submit(v, scorer).scores();
+                      assertEquals(in.size(), r.size());
                       for (int row = 0; row < in.size(); row++) {
+                        DocumentScore s = r.get(row);
                         if (in.get(row) == null) {
-                          assertEquals(
-                              DocumentScore.NULL_TEXT,
-                              new String(
-                                  ((VarCharVector) r.getVector(ScoreVectors.STATUS)).get(row),
-                                  StandardCharsets.UTF_8));
-                          assertTrue(lps.isNull(row));
+                          assertEquals(Status.NULL_TEXT, s.status());
                           continue;
                         }
                         Expected e = group.get(row % (group.size() + 1));
-                        assertEquals(e.nScored(), tokens.get(row), e.key());
-                        List<?> got = lps.getObject(row);
-                        assertEquals(e.nScored(), got.size(), e.key());
+                        assertEquals(e.nScored(), s.tokens(), e.key());
+                        double[] got = s.tokenLogprobs();
+                        assertEquals(e.nScored(), got.length, e.key());
                         for (int k = 0; e.tokenLogprobs() != null && k < e.nScored(); k++) {
                           assertEquals(
                               e.tokenLogprobs()[k],
-                              (Double) got.get(k),
+                              got[k],
                               Refcases.TOKEN_TOL,
                               e.key() + " token " + k);
                         }
                         if (e.nScored() > 0) {
                           assertEquals(
-                              e.meanNll(),
-                              nll.get(row) / tokens.get(row),
-                              Refcases.MEAN_NLL_TOL,
-                              e.key());
+                              e.meanNll(), s.nll() / s.tokens(), Refcases.MEAN_NLL_TOL, e.key());
                         }
                       }
                     }
                     assertEquals(
-                        0, alloc.getAllocatedMemory(), "the result batch frees all it allocated");
+                        0, alloc.getAllocatedMemory(), "the request frees all it allocated");
                   }
                   return group.size();
                 }));
@@ -177,7 +164,7 @@ class ScoringEngineTest {
                 () -> {
                   try (BufferAllocator alloc = root.newChildAllocator("t", 0, Long.MAX_VALUE);
                       VarCharVector v = texts(alloc, Collections.nCopies(3, e.text()))) {
-                    ScoringEngine.Request r = engine.submit(v, scorer);
+                    ScoreRequest r = engine.submit(v, scorer);
                     if (task == 0) {
                       r.cancel();
                       assertThrows(CancellationException.class, r::scores);
