@@ -11,6 +11,7 @@ import ai.djl.Device;
 import io.olmoppl.DjlSettings;
 import io.olmoppl.Refcases;
 import io.olmoppl.checkpoint.Checkpoint;
+import io.olmoppl.job.testing.StandaloneCluster;
 import io.olmoppl.model.OlmoModel;
 import io.olmoppl.scoring.Bos;
 import io.olmoppl.scoring.DocumentScore;
