@@ -13,7 +13,9 @@ import io.olmoppl.checkpoint.CheckpointMaker;
 import io.olmoppl.checkpoint.SafetensorsWriter;
 import io.olmoppl.checkpoint.SafetensorsWriter.Tensor;
 import io.olmoppl.job.cli.Args;
+import io.olmoppl.job.score.Formats;
 import io.olmoppl.job.score.Output;
+import io.olmoppl.job.score.Request;
 import io.olmoppl.job.score.ScoreCommand;
 import io.olmoppl.job.testing.SparkTestBase;
 import io.olmoppl.model.OlmoModel;
@@ -379,8 +381,8 @@ class ReliabilityTest extends SparkTestBase {
     Path in = jsonl("in.jsonl", "{\"text\":\"alpha beta\"}", "{\"text\":\"gamma\"}");
     // the rows alone, as a crash right after writing them would leave them: no success marker
     Path rowsOnly = tmp.resolve("rows-only");
-    ScoreCommand.Request req =
-        ScoreCommand.Request.from(
+    Request req =
+        Request.from(
             Args.parse(
                 "score",
                 new String[] {
@@ -397,7 +399,7 @@ class ReliabilityTest extends SparkTestBase {
                 1,
                 ScoreCommand.OPTIONS,
                 ScoreCommand.FLAGS));
-    ScoreCommand.write(spark.read().json(in.toString()), req, req.output());
+    Formats.write(spark.read().json(in.toString()), req, req.output());
     assertTrue(Files.exists(rowsOnly.resolve("part-00000-" + "x").getParent()));
     assertFalse(
         Files.exists(rowsOnly.resolve(Output.MARKER)),

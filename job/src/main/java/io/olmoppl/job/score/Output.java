@@ -19,7 +19,7 @@ import org.apache.spark.sql.SparkSession;
  * output a crash left behind never looks complete.
  */
 public final class Output {
-  static final String MARKER = "_SUCCESS";
+  public static final String MARKER = "_SUCCESS";
 
   /** The Hadoop committer setting that writes {@code _SUCCESS} when the rows are committed. */
   private static final String COMMITTER_MARKER = "mapreduce.fileoutputcommitter.marksuccessfuljobs";

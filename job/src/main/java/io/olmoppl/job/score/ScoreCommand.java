@@ -69,7 +69,7 @@ public final class ScoreCommand implements Command {
           "",
           "Every option can also be given as --conf spark.olmoppl.<option>=VALUE to spark-submit.");
 
-  static final Set<String> OPTIONS =
+  public static final Set<String> OPTIONS =
       Stream.concat(
               Analysis.OPTIONS.stream(),
               Stream.of(
@@ -97,7 +97,7 @@ public final class ScoreCommand implements Command {
                   "on-malformed",
                   "scan-weights"))
           .collect(Collectors.toUnmodifiableSet());
-  static final Set<String> FLAGS = Set.of("token-logprobs", "allow-long-window");
+  public static final Set<String> FLAGS = Set.of("token-logprobs", "allow-long-window");
 
   public ScoreCommand() {}
 

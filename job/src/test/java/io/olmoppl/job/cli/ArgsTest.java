@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.olmoppl.job.score.Request;
 import io.olmoppl.job.score.ScoreCommand;
 import io.olmoppl.scoring.Bos;
 import java.nio.file.Files;
@@ -26,12 +27,11 @@ class ArgsTest {
     System.clearProperty("spark.olmoppl.token-logprobs");
   }
 
-  private static ScoreCommand.Request parse(String... args) {
+  private static Request parse(String... args) {
     String[] argv = new String[args.length + 1];
     argv[0] = "score";
     System.arraycopy(args, 0, argv, 1, args.length);
-    return ScoreCommand.Request.from(
-        Args.parse("score", argv, 1, ScoreCommand.OPTIONS, ScoreCommand.FLAGS));
+    return Request.from(Args.parse("score", argv, 1, ScoreCommand.OPTIONS, ScoreCommand.FLAGS));
   }
 
   @Test
@@ -41,7 +41,7 @@ class ArgsTest {
     System.setProperty("spark.olmoppl.window", "16");
     System.setProperty("spark.olmoppl.bos", "eos");
     System.setProperty("spark.olmoppl.token-logprobs", "true");
-    ScoreCommand.Request r =
+    Request r =
         parse("--properties", props.toString(), "--input", "in", "--output", "out", "--window=128");
     assertEquals(128, r.options().window(), "command line wins");
     assertEquals(Bos.NONE, r.options().bos(), "file wins over Spark configuration");

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.gson.JsonObject;
 import io.olmoppl.Refcases;
+import io.olmoppl.job.report.ScoreSummary;
 import io.olmoppl.job.testing.SparkTestBase;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -60,7 +61,7 @@ class ScoreFormatsTest extends SparkTestBase {
     Path in = tmp.resolve("base-in");
     docs().coalesce(1).write().json(in.toString());
     Path out = tmp.resolve("base-out");
-    Map<String, Object> summary =
+    ScoreSummary summary =
         score(
             "--model",
             MODEL,
@@ -72,8 +73,8 @@ class ScoreFormatsTest extends SparkTestBase {
             "json");
     // local[...]: tasks run in the driver's JVM, so auto reads the files instead of broadcasting
     // within one process
-    assertEquals("files", summary.get("distribution"));
-    assertEquals(0L, ((Number) summary.get("broadcast_bytes")).longValue());
+    assertEquals("files", summary.corpus().distribution());
+    assertEquals(0L, summary.corpus().broadcastBytes());
     baseline = byId(SparkTestBase.readJsonLines(out));
     assertEquals(TEXTS.size() + 1, baseline.size());
   }
@@ -111,7 +112,7 @@ class ScoreFormatsTest extends SparkTestBase {
     }
     Path out = tmp.resolve("out-" + fmt);
     // auto detection by the part files' extension
-    Map<String, Object> summary =
+    ScoreSummary summary =
         score(
             "--model",
             MODEL,
@@ -123,7 +124,7 @@ class ScoreFormatsTest extends SparkTestBase {
             "json");
     Map<String, JsonObject> got = byId(SparkTestBase.readJsonLines(out));
     assertEquals(baseline.size(), got.size(), fmt + ": row count out = row count in");
-    assertEquals((long) baseline.size(), ((Number) summary.get("documents")).longValue());
+    assertEquals((long) baseline.size(), summary.corpus().documents());
     for (var e : baseline.entrySet()) {
       JsonObject g = got.get(e.getKey());
       JsonObject b = e.getValue();

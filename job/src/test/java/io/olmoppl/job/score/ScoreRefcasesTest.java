@@ -7,6 +7,7 @@ import com.google.gson.JsonArray;
 import com.google.gson.JsonObject;
 import io.olmoppl.Refcases;
 import io.olmoppl.Refcases.Expected;
+import io.olmoppl.job.report.ScoreSummary;
 import io.olmoppl.job.testing.SparkTestBase;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -56,7 +57,7 @@ class ScoreRefcasesTest extends SparkTestBase {
       // the cases' configs have no BOS, so --bos auto must behave as eos; exercise both spellings
       String bos = g.prefix().equals("none") ? "none" : (run % 2 == 0 ? "eos" : "auto");
       Path out = tmp.resolve("out" + run++);
-      Map<String, Object> summary =
+      ScoreSummary summary =
           score(
               "--model",
               Refcases.dir(name).toString(),
@@ -116,10 +117,10 @@ class ScoreRefcasesTest extends SparkTestBase {
           }
         }
       }
-      assertEquals(tokSum, ((Number) summary.get("tokens")).longValue(), "summary tokens");
+      assertEquals(tokSum, summary.corpus().tokens(), "summary tokens");
       assertEquals(
           Math.exp(nllSum / tokSum),
-          (Double) summary.get("perplexity"),
+          summary.corpus().perplexity(),
           1e-6 * Math.exp(nllSum / tokSum));
       assertTrue(Files.exists(out.resolve("_summary.json")));
     }

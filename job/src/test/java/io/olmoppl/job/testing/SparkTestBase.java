@@ -5,6 +5,8 @@ import com.google.gson.JsonParser;
 import io.olmoppl.DjlSettings;
 import io.olmoppl.job.Main;
 import io.olmoppl.job.cli.Args;
+import io.olmoppl.job.report.ScoreSummary;
+import io.olmoppl.job.score.Request;
 import io.olmoppl.job.score.ScoreCommand;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -14,7 +16,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
 import java.util.stream.Stream;
 import org.apache.spark.sql.SparkSession;
 import org.junit.jupiter.api.AfterAll;
@@ -24,11 +25,11 @@ import org.junit.jupiter.api.BeforeAll;
  * One in-process {@code local[2]} session for a test class, as the job runs it without
  * spark-submit.
  */
-abstract class SparkTestBase {
-  static SparkSession spark;
+public abstract class SparkTestBase {
+  protected static SparkSession spark;
 
   @BeforeAll
-  static void startSpark() {
+  public static void startSpark() {
     DjlSettings.configure();
     spark =
         SparkSession.builder()
@@ -42,26 +43,25 @@ abstract class SparkTestBase {
   }
 
   @AfterAll
-  static void stopSpark() {
+  public static void stopSpark() {
     spark.stop();
     SparkSession.clearDefaultSession();
     SparkSession.clearActiveSession();
   }
 
   /** Runs {@code olmo-ppl score ...} on the shared session. @return the summary */
-  static Map<String, Object> score(String... args) throws IOException {
+  protected static ScoreSummary score(String... args) throws IOException {
     String[] argv = new String[args.length + 1];
     argv[0] = "score";
     System.arraycopy(args, 0, argv, 1, args.length);
     Args a = Args.parse("score", argv, 1, ScoreCommand.OPTIONS, ScoreCommand.FLAGS);
-    return ScoreCommand.run(
-        spark, ScoreCommand.Request.from(a), new PrintStream(new ByteArrayOutputStream()));
+    return ScoreCommand.run(spark, Request.from(a), new PrintStream(new ByteArrayOutputStream()));
   }
 
   /** Result of a CLI run: exit code and both streams. */
-  record Cli(int code, String out, String err) {}
+  public record Cli(int code, String out, String err) {}
 
-  static Cli cli(String... args) {
+  public static Cli cli(String... args) {
     ByteArrayOutputStream o = new ByteArrayOutputStream();
     ByteArrayOutputStream e = new ByteArrayOutputStream();
     int code =
@@ -75,7 +75,7 @@ abstract class SparkTestBase {
   /**
    * @return every JSON line of the part files under {@code dir}
    */
-  static List<JsonObject> readJsonLines(Path dir) throws IOException {
+  public static List<JsonObject> readJsonLines(Path dir) throws IOException {
     List<JsonObject> rows = new ArrayList<>();
     try (Stream<Path> s = Files.list(dir)) {
       for (Path p :

@@ -16,13 +16,13 @@ import java.util.Map;
  * Every process it starts, and their descendants (executors), is stopped by pid on {@link
  * #close()}.
  */
-final class StandaloneCluster implements AutoCloseable {
-  final Path sparkHome;
-  final Path logs;
+public final class StandaloneCluster implements AutoCloseable {
+  public final Path sparkHome;
+  public final Path logs;
   final int masterPort;
   private final List<Process> processes = new ArrayList<>();
 
-  StandaloneCluster(Path sparkHome, Path logs) throws IOException {
+  public StandaloneCluster(Path sparkHome, Path logs) throws IOException {
     this.sparkHome = sparkHome;
     this.logs = Files.createDirectories(logs);
     Files.writeString(
@@ -31,14 +31,14 @@ final class StandaloneCluster implements AutoCloseable {
     this.masterPort = freePort();
   }
 
-  String masterUrl() {
+  public String masterUrl() {
     return "spark://127.0.0.1:" + masterPort;
   }
 
   /**
    * Starts the Master and {@code workers} Workers of one core each and waits until they registered.
    */
-  void start(int workers, String workerMemory) throws Exception {
+  public void start(int workers, String workerMemory) throws Exception {
     Process master =
         spawn(
             "master",
@@ -81,12 +81,12 @@ final class StandaloneCluster implements AutoCloseable {
   }
 
   /** Runs {@code SparkSubmit} in client mode; @return its exit code (output in logs/NAME.log) */
-  int submit(String name, List<String> args, Duration timeout) throws Exception {
+  public int submit(String name, List<String> args, Duration timeout) throws Exception {
     return await(name, submitAsync(name, args), timeout);
   }
 
   /** Starts {@code SparkSubmit} in client mode without waiting (output in logs/NAME.log). */
-  Process submitAsync(String name, List<String> args) throws IOException {
+  public Process submitAsync(String name, List<String> args) throws IOException {
     List<String> a = new ArrayList<>(List.of("--master", masterUrl(), "--deploy-mode", "client"));
     a.addAll(args);
     return spawn(
@@ -94,7 +94,7 @@ final class StandaloneCluster implements AutoCloseable {
   }
 
   /** Waits for a submitted driver; @return its exit code */
-  int await(String name, Process p, Duration timeout) throws Exception {
+  public int await(String name, Process p, Duration timeout) throws Exception {
     if (!p.waitFor(timeout.toSeconds(), java.util.concurrent.TimeUnit.SECONDS)) {
       kill(p);
       throw new AssertionError(
@@ -106,7 +106,7 @@ final class StandaloneCluster implements AutoCloseable {
   /**
    * @return the executor JVMs the Workers run now
    */
-  List<ProcessHandle> executors() {
+  public List<ProcessHandle> executors() {
     return processes.stream()
         .flatMap(Process::descendants)
         .filter(
@@ -116,7 +116,7 @@ final class StandaloneCluster implements AutoCloseable {
         .toList();
   }
 
-  long pidOf(String name) {
+  public long pidOf(String name) {
     return processes.stream()
         .filter(p -> p.info().arguments().map(x -> String.join(" ", x)).orElse("").contains(name))
         .mapToLong(Process::pid)
@@ -149,7 +149,7 @@ final class StandaloneCluster implements AutoCloseable {
   }
 
   /** Spark's --add-opens list, as this test JVM got it from Maven. */
-  static List<String> moduleOptions() {
+  public static List<String> moduleOptions() {
     return ManagementFactory.getRuntimeMXBean().getInputArguments().stream()
         .filter(
             a ->
@@ -175,7 +175,7 @@ final class StandaloneCluster implements AutoCloseable {
     throw new AssertionError("no '" + line + "' within " + timeout + ": " + tail(log));
   }
 
-  static String tail(Path log) throws IOException {
+  public static String tail(Path log) throws IOException {
     if (!Files.exists(log)) {
       return "(no log)";
     }
@@ -183,7 +183,7 @@ final class StandaloneCluster implements AutoCloseable {
     return s.length() > 6000 ? s.substring(s.length() - 6000) : s;
   }
 
-  static int freePort() throws IOException {
+  public static int freePort() throws IOException {
     try (ServerSocket s = new ServerSocket(0, 1, java.net.InetAddress.getByName("127.0.0.1"))) {
       return s.getLocalPort();
     }
