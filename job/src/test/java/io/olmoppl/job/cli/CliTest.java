@@ -223,4 +223,21 @@ class CliTest extends SparkTestBase {
     assertFalse(config.out().contains("warning"), "warnings go to stderr: " + config.out());
     assertEquals("ok", SparkTestBase.readJsonLines(out).get(0).get("ppl_status").getAsString());
   }
+
+  @Test
+  void outOfRangeNumbersAreNotCalledFractions() throws Exception {
+    Cli r =
+        cli(
+            "score",
+            "--model",
+            Refcases.dir("p01_olmo_tied_f32").toString(),
+            "--input",
+            "x",
+            "--output",
+            "y",
+            "--batch-tokens",
+            "99999999999");
+    assertEquals(2, r.code());
+    assertTrue(r.err().contains("out of range") && !r.err().contains("whole number"), r.err());
+  }
 }
