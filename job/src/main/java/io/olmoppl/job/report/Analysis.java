@@ -351,36 +351,6 @@ public record Analysis(
   }
 
   /**
-   * @param t0 start, {@code tCount} input count start, {@code tScore} scoring start, {@code
-   *     tSummary} summary start ({@link System#nanoTime()})
-   * @return the seconds per phase and the documents, tokens of ok documents and bytes per second of
-   *     scoring and writing
-   */
-  public static Timings timings(
-      ScoreSummary.Corpus corpus, long t0, long tCount, long tScore, long tSummary) {
-    long now = System.nanoTime();
-    double scoreSeconds = (tSummary - tScore) / 1e9;
-    return new Timings(
-        new ScoreSummary.Timings(
-            (tCount - t0) / 1e9,
-            (tScore - tCount) / 1e9,
-            scoreSeconds,
-            (now - tSummary) / 1e9,
-            (now - t0) / 1e9),
-        new ScoreSummary.Throughput(
-            perSecond(corpus.documents(), scoreSeconds),
-            perSecond(corpus.tokens(), scoreSeconds),
-            perSecond(corpus.bytes(), scoreSeconds)));
-  }
-
-  /** The timings and the throughput of one run. */
-  public record Timings(ScoreSummary.Timings timings, ScoreSummary.Throughput throughput) {}
-
-  private static Double perSecond(long count, double seconds) {
-    return seconds > 0 ? count / seconds : null;
-  }
-
-  /**
    * Checks the outputs and reads the cut-offs file before any work.
    *
    * @return the cut-offs of {@code --cutoffs}, or null without

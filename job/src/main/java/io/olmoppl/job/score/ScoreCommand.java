@@ -254,7 +254,7 @@ public final class ScoreCommand implements Command {
           Summary.build(scored, plan, req.describe(), metrics, (System.nanoTime() - t0) / 1e9);
       ScoreSummary.Previous previous = rerun.describe(corpus.documents());
       ScoreSummary.Findings findings = an.summarize(labelled, req.textColumn(), cutoffs, corpus);
-      Analysis.Timings timings = Analysis.timings(corpus, t0, tCount, tScore, tSummary);
+      Summary.Timings timings = Summary.timings(corpus, t0, tCount, tScore, tSummary);
       ScoreSummary summary =
           new ScoreSummary(corpus, previous, findings, timings.timings(), timings.throughput());
       SummaryJson.write(outFs, new Path(outPath, "_summary.json"), summary);
