@@ -1,30 +1,44 @@
 package io.olmoppl.job;
 
 import io.olmoppl.checkpoint.CheckpointException;
-import io.olmoppl.job.Args.UsageException;
+import io.olmoppl.job.cli.UsageException;
+import io.olmoppl.job.demo.DemoCommand;
+import io.olmoppl.job.inspect.InspectCommand;
+import io.olmoppl.job.score.ScoreCommand;
 import io.olmoppl.job.tools.Bench;
 import io.olmoppl.job.tools.MakeCheckpointCommand;
 import io.olmoppl.runtime.DjlSettings;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.io.UncheckedIOException;
+import java.util.Arrays;
+import java.util.List;
 
 /**
  * The {@code olmo-ppl} command line: {@code score}, {@code inspect}, {@code make-checkpoint},
  * {@code demo}, {@code bench}. Also the main class of the spark-submit jar.
  */
 public final class Main {
+  /** The commands, in the order of the usage text. */
+  static final List<Command> COMMANDS =
+      List.of(
+          new ScoreCommand(),
+          new InspectCommand(),
+          new MakeCheckpointCommand(),
+          new DemoCommand(),
+          new Bench());
+
   static final String USAGE =
       String.join(
           "\n",
           "usage: olmo-ppl <command> [options]",
           "",
           "commands:",
-          "  score            --model DIR --input PATH --output PATH  score the text column of a dataset",
-          "  inspect          --model DIR [--json]                    describe a checkpoint (layout, tying, fingerprint)",
-          "  make-checkpoint  --layout olmo|hf_olmo|olmo2 --out DIR   write a random-initialised checkpoint",
-          "  demo             [--dir DIR]                             train a tiny OLMo (once) and score prose vs noise",
-          "  bench            [--model DIR] [--json]                  measure throughput against this machine's ceiling",
+          String.join(
+              "\n",
+              COMMANDS.stream()
+                  .map(c -> String.format("  %-17s%s", c.name(), c.oneLine()))
+                  .toList()),
           "",
           "Run 'olmo-ppl <command> --help' for the options of a command; README.md explains them all.",
           "--verbose (with any command) prints the stack trace of an error.");
@@ -51,10 +65,9 @@ public final class Main {
       (args.length == 0 ? err : out).println(USAGE);
       return args.length == 0 ? 2 : 0;
     }
-    boolean verbose = java.util.Arrays.asList(args).contains("--verbose");
+    boolean verbose = Arrays.asList(args).contains("--verbose");
     if (verbose) {
-      args =
-          java.util.Arrays.stream(args).filter(x -> !x.equals("--verbose")).toArray(String[]::new);
+      args = Arrays.stream(args).filter(x -> !x.equals("--verbose")).toArray(String[]::new);
       if (args.length == 0) {
         err.println(USAGE);
         return 2;
@@ -63,31 +76,10 @@ public final class Main {
     String cmd = args[0];
     try {
       if (args.length > 1 && (args[1].equals("--help") || args[1].equals("-h"))) {
-        out.println(help(cmd));
+        out.println(command(cmd).help());
         return 0;
       }
-      switch (cmd) {
-        case "score":
-          ScoreCommand.main(args, out, err);
-          return 0;
-        case "inspect":
-          InspectCommand.run(args, out);
-          return 0;
-        case "make-checkpoint":
-          requireDeveloperTools(cmd);
-          MakeCheckpointCommand.run(args, out);
-          return 0;
-        case "demo":
-          requireDeveloperTools(cmd);
-          DemoCommand.run(args, out);
-          return 0;
-        case "bench":
-          requireDeveloperTools(cmd);
-          Bench.run(args, out);
-          return 0;
-        default:
-          throw new UsageException("unknown command '" + cmd + "'");
-      }
+      return command(cmd).run(args, out, err);
     } catch (UsageException e) {
       err.println("olmo-ppl: error: " + e.getMessage());
       err.println("Run 'olmo-ppl " + (cmd.startsWith("-") ? "" : cmd + " ") + "--help' for usage.");
@@ -108,7 +100,7 @@ public final class Main {
    *     (a task failure reaches the driver wrapped in Spark exceptions), else the first line of the
    *     outermost message
    */
-  static String message(Throwable e) {
+  public static String message(Throwable e) {
     for (Throwable c = e; c != null; c = c.getCause() == c ? null : c.getCause()) {
       if ((c instanceof CheckpointException || c instanceof JobException)
           && c.getMessage() != null) {
@@ -132,40 +124,10 @@ public final class Main {
     return nl < 0 ? m : m.substring(0, nl);
   }
 
-  static String help(String cmd) {
-    if (cmd.equals("make-checkpoint") || cmd.equals("demo") || cmd.equals("bench")) {
-      requireDeveloperTools(cmd);
-    }
-    return switch (cmd) {
-      case "score" -> ScoreCommand.HELP;
-      case "inspect" -> InspectCommand.HELP;
-      case "make-checkpoint" -> MakeCheckpointCommand.HELP;
-      case "demo" -> DemoCommand.HELP;
-      case "bench" -> Bench.HELP;
-      default -> throw new UsageException("unknown command '" + cmd + "'");
-    };
-  }
-
-  /**
-   * The developer commands write random checkpoints with udf's checkpoint writer, which the
-   * spark-submit jar leaves out (executors never need it); the {@code ./olmo-ppl} launcher has it.
-   */
-  private static void requireDeveloperTools(String cmd) {
-    if (Main.class.getResource("/io/olmoppl/checkpoint/writer/CheckpointMaker.class") == null) {
-      throw new JobException(
-          "'"
-              + cmd
-              + "' is a developer command of the ./olmo-ppl launcher in a source checkout;"
-              + " the spark-submit jar does not ship the checkpoint writer it needs");
-    }
-  }
-
-  /** A failure of the run itself, with a message that says what, why and how to fix it. */
-  static final class JobException extends RuntimeException {
-    private static final long serialVersionUID = 1L;
-
-    JobException(String message) {
-      super(message);
-    }
+  private static Command command(String name) {
+    return COMMANDS.stream()
+        .filter(c -> c.name().equals(name))
+        .findFirst()
+        .orElseThrow(() -> new UsageException("unknown command '" + name + "'"));
   }
 }

@@ -10,6 +10,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import ai.djl.Device;
 import io.olmoppl.batching.ScoringEngine;
 import io.olmoppl.checkpoint.Checkpoint;
+import io.olmoppl.job.testing.StandaloneCluster;
 import io.olmoppl.model.OlmoModel;
 import io.olmoppl.runtime.DjlSettings;
 import io.olmoppl.scoring.Bos;

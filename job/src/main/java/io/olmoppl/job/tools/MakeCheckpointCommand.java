@@ -5,7 +5,9 @@ import io.olmoppl.checkpoint.CheckpointLayout;
 import io.olmoppl.checkpoint.DType;
 import io.olmoppl.checkpoint.writer.CheckpointMaker;
 import io.olmoppl.checkpoint.writer.CheckpointMaker.OutputCopy;
-import io.olmoppl.job.Args;
+import io.olmoppl.job.Command;
+import io.olmoppl.job.cli.Args;
+import io.olmoppl.job.cli.UsageException;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.PrintStream;
@@ -20,7 +22,7 @@ import java.util.Set;
  * tokenizer. A developer command of the {@code ./olmo-ppl} launcher: it needs udf's checkpoint
  * writer ({@code io.olmoppl.checkpoint.writer}), which the spark-submit jar leaves out.
  */
-public final class MakeCheckpointCommand {
+public final class MakeCheckpointCommand implements Command {
   public static final String HELP =
       String.join(
           "\n",
@@ -35,7 +37,28 @@ public final class MakeCheckpointCommand {
           "",
           "The tokenizers bundled with olmo-ppl are allenai's OLMo tokenizer files (Apache-2.0).");
 
-  private MakeCheckpointCommand() {}
+  public MakeCheckpointCommand() {}
+
+  @Override
+  public String name() {
+    return "make-checkpoint";
+  }
+
+  @Override
+  public String oneLine() {
+    return "--layout olmo|hf_olmo|olmo2 --out DIR   write a random-initialised checkpoint";
+  }
+
+  @Override
+  public String help() {
+    return HELP;
+  }
+
+  @Override
+  public int run(String[] argv, PrintStream out, PrintStream err) throws IOException {
+    run(argv, out);
+    return 0;
+  }
 
   public static void run(String[] argv, PrintStream out) throws IOException {
     Args a =
@@ -59,16 +82,15 @@ public final class MakeCheckpointCommand {
             Set.of("tied", "untied"));
     CheckpointLayout layout = CheckpointLayout.byId(a.require("layout"));
     if (layout == null) {
-      throw new Args.UsageException(
+      throw new UsageException(
           "--layout must be olmo, hf_olmo or olmo2, not '" + a.get("layout") + "'");
     }
     Path dir = Path.of(a.require("out"));
     if (Files.exists(dir) && !isEmptyDir(dir)) {
-      throw new Args.UsageException(
-          "--out " + dir + " exists and is not empty; choose a new directory");
+      throw new UsageException("--out " + dir + " exists and is not empty; choose a new directory");
     }
     if (a.flag("tied") && a.flag("untied")) {
-      throw new Args.UsageException("give --tied or --untied, not both");
+      throw new UsageException("give --tied or --untied, not both");
     }
     boolean tied = a.flag("tied") || (!a.flag("untied") && layout == CheckpointLayout.HF_OLMO);
     int hidden = a.integer("hidden", 64);
@@ -79,11 +101,11 @@ public final class MakeCheckpointCommand {
       dtype = DType.valueOf(a.get("dtype", "F32").toUpperCase(Locale.ROOT));
       copy = OutputCopy.valueOf(a.get("output-copy", "none").toUpperCase(Locale.ROOT));
     } catch (IllegalArgumentException e) {
-      throw new Args.UsageException(
+      throw new UsageException(
           "--dtype must be F32, F16 or BF16 and --output-copy none, identical or" + " different");
     }
     if (copy != OutputCopy.NONE && !tied) {
-      throw new Args.UsageException("--output-copy applies to tied checkpoints; add --tied");
+      throw new UsageException("--output-copy applies to tied checkpoints; add --tied");
     }
     String tok = a.get("tokenizer", layout == CheckpointLayout.OLMO2 ? "dolma2" : "neox");
     CheckpointMaker maker =
@@ -106,7 +128,7 @@ public final class MakeCheckpointCommand {
       try {
         maker.write(dir, tmp);
       } catch (CheckpointException | IllegalArgumentException e) {
-        throw new Args.UsageException(e.getMessage());
+        throw new UsageException(e.getMessage());
       }
     } finally {
       Files.deleteIfExists(tmp);
@@ -144,7 +166,7 @@ public final class MakeCheckpointCommand {
     if (res == null) {
       Path p = Path.of(name);
       if (!Files.isRegularFile(p)) {
-        throw new Args.UsageException(
+        throw new UsageException(
             "--tokenizer must be neox, dolma2 or a tokenizer.json file; "
                 + name
                 + " is none of these");

@@ -1,0 +1,13 @@
+package io.olmoppl.job;
+
+/**
+ * A failure of the run itself (bad input, output or cut-offs file), with a message that says what,
+ * why and how to fix it. {@link Main} prints the message alone, exit code 1.
+ */
+public final class JobException extends RuntimeException {
+  private static final long serialVersionUID = 1L;
+
+  public JobException(String message) {
+    super(message);
+  }
+}

@@ -1,0 +1,146 @@
+package io.olmoppl.job.tools;
+
+import io.olmoppl.batching.ScoringEngine;
+import io.olmoppl.checkpoint.OlmoConfig;
+import io.olmoppl.job.report.ScoreSummary;
+import io.olmoppl.job.score.ScoreCommand;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.apache.spark.sql.SparkSession;
+
+/** The bench's end-to-end phase: the workloads through {@code olmo-ppl score} on Spark. */
+final class EndToEndPhase {
+  private EndToEndPhase() {}
+
+  /**
+   * Both workloads end to end through {@code olmo-ppl score} on {@code master}, {@code rounds}
+   * times. Each end-to-end run is followed by the same workload through the engine in process
+   * again, and the ratio is the best end-to-end rate to the best in-process rate of the workload:
+   * on a shared machine whose speed drifts and dips (a cloud VM), a ratio of two single runs
+   * minutes apart measures the host as much as the job, and a slowdown is never the job running
+   * faster.
+   */
+  static Map<String, Object> endToEnd(
+      ScoringEngine engine,
+      OlmoConfig c,
+      Path model,
+      Path work,
+      String master,
+      Map<String, Workload> workloads,
+      Map<String, List<Map<String, Object>>> inRuns,
+      List<Double> ceilings,
+      int rounds)
+      throws IOException {
+    if (rounds < 1) {
+      throw new IllegalArgumentException("--rounds must be at least 1, not " + rounds);
+    }
+    boolean ours = SparkSession.getDefaultSession().isEmpty(); // stop only a session it starts
+    SparkSession spark =
+        SparkSession.builder()
+            .appName("olmo-ppl bench")
+            .master(master)
+            .config("spark.ui.enabled", "false")
+            .config("spark.driver.host", "127.0.0.1")
+            .config("spark.driver.bindAddress", "127.0.0.1")
+            .getOrCreate();
+    try {
+      // warm-up: Spark's first job and the executor's model load are not part of the steady state
+      scoreCommand(
+          model,
+          work.resolve("warm-up"),
+          Workload.shortDocuments(c, Workload.warmUpTexts(workloads.get("short_documents"), 4)),
+          master);
+      Map<String, List<Map<String, Object>>> e2eRuns = new LinkedHashMap<>();
+      for (String w : workloads.keySet()) {
+        e2eRuns.put(w, new ArrayList<>());
+      }
+      for (int round = 0; round < rounds; round++) {
+        for (String w : e2eRuns.keySet()) {
+          e2eRuns
+              .get(w)
+              .add(scoreCommand(model, work.resolve(w + "-" + round), workloads.get(w), master));
+          ceilings.add(InProcessPhase.matmulGflops(2048, 2048, 2048));
+          inRuns.get(w).add(InProcessPhase.inProcess(engine, c, workloads.get(w)));
+        }
+      }
+      Map<String, Object> e2e = new LinkedHashMap<>();
+      for (String w : e2eRuns.keySet()) {
+        List<Map<String, Object>> runs = e2eRuns.get(w);
+        double bestIn = InProcessPhase.rate(InProcessPhase.best(inRuns.get(w)));
+        Map<String, Object> m = new LinkedHashMap<>(InProcessPhase.best(runs));
+        m.put("rounds", rounds);
+        m.put("runs_tokens_per_second", runs.stream().map(InProcessPhase::rate).toList());
+        m.put(
+            "in_process_runs_tokens_per_second",
+            inRuns.get(w).stream().map(InProcessPhase::rate).toList());
+        m.put("best_in_process_tokens_per_second", bestIn);
+        m.put("ratio_to_in_process", InProcessPhase.rate(m) / bestIn);
+        e2e.put(w, m);
+      }
+      return e2e;
+    } finally {
+      if (ours) {
+        spark.stop();
+      }
+    }
+  }
+
+  /** One workload through {@code olmo-ppl score} (JSON lines in, parquet out). */
+  static Map<String, Object> scoreCommand(Path model, Path dir, Workload w, String master)
+      throws IOException {
+    Files.createDirectories(dir);
+    Path input = dir.resolve("input.jsonl");
+    StringBuilder sb = new StringBuilder();
+    com.google.gson.Gson gson = new com.google.gson.Gson();
+    for (String t : w.texts()) {
+      sb.append(gson.toJson(Map.of("text", t))).append('\n');
+    }
+    Files.writeString(input, sb);
+    String[] args = {
+      "score",
+      "--model",
+      model.toString(),
+      "--input",
+      input.toString(),
+      "--output",
+      dir.resolve("out").toString(),
+      "--window",
+      String.valueOf(w.window()),
+      "--stride",
+      String.valueOf(w.stride()),
+      "--master",
+      master
+    };
+    long t0 = System.nanoTime();
+    ScoreSummary summary =
+        ScoreCommand.main(args, new PrintStream(java.io.OutputStream.nullOutputStream()));
+    double secs = (System.nanoTime() - t0) / 1e9;
+    long tokens = summary.corpus().tokens();
+    Map<String, Object> m = new LinkedHashMap<>();
+    m.put("master", master);
+    m.put("scored_tokens", tokens);
+    m.put("seconds", secs);
+    m.put("scored_tokens_per_second", tokens / secs);
+    m.put(
+        "timings",
+        timings(summary.timings())); // the job's own: setup, input count, scoring, summary
+    return m;
+  }
+
+  /** The job's timings as the bench's JSON has them (the summary's names). */
+  private static Map<String, Object> timings(ScoreSummary.Timings t) {
+    Map<String, Object> m = new LinkedHashMap<>();
+    m.put("setup_seconds", t.setupSeconds());
+    m.put("input_count_seconds", t.inputCountSeconds());
+    m.put("score_and_write_seconds", t.scoreAndWriteSeconds());
+    m.put("summary_seconds", t.summarySeconds());
+    m.put("total_seconds", t.totalSeconds());
+    return m;
+  }
+}

@@ -1,0 +1,124 @@
+package io.olmoppl.job.tools;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
+import io.olmoppl.job.testing.SparkTestBase;
+import io.olmoppl.testing.Refcases;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Set;
+import java.util.stream.Collectors;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+
+/**
+ * {@code olmo-ppl bench --json} on a reference-case model with small workloads: every figure the
+ * README's Performance section quotes is there and sane (no speed is asserted), the end-to-end runs
+ * scored the same tokens as the engine in process, and the bench leaves no files behind.
+ */
+class BenchTest extends SparkTestBase {
+
+  @Test
+  void benchReportsEveryFigureAndCleansUp() throws Exception {
+    Path tmpdir = Path.of(System.getProperty("java.io.tmpdir"));
+    Set<Path> before = benchDirs(tmpdir);
+    ByteArrayOutputStream o = new ByteArrayOutputStream();
+    Bench.run(
+        new String[] {
+          "bench",
+          "--model",
+          Refcases.dir("p01_olmo_tied_f32").toString(),
+          "--long-tokens",
+          "700",
+          "--short-docs",
+          "12",
+          "--json",
+          "--master",
+          spark.sparkContext().master()
+        },
+        new PrintStream(o, true, StandardCharsets.UTF_8));
+    JsonObject r = JsonParser.parseString(o.toString(StandardCharsets.UTF_8)).getAsJsonObject();
+    JsonObject ceiling = r.getAsJsonObject("matmul_ceiling");
+    for (String k : List.of("gflops_2048", "gflops_qkv", "gflops_up_gate", "gflops_down")) {
+      assertPositive(ceiling.get(k).getAsDouble(), k);
+    }
+    for (String w : List.of("long_document", "short_documents")) {
+      JsonObject in = r.getAsJsonObject("in_process").getAsJsonObject(w);
+      JsonObject e2e = r.getAsJsonObject("spark").getAsJsonObject(w);
+      for (String k :
+          List.of(
+              "scored_tokens_per_second",
+              "computed_positions_per_second",
+              "effective_gflops",
+              "ratio_to_ceiling")) {
+        assertPositive(in.get(k).getAsDouble(), w + " " + k);
+      }
+      double padding = in.get("padding_efficiency").getAsDouble();
+      assertTrue(padding > 0 && padding <= 1, w + " padding " + padding);
+      double outside = in.get("share_outside_forward").getAsDouble();
+      assertTrue(outside >= 0 && outside < 1, w + " outside " + outside);
+      assertEquals(in.get("scored_tokens").getAsLong(), e2e.get("scored_tokens").getAsLong(), w);
+      assertPositive(e2e.get("ratio_to_in_process").getAsDouble(), w + " ratio");
+      // one end-to-end run; the first in-process run and one after it
+      assertEquals(1, e2e.getAsJsonArray("runs_tokens_per_second").size(), w);
+      assertEquals(2, e2e.getAsJsonArray("in_process_runs_tokens_per_second").size(), w);
+      double bestIn = 0;
+      for (var v : e2e.getAsJsonArray("in_process_runs_tokens_per_second")) {
+        bestIn = Math.max(bestIn, v.getAsDouble());
+      }
+      assertEquals(
+          e2e.get("scored_tokens_per_second").getAsDouble() / bestIn,
+          e2e.get("ratio_to_in_process").getAsDouble(),
+          1e-12,
+          w + ": best to best");
+      assertTrue(e2e.getAsJsonObject("timings").has("summary_seconds"), w);
+    }
+    // 700 tokens at window 512 / stride 256: every token scored once
+    assertEquals(
+        700,
+        r.getAsJsonObject("in_process")
+            .getAsJsonObject("long_document")
+            .get("scored_tokens")
+            .getAsLong());
+    // the first 2048^3 rate and one before each in-process run after an end-to-end run; the best
+    assertEquals(3, ceiling.getAsJsonArray("gflops_2048_runs").size());
+    double bestCeiling = 0;
+    for (var v : ceiling.getAsJsonArray("gflops_2048_runs")) {
+      bestCeiling = Math.max(bestCeiling, v.getAsDouble());
+    }
+    assertEquals(bestCeiling, ceiling.get("gflops_2048").getAsDouble(), 0.0);
+    for (String w : List.of("long_document", "short_documents")) {
+      JsonObject in = r.getAsJsonObject("in_process").getAsJsonObject(w);
+      assertEquals(2, in.getAsJsonArray("runs_tokens_per_second").size(), w);
+      assertEquals(
+          in.get("effective_gflops").getAsDouble() / bestCeiling,
+          in.get("ratio_to_ceiling").getAsDouble(),
+          1e-12,
+          w);
+    }
+    JsonObject mem = r.getAsJsonObject("memory");
+    assertPositive(mem.get("peak_resident_bytes").getAsDouble(), "peak resident");
+    assertPositive(mem.get("scoring_over_target").getAsDouble(), "memory ratio");
+    assertEquals(before, benchDirs(tmpdir), "the bench's work directory is deleted");
+    assertTrue(
+        !spark.sparkContext().isStopped(), "a session the bench did not start is left running");
+  }
+
+  private static void assertPositive(double v, String what) {
+    assertTrue(Double.isFinite(v) && v > 0, what + " = " + v);
+  }
+
+  private static Set<Path> benchDirs(Path tmpdir) throws Exception {
+    try (Stream<Path> s = Files.list(tmpdir)) {
+      return s.filter(p -> p.getFileName().toString().startsWith("olmo-ppl-bench"))
+          .collect(Collectors.toSet());
+    }
+  }
+}
