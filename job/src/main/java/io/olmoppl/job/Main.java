@@ -1,6 +1,8 @@
 package io.olmoppl.job;
 
 import io.olmoppl.checkpoint.CheckpointException;
+import io.olmoppl.job.cli.Command;
+import io.olmoppl.job.cli.JobException;
 import io.olmoppl.job.cli.UsageException;
 import io.olmoppl.job.demo.DemoCommand;
 import io.olmoppl.job.inspect.InspectCommand;

@@ -15,8 +15,8 @@ import static org.apache.spark.sql.functions.percentile_approx;
 import static org.apache.spark.sql.functions.sum;
 import static org.apache.spark.sql.functions.when;
 
-import io.olmoppl.job.JobException;
 import io.olmoppl.job.cli.Args;
+import io.olmoppl.job.cli.JobException;
 import io.olmoppl.job.cli.UsageException;
 import io.olmoppl.scoring.Perplexity;
 import io.olmoppl.scoring.Status;

@@ -9,7 +9,7 @@ import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParseException;
 import com.google.gson.JsonParser;
-import io.olmoppl.job.JobException;
+import io.olmoppl.job.cli.JobException;
 import io.olmoppl.job.cli.UsageException;
 import io.olmoppl.scoring.Status;
 import io.olmoppl.spark.ScoreColumns;

@@ -3,7 +3,7 @@ package io.olmoppl.job.score;
 import static org.apache.spark.sql.functions.col;
 import static org.apache.spark.sql.functions.to_json;
 
-import io.olmoppl.job.JobException;
+import io.olmoppl.job.cli.JobException;
 import io.olmoppl.job.cli.UsageException;
 import java.io.IOException;
 import java.util.List;

@@ -4,7 +4,7 @@ import static org.apache.spark.sql.functions.col;
 import static org.apache.spark.sql.functions.lit;
 import static org.apache.spark.sql.functions.when;
 
-import io.olmoppl.job.JobException;
+import io.olmoppl.job.cli.JobException;
 import io.olmoppl.scoring.Status;
 import io.olmoppl.spark.ScoreColumns;
 import java.util.Arrays;

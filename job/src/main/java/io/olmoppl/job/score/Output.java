@@ -1,6 +1,6 @@
 package io.olmoppl.job.score;
 
-import io.olmoppl.job.JobException;
+import io.olmoppl.job.cli.JobException;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;

@@ -4,7 +4,7 @@ import static org.apache.spark.sql.functions.col;
 import static org.apache.spark.sql.functions.from_json;
 import static org.apache.spark.sql.functions.sha2;
 
-import io.olmoppl.job.JobException;
+import io.olmoppl.job.cli.JobException;
 import io.olmoppl.job.report.ScoreSummary;
 import io.olmoppl.spark.OlmoPerplexity;
 import io.olmoppl.spark.ScoreColumns;

@@ -1,8 +1,8 @@
 package io.olmoppl.job.score;
 
 import io.olmoppl.checkpoint.Checkpoint;
-import io.olmoppl.job.Command;
 import io.olmoppl.job.cli.Args;
+import io.olmoppl.job.cli.Command;
 import io.olmoppl.job.report.Analysis;
 import io.olmoppl.job.report.Buckets;
 import io.olmoppl.job.report.Progress;

@@ -1,8 +1,11 @@
-package io.olmoppl.job;
+package io.olmoppl.job.cli;
 
 import java.io.PrintStream;
 
-/** One command of the {@code olmo-ppl} command line, dispatched by {@link Main} by its name. */
+/**
+ * One command of the {@code olmo-ppl} command line, dispatched by {@code io.olmoppl.job.Main} by
+ * its name.
+ */
 public interface Command {
   /** The name on the command line ({@code score}, {@code inspect}, ...). */
   String name();
