@@ -167,9 +167,24 @@ final class CheckpointErrors {
             + modelType
             + "\")."
             + " olmo-ppl reads allenai hf_olmo configs (keys d_model, n_layers, n_heads),"
-            + " transformers OLMo (model_type \"olmo\" with hidden_size) and OLMo-2 (model_type"
-            + " \"olmo2\"). Use the Hugging Face checkpoint directory of an OLMo model.");
+            + " transformers OLMo (model_type \"olmo\" with hidden_size), OLMo-2 (model_type"
+            + " \"olmo2\") and Olmo 3 (model_type \"olmo3\"). Use the Hugging Face checkpoint directory of an OLMo model.");
   }
+
+  /** A model of the OLMo family that olmo-ppl recognises and does not compute. */
+  static CheckpointException refusedModel(String where, String what) {
+    return new CheckpointException(
+        where
+            + ": "
+            + what
+            + ". olmo-ppl scores "
+            + SUPPORTED
+            + ". Use a checkpoint of one of those.");
+  }
+
+  /** The model types olmo-ppl scores, for messages. */
+  static final String SUPPORTED =
+      "OLMo-1 (allenai hf_olmo, transformers \"olmo\"), OLMo-2 (\"olmo2\") and Olmo 3 (\"olmo3\")";
 
   /** A config that asks for a computation the model does not have. */
   static CheckpointException unsupported(String where, String what) {
@@ -178,7 +193,7 @@ final class CheckpointErrors {
             + ": "
             + what
             + " is not supported by olmo-ppl, which implements the released"
-            + " OLMo-1 and OLMo-2 architectures (rotary positions, SwiGLU, sequential blocks)."
+            + " OLMo-1, OLMo-2 and Olmo 3 architectures (rotary positions, SwiGLU, sequential blocks)."
             + " Use a checkpoint with the released architecture.");
   }
 

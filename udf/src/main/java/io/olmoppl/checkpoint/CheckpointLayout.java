@@ -29,25 +29,16 @@ import java.util.Map;
  *       attention and the MLP, and QK-norm over the full projected width.
  * </ul>
  *
+ * <ul>
+ *   <li>{@code olmo3}: transformers' Olmo 3 ({@code modeling_olmo3.py}): OLMo-2's blocks and tensor
+ *       names; layers of two attention kinds ({@code layer_types}: sliding-window or full) with a
+ *       rotary embedding per kind (YaRN on the full layers).
+ * </ul>
+ *
  * <p>Adding a layout is one constant here and a case in the writer's switch (the compiler asks for
  * it), as long as its blocks are computations the model already has (norms before or after,
- * QK-norm, clip, biases): the checkpoint validation, the model's loader and the random-checkpoint
- * writer all read the layout. OLMo-3 (transformers' {@code modeling_olmo3.py}), for example, keeps
- * OLMo-2's keys and tensor names and adds sliding-window attention layers; until the model computes
- * those, its whole diff would be
- *
- * <pre>{@code
- * OLMO3("olmo3", "Olmo3ForCausalLM", true) {
- *   boolean recognises(JsonObject j) { return modelType(j).equals("olmo3"); }
- *
- *   OlmoConfig parse(JsonObject j, String where) {
- *     if (OlmoConfig.present(j, "sliding_window")) {
- *       throw CheckpointErrors.unsupported(where, "sliding-window attention layers");
- *     }
- *     return super.parse(j, where); // OLMo-2's keys and defaults
- *   }
- * },
- * }</pre>
+ * QK-norm, clip, biases, the attention kinds): the checkpoint validation, the model's loader and
+ * the random-checkpoint writer all read the layout.
  */
 public enum CheckpointLayout {
   /**
@@ -134,7 +125,33 @@ public enum CheckpointLayout {
     boolean recognises(JsonObject j) {
       return modelType(j).equals("olmo2") || modelType(j).equals("olmo_1124");
     }
+  },
+
+  /**
+   * transformers Olmo 3: {@code model_type} {@code olmo3}; OLMo-2's tensors, sliding-window and
+   * full attention layers.
+   */
+  OLMO3("olmo3", "Olmo3ForCausalLM", true) {
+    @Override
+    boolean recognises(JsonObject j) {
+      return modelType(j).equals("olmo3");
+    }
+
+    @Override
+    OlmoConfig parse(JsonObject j, String where) {
+      return LayoutConfigReader.olmo3(this, j, where);
+    }
   };
+
+  /**
+   * Model types of the OLMo family that olmo-ppl recognises and refuses, with what they need that
+   * the model does not compute.
+   */
+  static final Map<String, String> REFUSED =
+      Map.of(
+          "olmo_hybrid",
+          "OLMo-Hybrid (model_type \"olmo_hybrid\"): 3 of every 4 layers are Gated DeltaNet"
+              + " linear-recurrence layers, which olmo-ppl does not compute");
 
   /**
    * Rows of OLMo-1's tokenizer (allenai's GPT-NeoX-derived {@code gpt-neox-olmo-dolma-v1_5}): its
@@ -239,6 +256,10 @@ public enum CheckpointLayout {
    * @throws CheckpointException when no layout claims the config
    */
   public static CheckpointLayout of(JsonObject json, String where) {
+    String refused = REFUSED.get(modelType(json));
+    if (refused != null) {
+      throw CheckpointErrors.refusedModel(where, refused);
+    }
     for (CheckpointLayout l : values()) {
       if (l.recognises(json)) {
         return l;
@@ -293,21 +314,22 @@ public enum CheckpointLayout {
     String p = "model.layers." + i + ".";
     String a = p + "self_attn.";
     long h = c.hiddenSize();
+    long qd = c.qDim(); // = h unless the config gives head_dim
     long kvd = c.kvDim();
     long inter = c.intermediateSize();
     boolean b = c.attentionBias();
     return new Block(
         List.of(
-            new Stored(a + "q_proj.weight", h, h),
+            new Stored(a + "q_proj.weight", qd, h),
             new Stored(a + "k_proj.weight", kvd, h),
             new Stored(a + "v_proj.weight", kvd, h)),
         b
             ? List.of(
-                new Stored(a + "q_proj.bias", h),
+                new Stored(a + "q_proj.bias", qd),
                 new Stored(a + "k_proj.bias", kvd),
                 new Stored(a + "v_proj.bias", kvd))
             : none(),
-        one(a + "o_proj.weight", h, h),
+        one(a + "o_proj.weight", h, qd),
         b ? one(a + "o_proj.bias", h) : none(),
         List.of(
             new Stored(p + "mlp.up_proj.weight", inter, h),
@@ -320,7 +342,7 @@ public enum CheckpointLayout {
         none(),
         c.normAffine() ? one(p + "post_feedforward_layernorm.weight", h) : none(),
         none(),
-        c.qkNorm() ? one(a + "q_norm.weight", h) : none(),
+        c.qkNorm() ? one(a + "q_norm.weight", qd) : none(),
         c.qkNorm() ? one(a + "k_norm.weight", kvd) : none());
   }
 

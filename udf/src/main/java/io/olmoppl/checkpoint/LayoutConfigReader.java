@@ -10,9 +10,11 @@ import static io.olmoppl.checkpoint.OlmoConfig.present;
 import static io.olmoppl.checkpoint.OlmoConfig.require;
 import static io.olmoppl.checkpoint.OlmoConfig.str;
 
+import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
 import io.olmoppl.checkpoint.OlmoConfig.NormType;
 import java.util.ArrayList;
+import java.util.List;
 
 /**
  * How each {@link CheckpointLayout} reads its {@code config.json}: the layout's own keys, with the
@@ -105,6 +107,7 @@ final class LayoutConfigReader {
         rows,
         integer(j, "max_sequence_length", 1024),
         dbl(j, "rope_theta", 10000.0),
+        AttentionSpec.allFull(nLayers, dbl(j, "rope_theta", 10000.0)),
         optDouble(j, "clip_qkv"),
         norm,
         dbl(j, "layer_norm_eps", 1e-5),
@@ -134,6 +137,61 @@ final class LayoutConfigReader {
     if (present(j, "rope_scaling")) {
       throw unsupported(where, "rope_scaling " + j.get("rope_scaling"));
     }
+    double theta = dbl(j, "rope_theta", 10000.0);
+    return transformers(
+        layout,
+        j,
+        where,
+        olmo2,
+        theta,
+        AttentionSpec.allFull(integer(j, "num_hidden_layers", 32), theta),
+        new ArrayList<>());
+  }
+
+  /**
+   * transformers Olmo 3 ({@code configuration_olmo3.py}): OLMo-2's keys and blocks, plus {@code
+   * layer_types}, {@code sliding_window}, an explicit {@code head_dim} and the rotary embedding per
+   * layer kind ({@link Olmo3Rope}).
+   */
+  static OlmoConfig olmo3(CheckpointLayout layout, JsonObject j, String where) {
+    int layers = integer(j, "num_hidden_layers", 32);
+    List<AttentionKind> kinds = new ArrayList<>();
+    if (present(j, "layer_types")) {
+      for (JsonElement e : j.getAsJsonArray("layer_types")) {
+        AttentionKind k = AttentionKind.of(e.getAsString());
+        if (k == null) {
+          throw unsupported(where, "layer type " + e + " (in layer_types)");
+        }
+        kinds.add(k);
+      }
+    } else {
+      // Olmo3Config's default: every fourth layer full, the others sliding
+      for (int i = 0; i < Math.max(0, Math.min(layers, OlmoConfig.MAX_LAYERS)); i++) {
+        kinds.add((i + 1) % 4 != 0 ? AttentionKind.SLIDING : AttentionKind.FULL);
+      }
+    }
+    List<String> warnings = new ArrayList<>();
+    Olmo3Rope.Ropes ropes = Olmo3Rope.read(j, where, warnings);
+    Integer headDim = optInt(j, "head_dim");
+    require(headDim == null || headDim > 0, where + ": head_dim " + headDim + " must be positive");
+    AttentionSpec spec =
+        new AttentionSpec(
+            headDim == null ? 0 : headDim,
+            kinds,
+            integer(j, "sliding_window", 4096),
+            ropes.full(),
+            ropes.sliding());
+    return transformers(layout, j, where, true, ropes.full().theta(), spec, warnings);
+  }
+
+  private static OlmoConfig transformers(
+      CheckpointLayout layout,
+      JsonObject j,
+      String where,
+      boolean olmo2,
+      double theta,
+      AttentionSpec attention,
+      List<String> warnings) {
     int hidden = integer(j, "hidden_size", 4096);
     int heads = integer(j, "num_attention_heads", 32);
     Integer kv = optInt(j, "num_key_value_heads");
@@ -146,7 +204,8 @@ final class LayoutConfigReader {
         integer(j, "intermediate_size", 11008),
         integer(j, "vocab_size", 50304),
         integer(j, "max_position_embeddings", 2048),
-        dbl(j, "rope_theta", 10000.0),
+        theta,
+        attention,
         olmo2 ? null : optDouble(j, "clip_qkv"),
         olmo2 ? NormType.RMS_NORM : NormType.LAYER_NORM,
         // OlmoLayerNorm hard-codes eps 1e-5; Olmo2's RMSNorm takes rms_norm_eps (class default
@@ -164,6 +223,6 @@ final class LayoutConfigReader {
         present(j, "tie_word_embeddings"),
         integer(j, "eos_token_id", CheckpointLayout.NEOX_EOS),
         optInt(j, "bos_token_id"),
-        new ArrayList<>());
+        warnings);
   }
 }

@@ -19,6 +19,8 @@ import java.util.List;
  * @param tied whether the config ties the output projection to the embedding
  * @param tyingKey the config key that says so ({@code weight_tying} or {@code tie_word_embeddings})
  * @param tyingKeyPresent false when the key is absent and {@link #tied} is the layout's default
+ * @param attention each layer's attention kind, the sliding window and the rotary embedding per
+ *     kind
  */
 public record OlmoConfig(
     CheckpointLayout layout,
@@ -30,6 +32,7 @@ public record OlmoConfig(
     int vocabRows,
     int maxPositionEmbeddings,
     double ropeTheta,
+    AttentionSpec attention,
     Double clipQkv,
     NormType normType,
     double normEps,
@@ -72,7 +75,7 @@ public record OlmoConfig(
         hiddenSize > 0 && numHiddenLayers > 0 && numAttentionHeads > 0 && numKeyValueHeads > 0,
         "hidden size, layers, heads and kv heads must be positive");
     require(
-        hiddenSize % numAttentionHeads == 0,
+        attention.explicitHeadDim() > 0 || hiddenSize % numAttentionHeads == 0,
         "hidden size "
             + hiddenSize
             + " is not divisible by the number of heads "
@@ -84,9 +87,10 @@ public record OlmoConfig(
             + " is not a multiple of the kv heads "
             + numKeyValueHeads);
     require(
-        (hiddenSize / numAttentionHeads) % 2 == 0,
+        headDimOf(hiddenSize, numAttentionHeads, attention) % 2 == 0
+            && headDimOf(hiddenSize, numAttentionHeads, attention) > 0,
         "head dim "
-            + hiddenSize / numAttentionHeads
+            + headDimOf(hiddenSize, numAttentionHeads, attention)
             + " is odd; rotary embeddings need an even head dim");
     require(
         intermediateSize > 0 && vocabRows > 0 && maxPositionEmbeddings > 0,
@@ -94,6 +98,15 @@ public record OlmoConfig(
     require(
         numHiddenLayers <= MAX_LAYERS,
         "the number of layers " + numHiddenLayers + " is above " + MAX_LAYERS);
+    require(
+        attention.kinds().size() == numHiddenLayers,
+        "layer_types names "
+            + attention.kinds().size()
+            + " layers, the config has "
+            + numHiddenLayers);
+    require(
+        attention.count(AttentionKind.SLIDING) == 0 || attention.slidingWindow() > 0,
+        "sliding_window " + attention.slidingWindow() + " must be at least 1");
     require(
         maxPositionEmbeddings <= MAX_POSITIONS,
         "max positions "
@@ -123,10 +136,22 @@ public record OlmoConfig(
   }
 
   /**
-   * @return head dim D = hidden / heads
+   * @return head dim D: the config's {@code head_dim}, else hidden / heads
    */
   public int headDim() {
-    return hiddenSize / numAttentionHeads;
+    return headDimOf(hiddenSize, numAttentionHeads, attention);
+  }
+
+  private static int headDimOf(int hidden, int heads, AttentionSpec a) {
+    return a.explicitHeadDim() > 0 ? a.explicitHeadDim() : hidden / heads;
+  }
+
+  /**
+   * @return width of the Q projection = heads * D (the hidden size unless {@code head_dim} says
+   *     otherwise)
+   */
+  public int qDim() {
+    return numAttentionHeads * headDim();
   }
 
   /**
@@ -175,6 +200,7 @@ public record OlmoConfig(
         vocabRows,
         maxPositionEmbeddings,
         ropeTheta,
+        attention,
         clipQkv,
         normType,
         normEps,

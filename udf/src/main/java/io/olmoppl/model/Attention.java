@@ -2,19 +2,23 @@ package io.olmoppl.model;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
+import io.olmoppl.checkpoint.AttentionKind;
 import io.olmoppl.checkpoint.OlmoConfig;
 
 /**
  * Causal multi-head self-attention with grouped kv heads, rotary positions, optional {@code
- * clip_qkv} and OLMo-2's QK-norm. Mirrors {@code OlmoAttention.forward} in transformers {@code
- * modeling_olmo.py} / {@code modeling_olmo2.py}; q, k and v come from one fused projection
- * (hf_olmo's own layout), and the scores are computed by query blocks ({@link Ops#attention}).
+ * clip_qkv} and OLMo-2's QK-norm, over all earlier keys or (Olmo 3's sliding layers) the last W
+ * keys, with the rotary table of its {@link AttentionKind}. Mirrors {@code OlmoAttention.forward}
+ * in transformers {@code modeling_olmo.py} / {@code modeling_olmo2.py}; q, k and v come from one
+ * fused projection (hf_olmo's own layout), and the scores are computed by query blocks ({@link
+ * Ops#attention}).
  */
 final class Attention implements Mixer {
   private final int heads; // H
   private final int kvHeads; // K
   private final int headDim; // D
-  private final long width; // C
+  private final long width; // H*D (= C unless the config gives head_dim)
+  private final AttentionKind kind;
   private final long kvDim; // K*D
   private final Double clipQkv;
   private final NDArray qkv; // (C + 2*K*D, C): [Q | K | V] rows
@@ -25,11 +29,15 @@ final class Attention implements Mixer {
   private final Norm kNorm;
   private final Precision precision;
 
-  Attention(OlmoConfig c, OlmoWeights.LayerWeights w, Precision precision) {
+  /**
+   * @param kind full causal attention, or a sliding window of the config's width
+   */
+  Attention(OlmoConfig c, OlmoWeights.LayerWeights w, Precision precision, AttentionKind kind) {
+    this.kind = kind;
     this.heads = c.numAttentionHeads();
     this.kvHeads = c.numKeyValueHeads();
     this.headDim = c.headDim();
-    this.width = c.hiddenSize();
+    this.width = c.qDim();
     this.kvDim = c.kvDim();
     this.clipQkv = c.clipQkv();
     this.qkv = w.qkv();
@@ -48,12 +56,13 @@ final class Attention implements Mixer {
     int h = heads;
     int kvh = kvHeads;
     int d = headDim;
-    NDArray fused = Ops.linear(x, qkv, qkvBias, precision); // (B, T, C + 2*K*D)
+    Context.Tables tables = pass.of(kind);
+    NDArray fused = Ops.linear(x, qkv, qkvBias, precision); // (B, T, H*D + 2*K*D)
     if (clipQkv != null) {
       fused = fused.clip(-clipQkv, clipQkv);
     }
     NDList parts = fused.split(new long[] {width, width + kvDim}, 2);
-    NDArray q = parts.get(0); // (B, T, C)
+    NDArray q = parts.get(0); // (B, T, H*D)
     NDArray k = parts.get(1); // (B, T, K*D)
     NDArray v = parts.get(2);
     if (qNorm != null) {
@@ -63,11 +72,11 @@ final class Attention implements Mixer {
     }
     // RoPE: rotate each head's query and key by its position
     q =
-        Ops.rope(q.reshape(b, t, h, d), pass.cos(), pass.sin())
+        Ops.rope(q.reshape(b, t, h, d), tables.cos(), tables.sin())
             .transpose(0, 2, 1, 3); // (B, H, T, D)
     // keys and values made contiguous as (B, K, T, D): reshaping through (B*K, T, D) copies once
     k =
-        Ops.rope(k.reshape(b, t, kvh, d), pass.cos(), pass.sin())
+        Ops.rope(k.reshape(b, t, kvh, d), tables.cos(), tables.sin())
             .transpose(0, 2, 1, 3)
             .reshape(b * (long) kvh, t, d)
             .reshape(b, kvh, t, d);
@@ -76,9 +85,9 @@ final class Attention implements Mixer {
             .transpose(0, 2, 1, 3)
             .reshape(b * (long) kvh, t, d)
             .reshape(b, kvh, t, d);
-    // softmax(q k^T / sqrt(D) + causal mask) v, by query blocks
+    // softmax(q k^T / sqrt(D) + causal or sliding mask) v, by query blocks over the keys in reach
     NDArray att =
-        Ops.attention(q, k, v, precision, pass.causal()).reshape(b, t, width); // (B, T, C)
+        Ops.attention(q, k, v, precision, tables.blocks()).reshape(b, t, width); // (B, T, H*D)
     return Ops.linear(att, out, outBias, precision); // (B, T, C)
   }
 }

@@ -5,6 +5,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import io.olmoppl.checkpoint.AttentionKind;
 import io.olmoppl.checkpoint.Checkpoint;
 import io.olmoppl.checkpoint.OlmoConfig;
 import io.olmoppl.checkpoint.Tying;
@@ -16,7 +17,8 @@ import java.util.List;
 import java.util.function.UnaryOperator;
 
 /**
- * The OLMo forward pass on DJL's PyTorch engine, for OLMo-1 (both checkpoint layouts) and OLMo-2.
+ * The OLMo forward pass on DJL's PyTorch engine, for OLMo-1 (both checkpoint layouts), OLMo-2 and
+ * Olmo 3 (sliding-window and full attention layers, a rotary table per kind).
  *
  * <p>Mirrors allenai {@code olmo/model.py} ({@code OLMoSequentialBlock}) and transformers {@code
  * modeling_olmo.py} / {@code modeling_olmo2.py}. Dimension letters: B batch, T tokens, C hidden, H
@@ -106,7 +108,7 @@ public final class OlmoModel implements AutoCloseable {
       mlpSliceWidth = budget.mlpSliceWidth(c.intermediateSize());
       layers = new Layer[c.numHiddenLayers()];
       for (int i = 0; i < layers.length; i++) {
-        layers[i] = layer(weights.layers()[i]);
+        layers[i] = layer(weights.layers()[i], c.attention().kind(i));
       }
       finalNorm = norm(weights.finalNormWeight(), weights.finalNormBias());
       long sliceRows = budget.logitSliceRows(weights.output().getShape().get(0));
@@ -129,10 +131,10 @@ public final class OlmoModel implements AutoCloseable {
   }
 
   /** The parts of one layer; where a layer kind (sliding-window attention, experts) is chosen. */
-  private Layer layer(OlmoWeights.LayerWeights w) {
+  private Layer layer(OlmoWeights.LayerWeights w, AttentionKind kind) {
     return new Layer(
         norm(w.attnNormW(), w.attnNormB()),
-        new Attention(config, w, precision),
+        new Attention(config, w, precision, kind),
         norm(w.ffNormW(), w.ffNormB()),
         new Mlp(w, config.intermediateSize(), mlpSliceWidth, precision));
   }

@@ -8,6 +8,7 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.ndarray.types.SparseFormat;
 import ai.djl.nn.Activation;
+import io.olmoppl.checkpoint.RopeParameters;
 import java.util.function.UnaryOperator;
 
 /**
@@ -68,23 +69,47 @@ public final class Ops {
 
   /**
    * The query blocks of causal attention over rows that may hold several segments (windows laid end
-   * to end, each attending only to itself): block [i0, i1) attends to keys [k0, i1) only, k0 the
-   * start of the segment of its first query, so the keys before it and after the block are never
-   * computed. Built once per forward pass and shared by every layer.
+   * to end, each attending only to itself), optionally within a sliding window of W keys (query i
+   * sees keys j with i - W < j <= i): block [i0, i1) attends to keys [ks, i1) only, ks the later of
+   * the start of the segment of its first query and i0 - W + 1, so the keys out of reach are never
+   * computed (a sliding layer's cost grows as T W, not T^2). Built once per forward pass and shared
+   * by every layer of its kind.
    */
   public static final class CausalBlocks {
     private final int[] start;
     private final int[] keyStart;
     private final int[] end;
-    private final NDArray[] bias; // (B, 1, 1, tq, i1 - k0), or null where plain causal suffices
+    private final NDArray[] bias; // (B, 1, 1, tq, i1 - ks), or null where a shared mask suffices
+    private final boolean[] band; // the block's keys are the full window before each query
     private final NDArray tri; // (qb, qb): the diagonal part's mask of a plain causal block
+    private final NDArray bandMask; // (qb, W - 1 + qb) or null: a full-window block's mask
 
-    private CausalBlocks(int[] start, int[] keyStart, int[] end, NDArray[] bias, NDArray tri) {
+    private CausalBlocks(
+        int[] start,
+        int[] keyStart,
+        int[] end,
+        NDArray[] bias,
+        boolean[] band,
+        NDArray tri,
+        NDArray bandMask) {
       this.start = start;
       this.keyStart = keyStart;
       this.end = end;
       this.bias = bias;
+      this.band = band;
       this.tri = tri;
+      this.bandMask = bandMask;
+    }
+
+    /**
+     * @return the query-key pairs the blocks compute (for tests of the cost)
+     */
+    public long computedPairs() {
+      long n = 0;
+      for (int i = 0; i < start.length; i++) {
+        n += (long) (end[i] - start[i]) * (end[i] - keyStart[i]);
+      }
+      return n;
     }
   }
 
@@ -94,6 +119,15 @@ public final class Ops {
    * @param queryBlock queries per block (at least 1)
    */
   public static CausalBlocks causalBlocks(NDManager m, int[][] segmentStart, int queryBlock) {
+    return causalBlocks(m, segmentStart, queryBlock, Integer.MAX_VALUE);
+  }
+
+  /**
+   * @param window W, the keys a query sees at most (itself included); Integer.MAX_VALUE for full
+   *     causal attention
+   */
+  public static CausalBlocks causalBlocks(
+      NDManager m, int[][] segmentStart, int queryBlock, int window) {
     int b = segmentStart.length;
     int t = segmentStart[0].length;
     int qb = Math.max(1, Math.min(queryBlock, t));
@@ -102,6 +136,8 @@ public final class Ops {
     int[] keyStart = new int[n];
     int[] end = new int[n];
     NDArray[] bias = new NDArray[n];
+    boolean[] band = new boolean[n];
+    boolean anyBand = false;
     for (int blk = 0; blk < n; blk++) {
       int i0 = blk * qb;
       int i1 = Math.min(t, i0 + qb);
@@ -113,19 +149,26 @@ public final class Ops {
       for (int[] row : segmentStart) {
         plain &= row[i0] == k0 && row[i1 - 1] == k0;
       }
+      long reachStart = (long) i0 - window + 1; // the first key the block's first query sees
+      int ks = (int) Math.max(k0, reachStart);
       start[blk] = i0;
-      keyStart[blk] = k0;
+      keyStart[blk] = ks;
       end[blk] = i1;
-      if (!plain) {
+      // plain causal: no query of the block reaches past ks - 1 anyway
+      boolean causalOnly = (long) i1 - 1 - window < ks;
+      if (plain && !causalOnly && ks == reachStart) {
+        band[blk] = true;
+        anyBand = true;
+      } else if (!plain || !causalOnly) {
         int tq = i1 - i0;
-        int keys = i1 - k0;
+        int keys = i1 - ks;
         float[] mask = new float[Math.multiplyExact(b, Math.multiplyExact(tq, keys))];
         for (int r = 0; r < b; r++) {
           for (int i = i0; i < i1; i++) {
             int base = (r * tq + i - i0) * keys;
-            for (int j = k0; j < i1; j++) {
-              if (j < segmentStart[r][i] || j > i) {
-                mask[base + j - k0] = -1e30f;
+            for (int j = ks; j < i1; j++) {
+              if (j < segmentStart[r][i] || j > i || j <= (long) i - window) {
+                mask[base + j - ks] = -1e30f;
               }
             }
           }
@@ -133,7 +176,31 @@ public final class Ops {
         bias[blk] = m.create(mask, new Shape(b, 1, 1, tq, keys));
       }
     }
-    return new CausalBlocks(start, keyStart, end, bias, causalMask(m, qb));
+    return new CausalBlocks(
+        start,
+        keyStart,
+        end,
+        bias,
+        band,
+        causalMask(m, qb),
+        anyBand ? bandMask(m, qb, window) : null);
+  }
+
+  /**
+   * Additive bias of a block of {@code qb} queries over the full window before each: query a sees
+   * keys a .. a + W - 1 of the block's W - 1 + qb keys. @return (qb, W - 1 + qb)
+   */
+  private static NDArray bandMask(NDManager m, int qb, int window) {
+    int keys = Math.addExact(window - 1, qb);
+    float[] mask = new float[Math.multiplyExact(qb, keys)];
+    for (int a = 0; a < qb; a++) {
+      for (int kk = 0; kk < keys; kk++) {
+        if (kk < a || kk > a + window - 1) {
+          mask[a * keys + kk] = -1e30f;
+        }
+      }
+    }
+    return m.create(mask, new Shape(qb, keys));
   }
 
   /**
@@ -177,6 +244,9 @@ public final class Ops {
         NDArray grid = scores.reshape(b, kvh, g, tq, keys); // a view
         if (blocks.bias[blk] != null) {
           grid.addi(blocks.bias[blk]);
+        } else if (blocks.band[blk]) {
+          NDArray bm2 = blocks.bandMask;
+          grid.addi(tq == bm2.getShape().get(0) ? bm2 : bm2.get("0:" + tq + ", 0:" + keys));
         } else {
           NDArray tri = blocks.tri;
           grid.get(":, :, :, :, " + (i0 - k0) + ":" + keys)
@@ -221,10 +291,19 @@ public final class Ops {
    * @return {cos, signed sin} as (T, D) float32 arrays for positions 0..T-1 (see {@link #rope})
    */
   public static NDArray[] ropeTables(NDManager m, int t, int d, double theta) {
-    float[] cos = new float[t * d];
-    float[] sin = new float[t * d];
+    return ropeTables(m, t, d, RopeParameters.plain(theta));
+  }
+
+  /**
+   * @return {cos, signed sin} as (T, D) float32 arrays of rotary embedding {@code p} (plain or
+   *     YaRN, see {@link Rope}) for positions 0..T-1, both multiplied by its attention factor
+   */
+  public static NDArray[] ropeTables(NDManager m, int t, int d, RopeParameters p) {
+    double[] inv = Rope.inverseFrequencies(p, d);
+    float[] cos = new float[Math.multiplyExact(t, d)];
+    float[] sin = new float[cos.length];
     for (int pos = 0; pos < t; pos++) {
-      double[][] r = Rope.row(pos, d, theta);
+      double[][] r = Rope.row(pos, inv, p.attentionFactor());
       for (int j = 0; j < d; j++) {
         cos[pos * d + j] = (float) r[0][j];
         sin[pos * d + j] = (float) (j < d / 2 ? -r[1][j] : r[1][j]);

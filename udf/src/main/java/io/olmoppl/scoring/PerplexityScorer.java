@@ -31,28 +31,32 @@ public final class PerplexityScorer {
   }
 
   /**
-   * Largest window L accepted: one (L, L) float32 attention tensor must stay under 2^31 bytes, the
-   * most a Java array or buffer can address (floor(sqrt(2^31 / 4)) = 23170).
+   * Largest window L accepted for a config: attention runs in query blocks over the keys in reach
+   * (see the model's memory budget), so no (L, L) tensor is ever built; what must still fit in one
+   * Java array is a window's (L, D) rotary table, L x D float32 values. For D = 128 that is 16.7 M
+   * tokens, far beyond any model's positions.
    */
-  public static final int MAX_WINDOW = (int) Math.sqrt(Integer.MAX_VALUE / (double) Float.BYTES);
+  public static int maxWindow(OlmoConfig c) {
+    return Integer.MAX_VALUE / c.headDim();
+  }
 
   /**
    * @return the window L these options give for this config
    */
   public static int resolveWindow(OlmoConfig c, ScoringOptions o) {
     int w = o.window() == null ? c.maxPositionEmbeddings() : o.window();
-    if (w > MAX_WINDOW) {
+    if (w > maxWindow(c)) {
       throw new IllegalArgumentException(
           (o.window() == null
                   ? "the model's " + w + " positions (the default" + " window)"
                   : "--window " + w)
               + " is more than the "
-              + MAX_WINDOW
-              + " tokens a window can hold: its"
-              + " (L, L) attention scores would exceed 2^31 bytes. Pass --window "
-              + MAX_WINDOW
-              + " or less (with"
-              + " --stride to overlap windows).");
+              + maxWindow(c)
+              + " tokens a window can hold: its (L, "
+              + c.headDim()
+              + ") rotary table would exceed 2^31 values. Pass --window "
+              + maxWindow(c)
+              + " or less (with --stride to overlap windows).");
     }
     if (w > c.maxPositionEmbeddings() && !o.allowLongWindow()) {
       throw new IllegalArgumentException(

@@ -211,38 +211,34 @@ class ValidationTest {
   }
 
   @Test
-  void windowsBeyondOneAttentionTensorAreRefusedBeforeAnyWork() throws IOException {
-    assertEquals(23170, PerplexityScorer.MAX_WINDOW);
+  void longWindowsUpToTheModelsPositionsAreAcceptedAndOnlyUnaddressableOnesRefused()
+      throws IOException {
     OlmoConfig c = Checkpoint.open(valid("w"), TyingRule.STRICT).config();
-    ScoringOptions longWindow =
-        ScoringOptions.defaults().withWindow(50_000, null).withAllowLongWindow(true);
-    String m =
-        assertThrows(
-                IllegalArgumentException.class, () -> PerplexityScorer.resolveWindow(c, longWindow))
-            .getMessage();
-    assertMentions(m, "--window 50000", "23170");
-    // a config whose positions exceed the bound needs an explicit --window
+    // no (L, L) tensor any more: 50,000 tokens (above the old 23,170 limit) is a valid window
+    assertEquals(
+        50_000,
+        PerplexityScorer.resolveWindow(
+            c, ScoringOptions.defaults().withWindow(50_000, null).withAllowLongWindow(true)));
+    // the default window is the model's positions, 65,536 for Olmo 3
     OlmoConfig big =
         Checkpoint.open(
                 withConfig("bigpos", j -> j.addProperty("max_position_embeddings", 65536)),
                 TyingRule.STRICT)
             .config();
-    assertMentions(
+    assertEquals(65536, PerplexityScorer.resolveWindow(big, ScoringOptions.defaults()));
+    // what still must fit one Java array: a window's (L, D) rotary table
+    assertEquals(Integer.MAX_VALUE / c.headDim(), PerplexityScorer.maxWindow(c));
+    int tooLong = PerplexityScorer.maxWindow(c) + 1;
+    String m =
         assertThrows(
                 IllegalArgumentException.class,
-                () -> PerplexityScorer.resolveWindow(big, ScoringOptions.defaults()))
-            .getMessage(),
-        "65536",
-        "--window");
-    assertEquals(
-        4096,
-        PerplexityScorer.resolveWindow(big, ScoringOptions.defaults().withWindow(4096, null)));
-    assertEquals(
-        PerplexityScorer.MAX_WINDOW,
-        PerplexityScorer.resolveWindow(
-            c,
-            ScoringOptions.defaults()
-                .withWindow(PerplexityScorer.MAX_WINDOW, null)
-                .withAllowLongWindow(true)));
+                () ->
+                    PerplexityScorer.resolveWindow(
+                        c,
+                        ScoringOptions.defaults()
+                            .withWindow(tooLong, null)
+                            .withAllowLongWindow(true)))
+            .getMessage();
+    assertMentions(m, "--window " + tooLong, String.valueOf(PerplexityScorer.maxWindow(c)));
   }
 }

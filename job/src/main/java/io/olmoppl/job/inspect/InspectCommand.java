@@ -1,5 +1,6 @@
 package io.olmoppl.job.inspect;
 
+import io.olmoppl.checkpoint.AttentionKind;
 import io.olmoppl.checkpoint.Checkpoint;
 import io.olmoppl.checkpoint.OlmoConfig;
 import io.olmoppl.checkpoint.TyingRule;
@@ -151,6 +152,12 @@ public final class InspectCommand implements Command {
     cfg.put("tokenizer_size", c.tokenizerSize());
     cfg.put("max_positions", k.maxPositionEmbeddings());
     cfg.put("rope_theta", k.ropeTheta());
+    cfg.put("layer_kinds", k.attention().describeKinds());
+    if (k.attention().count(AttentionKind.SLIDING) > 0) {
+      cfg.put("sliding_window", k.attention().slidingWindow());
+      cfg.put("rope_sliding", k.attention().slidingRope().describe());
+    }
+    cfg.put("rope_full", k.attention().fullRope().describe());
     cfg.put("clip_qkv", k.clipQkv());
     cfg.put(
         "norm",

@@ -26,14 +26,16 @@ public final class MakeCheckpointCommand implements Command {
   public static final String HELP =
       String.join(
           "\n",
-          "usage: olmo-ppl make-checkpoint --layout olmo|hf_olmo|olmo2 --out DIR [options]",
+          "usage: olmo-ppl make-checkpoint --layout olmo|hf_olmo|olmo2|olmo3 --out DIR [options]",
           "",
           "  --hidden N (64)  --layers N (2)  --heads N (4)  --kv-heads N (= heads)  --intermediate N (2 x hidden)",
           "  --max-positions N (256)  --seed N (0)  --dtype F32|F16|BF16 (F32)",
           "  --tied | --untied       default: the layout's (hf_olmo tied, olmo and olmo2 untied)",
           "  --output-copy none|identical|different  for tied models: also store the output matrix under its own",
           "                          name (identical = an alias of the embedding; different = a conflicting copy)",
-          "  --tokenizer neox|dolma2|PATH  default neox (OLMo-1) for olmo/hf_olmo, dolma2 for olmo2",
+          "  --tokenizer neox|dolma2|PATH  default neox (OLMo-1) for olmo/hf_olmo, dolma2 for olmo2/olmo3",
+          "  olmo3: every fourth layer full attention, the others a sliding window of positions / 16 (at most",
+          "  4096); YaRN factor 8 over positions / 8 on the full layers (Olmo-3-1025-7B at --max-positions 65536)",
           "",
           "The tokenizers bundled with olmo-ppl are allenai's OLMo tokenizer files (Apache-2.0).");
 
@@ -46,7 +48,7 @@ public final class MakeCheckpointCommand implements Command {
 
   @Override
   public String oneLine() {
-    return "--layout olmo|hf_olmo|olmo2 --out DIR   write a random-initialised checkpoint";
+    return "--layout olmo|hf_olmo|olmo2|olmo3 --out DIR   write a random-initialised checkpoint";
   }
 
   @Override
@@ -83,7 +85,7 @@ public final class MakeCheckpointCommand implements Command {
     CheckpointLayout layout = CheckpointLayout.byId(a.require("layout"));
     if (layout == null) {
       throw new UsageException(
-          "--layout must be olmo, hf_olmo or olmo2, not '" + a.get("layout") + "'");
+          "--layout must be olmo, hf_olmo, olmo2 or olmo3, not '" + a.get("layout") + "'");
     }
     Path dir = Path.of(a.require("out"));
     if (Files.exists(dir) && !isEmptyDir(dir)) {
@@ -107,7 +109,12 @@ public final class MakeCheckpointCommand implements Command {
     if (copy != OutputCopy.NONE && !tied) {
       throw new UsageException("--output-copy applies to tied checkpoints; add --tied");
     }
-    String tok = a.get("tokenizer", layout == CheckpointLayout.OLMO2 ? "dolma2" : "neox");
+    String tok =
+        a.get(
+            "tokenizer",
+            layout == CheckpointLayout.OLMO2 || layout == CheckpointLayout.OLMO3
+                ? "dolma2"
+                : "neox");
     CheckpointMaker maker =
         CheckpointMaker.small(layout)
             .withDims(

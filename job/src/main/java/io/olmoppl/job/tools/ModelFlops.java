@@ -1,11 +1,13 @@
 package io.olmoppl.job.tools;
 
+import io.olmoppl.checkpoint.AttentionKind;
 import io.olmoppl.checkpoint.OlmoConfig;
 
 /**
  * Exact forward FLOPs (2 per multiply-add) of the model, free of Spark classes so that the GPU
  * check can use it: the projections and the MLP at every computed position, q.k and p.v over the
- * causal query-key pairs, the output projection at scored positions only.
+ * query-key pairs each layer's mask keeps (all earlier keys on full layers, the last W on sliding
+ * layers: about T W pairs instead of T^2 / 2), the output projection at scored positions only.
  */
 public final class ModelFlops {
   private ModelFlops() {}
@@ -15,12 +17,26 @@ public final class ModelFlops {
    */
   public static double window(OlmoConfig c, long t, long scored) {
     long h = c.hiddenSize();
+    long q = c.qDim();
     long perPosition =
-        h * (h + 2L * c.kvDim()) + h * h + 3L * h * c.intermediateSize(); // qkv, out, up|gate, down
-    double pairs = t * (t + 1) / 2.0;
-    double attention = 2.0 * pairs * c.headDim() * c.numAttentionHeads();
-    return c.numHiddenLayers() * (2.0 * perPosition * t + 2.0 * attention)
+        h * (q + 2L * c.kvDim()) + h * q + 3L * h * c.intermediateSize(); // qkv, out, up|gate, down
+    double attention = 0;
+    for (AttentionKind k : c.attention().kinds()) {
+      attention += 2.0 * pairs(t, c.attention().reach(k)) * c.headDim() * c.numAttentionHeads();
+    }
+    return c.numHiddenLayers() * 2.0 * perPosition * t
+        + 2.0 * attention
         + 2.0 * scored * h * c.vocabRows();
+  }
+
+  /**
+   * @return the query-key pairs of a causal window of {@code t} positions in which a query sees at
+   *     most {@code reach} keys (itself included)
+   */
+  static double pairs(long t, long reach) {
+    long w = Math.min(t, reach);
+    // queries 0..w-1 see i+1 keys, the rest w each
+    return w * (w + 1) / 2.0 + (double) (t - w) * w;
   }
 
   /**

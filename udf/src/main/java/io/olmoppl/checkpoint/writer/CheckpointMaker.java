@@ -24,7 +24,7 @@ import java.util.SplittableRandom;
  * LayoutConfigWriter}'s; this class only draws the values. The spark-submit jar leaves this package
  * out (executors never write checkpoints); the {@code ./olmo-ppl} launcher has it.
  *
- * @param layout hf_olmo, olmo or olmo2
+ * @param layout hf_olmo, olmo, olmo2 or olmo3
  * @param hidden C
  * @param layers number of blocks
  * @param heads H
@@ -96,7 +96,9 @@ public record CheckpointMaker(
         4,
         4,
         64,
-        layout == CheckpointLayout.OLMO2 ? DOLMA2_ROWS : NEOX_ROWS,
+        layout == CheckpointLayout.OLMO2 || layout == CheckpointLayout.OLMO3
+            ? DOLMA2_ROWS
+            : NEOX_ROWS,
         256,
         layout == CheckpointLayout.HF_OLMO,
         DType.F32,

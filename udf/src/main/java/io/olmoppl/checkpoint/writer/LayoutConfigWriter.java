@@ -2,8 +2,10 @@ package io.olmoppl.checkpoint.writer;
 
 import com.google.gson.JsonArray;
 import com.google.gson.JsonObject;
+import io.olmoppl.checkpoint.AttentionKind;
 import io.olmoppl.checkpoint.CheckpointLayout;
 import io.olmoppl.checkpoint.DType;
+import io.olmoppl.checkpoint.RopeParameters;
 
 /**
  * The config.json of a random checkpoint in each {@link CheckpointLayout}, in the layout's own
@@ -32,6 +34,7 @@ public final class LayoutConfigWriter {
       case HF_OLMO -> hfOlmo(d, tied, dtype);
       case OLMO -> transformers(layout, false, d, tied, dtype);
       case OLMO2 -> transformers(layout, true, d, tied, dtype);
+      case OLMO3 -> olmo3(d, tied, dtype);
     };
   }
 
@@ -96,6 +99,31 @@ public final class LayoutConfigWriter {
     c.addProperty("pad_token_id", olmo2 ? 100277 : 1);
     c.add("bos_token_id", null);
     c.addProperty("torch_dtype", dtype.torchName());
+    return c;
+  }
+
+  /**
+   * Olmo 3's keys as the released configs write them (Olmo-3-1025-7B: every fourth layer full, the
+   * others a 4,096-token sliding window; legacy {@code rope_scaling} YaRN factor 8 over 8,192 of
+   * 65,536 positions), scaled to the given positions: window = positions / 16 (at most 4,096),
+   * YaRN's original length = positions / 8, so that small checkpoints exercise both.
+   */
+  private static JsonObject olmo3(Dims d, boolean tied, DType dtype) {
+    JsonObject c = transformers(CheckpointLayout.OLMO3, true, d, tied, dtype);
+    JsonArray types = new JsonArray();
+    for (int i = 0; i < d.layers(); i++) {
+      types.add(((i + 1) % 4 != 0 ? AttentionKind.SLIDING : AttentionKind.FULL).configName());
+    }
+    c.add("layer_types", types);
+    c.addProperty("sliding_window", Math.max(1, Math.min(4096, d.maxPositions() / 16)));
+    JsonObject yarn = new JsonObject();
+    yarn.addProperty("rope_type", "yarn");
+    yarn.addProperty("factor", 8.0);
+    yarn.addProperty("original_max_position_embeddings", Math.max(1, d.maxPositions() / 8));
+    yarn.addProperty("beta_fast", 32.0);
+    yarn.addProperty("beta_slow", 1.0);
+    yarn.addProperty("attention_factor", RopeParameters.defaultAttentionFactor(8.0));
+    c.add("rope_scaling", yarn);
     return c;
   }
 
