@@ -115,7 +115,8 @@ public final class FileDigests {
       String digest = digest(real);
       // a file that changed while it was read gets no entry: its digest describes no one state
       if (entry != null && identity.equals(identity(real)) && probe.equals(probe(real))) {
-        store(entry, identity, probe, digest);
+        store(entry, real, identity, probe, digest);
+        prune(entry.getParent());
       }
       return new Digest(digest, false);
     } catch (IOException e) {
@@ -216,9 +217,10 @@ public final class FileDigests {
     return null;
   }
 
-  private static void store(Path entry, String identity, String probe, String digest) {
+  private static void store(Path entry, Path real, String identity, String probe, String digest) {
     JsonObject o = new JsonObject();
     o.addProperty("version", VERSION);
+    o.addProperty("path", real.toString());
     o.addProperty("identity", identity);
     o.addProperty("probe", probe);
     o.addProperty("digest", digest);
@@ -243,6 +245,34 @@ public final class FileDigests {
           e.toString(),
           CACHE_PROPERTY,
           CACHE_ENV);
+    }
+  }
+
+  /** Entries kept before those of files that no longer exist are removed. */
+  static final int PRUNE_ABOVE = 512;
+
+  /**
+   * Keeps the cache small where many checkpoints come and go (temporary ones, say): once it holds
+   * more than {@link #PRUNE_ABOVE} entries, those whose file no longer exists are removed.
+   */
+  static void prune(Path dir) {
+    try (var s = Files.list(dir)) {
+      List<Path> entries = s.filter(p -> p.toString().endsWith(".json")).toList();
+      if (entries.size() <= PRUNE_ABOVE) {
+        return;
+      }
+      for (Path e : entries) {
+        try {
+          JsonObject o = JsonParser.parseString(Files.readString(e)).getAsJsonObject();
+          if (!o.has("path") || !Files.exists(Path.of(o.get("path").getAsString()))) {
+            Files.deleteIfExists(e);
+          }
+        } catch (IOException | RuntimeException x) {
+          Files.deleteIfExists(e); // unreadable: it would never be used
+        }
+      }
+    } catch (IOException | RuntimeException e) {
+      LOG.debug("olmo-ppl: cannot prune the fingerprint cache {}: {}", dir, e.toString());
     }
   }
 

@@ -138,4 +138,23 @@ class FingerprintTest {
     assertFalse(d.cached());
     assertEquals(FileDigests.in(null).of(dir.resolve("model.safetensors")).digest(), d.digest());
   }
+
+  @Test
+  void entriesOfFilesThatAreGoneArePrunedOnceTheCacheIsLarge() throws IOException {
+    Path cache = tmp.resolve("cache");
+    FileDigests digests = FileDigests.in(cache);
+    Path kept = Files.writeString(tmp.resolve("kept.bin"), "weights");
+    digests.of(kept);
+    for (int i = 0; i < FileDigests.PRUNE_ABOVE; i++) {
+      Path gone = Files.writeString(tmp.resolve("gone" + i + ".bin"), "w" + i);
+      digests.of(gone);
+      Files.delete(gone);
+    }
+    try (var s = Files.list(cache)) {
+      // the prune ran when the last entry was written, before its file was deleted
+      assertEquals(
+          2, s.filter(p -> p.toString().endsWith(".json")).count(), "kept.bin's and the last");
+    }
+    assertTrue(digests.of(kept).cached());
+  }
 }
