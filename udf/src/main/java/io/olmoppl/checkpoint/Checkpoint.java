@@ -17,7 +17,8 @@ import java.util.Map;
  * A validated Hugging Face checkpoint directory: the tensor index (single or sharded safetensors),
  * validation of the tensors against what the config's {@link CheckpointLayout} requires, the
  * tokenizer, the weight-tying decision and a fingerprint. Opening it reads headers only (plus the
- * two matrices when an output copy has to be compared with the embedding); {@link
+ * two matrices when an output copy has to be compared with the embedding, or a tensor stored in two
+ * shards); the fingerprint reads the weight files on first use unless its cache knows them; {@link
  * io.olmoppl.model.OlmoModel#load} loads the data.
  *
  * <p>{@link #open} runs the steps in order, each in its own class: {@link SafetensorsIndex} (where
@@ -38,8 +39,10 @@ public final class Checkpoint implements WeightSource {
   private final Map<String, long[]> expected;
   private final Path tokenizerJson;
   private final Tying tying;
-  private final String fingerprint;
+  private final byte[] configBytes;
+  private final byte[] tokenizerBytes;
   private final int tokenizerSize;
+  private String fingerprint; // computed on first use: it reads every weight file once
 
   private Checkpoint(
       Path dir,
@@ -48,7 +51,8 @@ public final class Checkpoint implements WeightSource {
       Map<String, long[]> expected,
       Path tokenizerJson,
       Tying tying,
-      String fingerprint,
+      byte[] configBytes,
+      byte[] tokenizerBytes,
       int tokenizerSize) {
     this.dir = dir;
     this.config = config;
@@ -56,7 +60,8 @@ public final class Checkpoint implements WeightSource {
     this.expected = expected;
     this.tokenizerJson = tokenizerJson;
     this.tying = tying;
-    this.fingerprint = fingerprint;
+    this.configBytes = configBytes;
+    this.tokenizerBytes = tokenizerBytes;
     this.tokenizerSize = tokenizerSize;
   }
 
@@ -107,8 +112,8 @@ public final class Checkpoint implements WeightSource {
     Map<String, long[]> expected = config.layout().tensors(config);
     Tying tying = TyingResolver.resolve(config, tensors, rule);
     StrictValidator.validate(dir, config, tensors, expected, tying);
-    String fingerprint = Fingerprint.of(configBytes, tokBytes, tensors);
-    return new Checkpoint(dir, config, tensors, expected, tokPath, tying, fingerprint, tokSize);
+    return new Checkpoint(
+        dir, config, tensors, expected, tokPath, tying, configBytes, tokBytes, tokSize);
   }
 
   static byte[] read(Path p) {
@@ -167,9 +172,17 @@ public final class Checkpoint implements WeightSource {
   }
 
   /**
-   * @return a stable hash of config.json, tokenizer.json and the tensor headers
+   * The checkpoint's identity ({@link Fingerprint}): a hash of config.json, tokenizer.json, the
+   * tensor headers and the content of every weight file, the latter from {@link
+   * FileDigests#defaults()}'s cache when the files are unchanged since they were last hashed.
+   *
+   * @return 16 hex digits; the first call reads the weight files unless the cache knows them
+   * @throws CheckpointException when a weight file cannot be read
    */
-  public String fingerprint() {
+  public synchronized String fingerprint() {
+    if (fingerprint == null) {
+      fingerprint = Fingerprint.of(configBytes, tokenizerBytes, tensors, FileDigests.defaults());
+    }
     return fingerprint;
   }
 

@@ -140,6 +140,38 @@ final class CheckpointErrors {
             + " checkpoint.");
   }
 
+  static CheckpointException shardTensorsNotInIndex(Path index, List<String> unlisted) {
+    return new CheckpointException(
+        "the shards of "
+            + index.getParent()
+            + " hold "
+            + unlisted.size()
+            + " tensor(s) that "
+            + index.getFileName()
+            + " does not list: "
+            + abbreviate(unlisted)
+            + ". olmo-ppl loads strictly, as from one model.safetensors, so that no stored weight"
+            + " is ignored unseen; the shards and the index do not belong together. Re-download"
+            + " the checkpoint (every shard and its index from one save).");
+  }
+
+  static CheckpointException shardCopiesDiffer(
+      Path index, String tensor, Path named, Path other, String difference) {
+    return new CheckpointException(
+        "tensor "
+            + tensor
+            + " is stored twice with different contents: in "
+            + named.getFileName()
+            + ", where "
+            + index.getFileName()
+            + " places it, and in "
+            + other.getFileName()
+            + " ("
+            + difference
+            + "). olmo-ppl will not pick one copy silently; the shards do not belong to one save."
+            + " Re-download the checkpoint.");
+  }
+
   static CheckpointException onlyPickles(Path dir, List<String> pickles) {
     return new CheckpointException(
         dir

@@ -14,10 +14,12 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The executor's models: one per JVM per checkpoint fingerprint (and tying rule, precision,
- * device), built on first use by whichever task comes first, each with the one {@link
- * ScoringEngine} that every task thread hands its rows to, closed when the JVM exits.
- * Double-checked locking as in Iceberg's {@code SparkExecutorCache}.
+ * The executor's models: one per JVM per checkpoint fingerprint (and tying rule, precision, device;
+ * the fingerprint covers the weights' content, so a long-lived application never scores a
+ * checkpoint with the weights it loaded for another one of the same shapes), built on first use by
+ * whichever task comes first, each with the one {@link ScoringEngine} that every task thread hands
+ * its rows to, closed when the JVM exits. Double-checked locking as in Iceberg's {@code
+ * SparkExecutorCache}.
  */
 public final class ExecutorModels {
   private static final Logger LOG = LoggerFactory.getLogger(ExecutorModels.class);

@@ -10,8 +10,8 @@ import org.apache.spark.broadcast.Broadcast;
  * only handles, never weights.
  *
  * @param modelPath checkpoint directory as the executors see it (files mode; any Hadoop URI)
- * @param fingerprint the driver's fingerprint of that checkpoint; executors verify it before
- *     scoring
+ * @param fingerprint the driver's fingerprint of that checkpoint (config, tokenizer, headers and
+ *     the weights' content); executors verify it before scoring
  * @param manifest config, tying decision, tokenizer and tensor index, broadcast once
  * @param weights the broadcast weights, or null when executors read the files themselves
  * @param options scoring options

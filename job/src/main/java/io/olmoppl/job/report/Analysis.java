@@ -43,6 +43,8 @@ import org.apache.spark.sql.types.StructType;
  * @param keepBuckets {@code --keep-bucket} names (empty without)
  * @param maxPerplexity {@code --max-perplexity} (null without)
  * @param rejected {@code --rejected} path (null without)
+ * @param cutoffsFromOtherModel {@code --cutoffs-from-other-model}: apply {@code --cutoffs} of a run
+ *     with another {@code ppl_model} stamp (recorded)
  */
 public record Analysis(
     Progress.Mode progress,
@@ -52,7 +54,8 @@ public record Analysis(
     String groupBy,
     List<String> keepBuckets,
     Double maxPerplexity,
-    String rejected) {
+    String rejected,
+    boolean cutoffsFromOtherModel) {
   public static final Set<String> OPTIONS =
       Set.of(
           "progress",
@@ -70,6 +73,7 @@ public record Analysis(
           "  --progress-interval S  seconds between logged progress lines (default 30)",
           "  --buckets SPEC         add ppl_bucket by perplexity percentile, e.g. head:30,middle:60,tail",
           "  --cutoffs FILE         add ppl_bucket with the cut-offs of an earlier run (its _summary.json)",
+          "  --cutoffs-from-other-model  apply --cutoffs although its ppl_model (model, window, ...) differs",
           "  --group-by COLUMN      per-group documents, tokens, perplexity, bits per byte in the summary and report",
           "  --keep-bucket B[,B]    write only rows in these buckets to --output (needs --buckets or --cutoffs)",
           "  --max-perplexity X     write only rows with perplexity <= X to --output",
@@ -133,7 +137,17 @@ public record Analysis(
         a.get("group-by"),
         keep,
         maxPpl,
-        rejected);
+        rejected,
+        otherModel(a, cut));
+  }
+
+  private static boolean otherModel(Args a, String cutoffs) {
+    boolean other = a.flag("cutoffs-from-other-model");
+    if (other && cutoffs == null) {
+      throw new UsageException(
+          "--cutoffs-from-other-model applies to --cutoffs FILE; pass --cutoffs too, or drop it");
+    }
+    return other;
   }
 
   private static double number(Args a, String name, double def) {
@@ -155,7 +169,15 @@ public record Analysis(
   /** Defaults: progress auto, nothing else. */
   public static Analysis none() {
     return new Analysis(
-        Progress.Mode.AUTO, Progress.INTERVAL_DEFAULT, null, null, null, List.of(), null, null);
+        Progress.Mode.AUTO,
+        Progress.INTERVAL_DEFAULT,
+        null,
+        null,
+        null,
+        List.of(),
+        null,
+        null,
+        false);
   }
 
   public boolean filters() {

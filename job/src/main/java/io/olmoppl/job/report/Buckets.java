@@ -30,8 +30,9 @@ import org.apache.spark.sql.Row;
  * Perplexity buckets ({@code --buckets head:30,middle:60,tail}): each named bucket but the last
  * holds the documents up to a percentile of document perplexity; the cut-offs are computed over the
  * scored {@code ok} documents with Spark's {@code approxQuantile} at relative error {@link
- * #RELATIVE_ERROR}, or read from an earlier run's summary ({@code --cutoffs FILE}). Documents
- * without a perplexity get no bucket (null).
+ * #RELATIVE_ERROR}, or read from an earlier run's summary ({@code --cutoffs FILE}), which must
+ * record the same {@code ppl_model} stamp as this run's (or be applied with {@code
+ * --cutoffs-from-other-model}, recorded). Documents without a perplexity get no bucket (null).
  */
 public final class Buckets {
   /**
@@ -106,9 +107,91 @@ public final class Buckets {
    * @param percentiles the percentile of each cut-off (null entries when read from a file without
    *     them)
    * @param source "computed" or the file they were read from
+   * @param stamp the {@code ppl_model} stamp of the scores the cut-offs were computed from (null: a
+   *     file that records none)
+   * @param fromOtherModel applied with {@code --cutoffs-from-other-model} to a run whose stamp
+   *     differs
    */
   public record Cutoffs(
-      List<String> names, double[] maxPerplexity, Double[] percentiles, String source) {
+      List<String> names,
+      double[] maxPerplexity,
+      Double[] percentiles,
+      String source,
+      String stamp,
+      boolean fromOtherModel) {
+    /**
+     * Cut-offs are percentiles of one model's perplexities under one setting; applied to another
+     * model's or another window's scores they put documents into the wrong buckets. Checked after
+     * the model is opened and before any row is scored.
+     *
+     * @param runStamp this run's {@code ppl_model} stamp
+     * @param allowOther {@code --cutoffs-from-other-model}: apply them anyway, recorded
+     * @return these cut-offs, marked {@link #fromOtherModel} when the stamps differ and that is
+     *     allowed
+     * @throws JobException when the stamps differ and it is not allowed
+     */
+    public Cutoffs comparableWith(String runStamp, boolean allowOther) {
+      if (runStamp.equals(stamp)) {
+        return this;
+      }
+      if (allowOther) {
+        return new Cutoffs(names, maxPerplexity, percentiles, source, stamp, true);
+      }
+      throw new JobException(
+          "--cutoffs "
+              + source
+              + " "
+              + mismatch(runStamp)
+              + " Perplexities of another model or under other settings are on another scale, so"
+              + " these cut-offs would put documents into the wrong buckets. Compute cut-offs"
+              + " from this run (--buckets), score with the model and settings of that run, or"
+              + " pass --cutoffs-from-other-model to apply them anyway (the summary and report"
+              + " then say so).");
+    }
+
+    private String mismatch(String runStamp) {
+      if (stamp == null) {
+        return "records no ppl_model stamp (an older summary, or a bare buckets object), so"
+            + " nothing shows that its cut-offs fit this run's scores (ppl_model "
+            + runStamp
+            + ").";
+      }
+      String theirs = stamp.split("-")[0];
+      String ours = runStamp.split("-")[0];
+      if (!theirs.equals(ours)) {
+        return "was computed from the scores of another model: its ppl_model is "
+            + stamp
+            + " (model fingerprint "
+            + theirs
+            + "), this run's is "
+            + runStamp
+            + " (model fingerprint "
+            + ours
+            + ").";
+      }
+      return "was computed from this model's scores under other settings: its ppl_model is "
+          + stamp
+          + ", this run's is "
+          + runStamp
+          + " (after the model fingerprint, the stamp hashes the tying decision, precision,"
+          + " prefix token, window and stride).";
+    }
+
+    /**
+     * @return the warning for cut-offs applied with {@code --cutoffs-from-other-model}, or null
+     */
+    public String warning(String runStamp) {
+      return fromOtherModel
+          ? "--cutoffs-from-other-model: applying the cut-offs of "
+              + source
+              + " (ppl_model "
+              + stamp
+              + ") to scores with ppl_model "
+              + runStamp
+              + "; the buckets are not percentiles of this run"
+          : null;
+    }
+
     /**
      * @param documents documents per bucket
      * @return the summary entry ({@code --cutoffs} reads it back)
@@ -125,7 +208,12 @@ public final class Buckets {
                     : null));
       }
       return new ScoreSummary.BucketSummary(
-          source, source.equals("computed") ? RELATIVE_ERROR : null, list, documents);
+          source,
+          source.equals("computed") ? RELATIVE_ERROR : null,
+          stamp,
+          fromOtherModel ? Boolean.TRUE : null,
+          list,
+          documents);
     }
 
     /**
@@ -147,8 +235,10 @@ public final class Buckets {
   /**
    * Cut-offs at the spec's percentiles of the perplexity of {@code ok} documents (one pass over the
    * data).
+   *
+   * @param stamp the run's {@code ppl_model} stamp, recorded with the cut-offs
    */
-  public static Cutoffs compute(Dataset<Row> scored, Spec spec) {
+  public static Cutoffs compute(Dataset<Row> scored, Spec spec, String stamp) {
     double[] probs = new double[spec.percentiles().length];
     for (int i = 0; i < probs.length; i++) {
       probs[i] = spec.percentiles()[i] / 100;
@@ -166,7 +256,7 @@ public final class Buckets {
     for (int i = 0; i < pct.length; i++) {
       pct[i] = spec.percentiles()[i];
     }
-    return new Cutoffs(spec.names(), max, pct, "computed");
+    return new Cutoffs(spec.names(), max, pct, "computed", stamp, false);
   }
 
   /**
@@ -247,6 +337,13 @@ public final class Buckets {
       throw new JobException(
           "--cutoffs " + file + " must name at least two distinct buckets." + how);
     }
-    return new Cutoffs(names, max, pct, file.toString());
+    JsonElement stamp = o.get("stamp");
+    return new Cutoffs(
+        names,
+        max,
+        pct,
+        file.toString(),
+        stamp != null && stamp.isJsonPrimitive() ? stamp.getAsString() : null,
+        false);
   }
 }

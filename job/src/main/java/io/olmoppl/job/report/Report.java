@@ -158,7 +158,15 @@ public final class Report {
       Map<String, Long> counts = buckets.documents();
       b.append("<h2>Buckets</h2>\n<p>Cut-offs: ")
           .append(esc(buckets.source()))
-          .append("</p>\n<table>")
+          .append(buckets.stamp() == null ? "" : " (ppl_model " + esc(buckets.stamp()) + ")")
+          .append("</p>\n");
+      if (Boolean.TRUE.equals(buckets.fromOtherModel())) {
+        b.append(
+            "<p><b>Applied with --cutoffs-from-other-model:</b> these cut-offs come from scores"
+                + " with another ppl_model than this run's; the buckets are not percentiles of"
+                + " this run.</p>\n");
+      }
+      b.append("<table>")
           .append(
               "<tr><th>bucket</th><th class=\"n\">up to percentile</th><th class=\"n\">max perplexity</th>")
           .append("<th class=\"n\">documents</th></tr>\n");

@@ -119,10 +119,19 @@ public record ScoreSummary(
   /**
    * @param source "computed" or the file the cut-offs were read from
    * @param relativeError the percentiles' relative rank error when computed, else null
+   * @param stamp the {@code ppl_model} stamp of the scores the cut-offs were computed from ({@code
+   *     --cutoffs} checks it against its run's); null when the file read had none
+   * @param fromOtherModel true when applied with {@code --cutoffs-from-other-model} to a run with
+   *     another stamp; left out otherwise
    * @param documents documents per bucket, in bucket order, plus {@code none} for rows without one
    */
   public record BucketSummary(
-      String source, Double relativeError, List<Cutoff> cutoffs, Map<String, Long> documents) {}
+      String source,
+      Double relativeError,
+      String stamp,
+      @JsonInclude(NON_NULL) Boolean fromOtherModel,
+      List<Cutoff> cutoffs,
+      Map<String, Long> documents) {}
 
   /**
    * One bucket: up to {@code percentile}, perplexity at most {@code maxPerplexity} (null: no cap).

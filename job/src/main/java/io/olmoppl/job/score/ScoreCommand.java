@@ -98,7 +98,8 @@ public final class ScoreCommand implements Command {
                   "on-malformed",
                   "scan-weights"))
           .collect(Collectors.toUnmodifiableSet());
-  public static final Set<String> FLAGS = Set.of("token-logprobs", "allow-long-window");
+  public static final Set<String> FLAGS =
+      Set.of("token-logprobs", "allow-long-window", "cutoffs-from-other-model");
 
   public ScoreCommand() {}
 
@@ -207,6 +208,18 @@ public final class ScoreCommand implements Command {
             req.textColumn(),
             req.options(),
             req.distribution());
+    if (fixedCutoffs != null) { // cut-offs of another model or setting: refused before scoring
+      try {
+        fixedCutoffs = fixedCutoffs.comparableWith(plan.spec().stamp(), an.cutoffsFromOtherModel());
+      } catch (RuntimeException e) {
+        plan.release();
+        throw e;
+      }
+      String w = fixedCutoffs.warning(plan.spec().stamp());
+      if (w != null) {
+        err.println("olmo-ppl: warning: " + w);
+      }
+    }
     Malformed.check(input, req);
     for (String w : plan.checkpoint().config().warnings()) {
       err.println("olmo-ppl: warning: " + w);
@@ -235,7 +248,9 @@ public final class ScoreCommand implements Command {
       Buckets.Cutoffs cutoffs =
           fixedCutoffs != null
               ? fixedCutoffs
-              : an.buckets() != null ? Buckets.compute(scored, an.buckets()) : null;
+              : an.buckets() != null
+                  ? Buckets.compute(scored, an.buckets(), plan.spec().stamp())
+                  : null;
       Dataset<Row> labelled =
           cutoffs == null ? scored : scored.withColumn(Buckets.COLUMN, cutoffs.label());
       if (an.filters()) {
