@@ -2,10 +2,15 @@ package io.olmoppl.job.score;
 
 import io.olmoppl.job.JobException;
 import java.io.IOException;
+import java.io.InterruptedIOException;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FileStatus;
 import org.apache.hadoop.fs.FileSystem;
@@ -26,6 +31,9 @@ import org.apache.spark.sql.Row;
 final class InputFiles {
   /** The characters of a Hadoop path pattern (and its escape). */
   private static final String PATTERN_CHARS = "\\[]{}*?";
+
+  /** Input files opened at once to check their first bytes. */
+  private static final int READ_THREADS = 16;
 
   private final String option;
   private final String named;
@@ -182,26 +190,60 @@ final class InputFiles {
 
   /**
    * Refuses, before any work, a file Spark would read wrongly: compressed data whose name does not
-   * tell Hadoop its codec, or a codec that cannot read it (see {@link Compression}).
+   * tell Hadoop its codec, or a codec that cannot read it (see {@link Compression}). The files are
+   * opened {@link #READ_THREADS} at a time: on an object store each open is a request.
    */
   void requireReadable(Configuration conf, String format) throws IOException {
     if (format.equals("parquet") || format.equals("orc")) {
       return; // compressed inside the file, by the format
     }
     Compression c = new Compression(conf);
-    for (FileStatus f : files) {
-      String problem = c.problem(f);
-      if (problem != null) {
-        throw new JobException(
-            option
-                + " "
-                + named
-                + ": file "
-                + f.getPath()
-                + " "
-                + problem
-                + " Nothing was scored.");
+    ExecutorService pool =
+        Executors.newFixedThreadPool(
+            Math.min(READ_THREADS, files.size()),
+            r -> {
+              Thread t = new Thread(r, "olmo-ppl input check");
+              t.setDaemon(true);
+              return t;
+            });
+    try {
+      List<Future<String>> problems = new ArrayList<>();
+      for (FileStatus f : files) {
+        problems.add(pool.submit(() -> c.problem(f)));
       }
+      for (int i = 0; i < files.size(); i++) {
+        String problem = result(problems.get(i));
+        if (problem != null) {
+          throw new JobException(
+              option
+                  + " "
+                  + named
+                  + ": file "
+                  + files.get(i).getPath()
+                  + " "
+                  + problem
+                  + " Nothing was scored.");
+        }
+      }
+    } finally {
+      pool.shutdownNow();
+    }
+  }
+
+  private static String result(Future<String> f) throws IOException {
+    try {
+      return f.get();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new InterruptedIOException("interrupted while checking the input files");
+    } catch (ExecutionException e) {
+      if (e.getCause() instanceof IOException io) {
+        throw io;
+      }
+      if (e.getCause() instanceof RuntimeException re) {
+        throw re;
+      }
+      throw new IllegalStateException(e.getCause());
     }
   }
 
