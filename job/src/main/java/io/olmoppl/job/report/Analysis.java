@@ -262,13 +262,13 @@ public record Analysis(
     Column ok = col(ScoreColumns.STATUS).equalTo(lit(Status.OK.id()));
     List<Row> rows =
         scored
-            .groupBy(col(column).cast("string").as("group"))
+            .groupBy(Columns.named(column).cast("string").as("group"))
             .agg(
                 count(lit(1)).as("documents"),
                 sum(when(ok, 1L).otherwise(0L)),
                 sum(when(ok, col(ScoreColumns.TOKENS)).otherwise(0L)),
                 sum(when(ok, col(ScoreColumns.NLL)).otherwise(0.0)),
-                sum(when(ok, octet_length(col(textColumn))).otherwise(0L)))
+                sum(when(ok, octet_length(Columns.named(textColumn))).otherwise(0L)))
             .orderBy(col("documents").desc(), col("group").asc_nulls_first())
             .limit(MAX_GROUPS)
             .collectAsList();
@@ -360,7 +360,7 @@ public record Analysis(
             ? null
             : new ScoreSummary.Groups(
                 groupBy,
-                labelled.select(groupBy).distinct().count(),
+                labelled.select(Columns.named(groupBy).cast("string")).distinct().count(),
                 groups(labelled, groupBy, textColumn));
     return new ScoreSummary.Findings(
         corpus.status().getOrDefault(Status.OK.id(), 0L),

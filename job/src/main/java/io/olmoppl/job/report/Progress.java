@@ -1,7 +1,6 @@
 package io.olmoppl.job.report;
 
 import static org.apache.spark.sql.functions.coalesce;
-import static org.apache.spark.sql.functions.col;
 import static org.apache.spark.sql.functions.count;
 import static org.apache.spark.sql.functions.lit;
 import static org.apache.spark.sql.functions.octet_length;
@@ -138,7 +137,9 @@ public final class Progress extends SparkListener implements AutoCloseable {
       return null;
     }
     Row total =
-        input.agg(count(lit(1)), coalesce(sum(octet_length(col(textColumn))), lit(0L))).first();
+        input
+            .agg(count(lit(1)), coalesce(sum(octet_length(Columns.named(textColumn))), lit(0L)))
+            .first();
     boolean terminal = mode == Mode.TERMINAL || (mode == Mode.AUTO && stderrIsTerminal());
     return new Progress(
         spark,

@@ -164,10 +164,10 @@ public final class Summary {
             count(lit(1)),
             sum(when(ok, col(ScoreColumns.TOKENS)).otherwise(0)),
             sum(when(ok, col(ScoreColumns.NLL)).otherwise(0.0)),
-            sum(when(ok, octet_length(col(textColumn))).otherwise(0)),
+            sum(when(ok, octet_length(Columns.named(textColumn))).otherwise(0)),
             // words as lm-eval counts them: len(re.split(r"\s+", doc)), Unicode whitespace, empty
             // edge fields kept
-            sum(when(ok, size(split(col(textColumn), "(?U)\\s+", -1))).otherwise(0)),
+            sum(when(ok, size(split(Columns.named(textColumn), "(?U)\\s+", -1))).otherwise(0)),
             sum(when(ok, col(ScoreColumns.WINDOWS)).otherwise(0)))
         .first();
   }

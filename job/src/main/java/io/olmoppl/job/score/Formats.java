@@ -1,17 +1,13 @@
 package io.olmoppl.job.score;
 
-import static org.apache.spark.sql.functions.col;
 import static org.apache.spark.sql.functions.to_json;
 
-import io.olmoppl.job.cli.JobException;
 import io.olmoppl.job.cli.UsageException;
+import io.olmoppl.job.report.Columns;
 import java.io.IOException;
 import java.util.List;
 import java.util.Locale;
-import java.util.Map;
-import org.apache.hadoop.fs.FileStatus;
-import org.apache.hadoop.fs.FileSystem;
-import org.apache.hadoop.fs.Path;
+import org.apache.hadoop.conf.Configuration;
 import org.apache.spark.sql.DataFrameReader;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
@@ -29,71 +25,42 @@ public final class Formats {
   private Formats() {}
 
   static Dataset<Row> read(SparkSession spark, Request req) throws IOException {
-    Path in = new Path(req.input());
-    FileSystem fs = in.getFileSystem(spark.sparkContext().hadoopConfiguration());
-    if (!fs.exists(in)) {
-      throw new JobException(
-          "--input " + req.input() + " does not exist. Pass a file or a directory of files.");
-    }
-    String fmt = req.inputFormat().equals("auto") ? detect(fs, in) : req.inputFormat();
-    DataFrameReader r = spark.read();
-    Dataset<Row> df =
-        switch (fmt) {
-          case "parquet" -> r.parquet(req.input());
-          case "orc" -> r.orc(req.input());
-          case "json" -> r.option("columnNameOfCorruptRecord", Malformed.COLUMN).json(req.input());
-          case "csv" ->
-              r.option("header", "true")
-                  .option("multiLine", "true")
-                  .option("escape", "\"")
-                  .csv(req.input());
-          case "text" -> r.text(req.input()).withColumnRenamed("value", req.textColumn());
-          default -> throw new IllegalStateException(fmt);
-        };
-    return df;
+    Configuration conf = spark.sparkContext().hadoopConfiguration();
+    InputFiles in =
+        InputFiles.of(
+            conf, req.input(), req.inputGlob(), req.inputGlob() ? "--input-glob" : "--input");
+    String fmt = req.inputFormat().equals("auto") ? in.format() : req.inputFormat();
+    in.requireReadable(conf, fmt);
+    Dataset<Row> df = in.load(reader(spark, fmt));
+    return fmt.equals("text") ? df.withColumnRenamed("value", req.textColumn()) : df;
   }
 
   /**
-   * @return the format by file extension: of the file, or of every data file in a directory (which
-   *     must agree)
+   * @return a reader of {@code format} with the options every read of this job uses: JSON lines
+   *     without Jackson's 20-million-character limit on a string and with {@link Malformed#COLUMN}
+   *     for lines that do not parse; CSV with a header row, multi-line values and whitespace kept
    */
-  static String detect(FileSystem fs, Path in) throws IOException {
-    if (!fs.getFileStatus(in).isDirectory()) {
-      return detect(in, in.getName());
-    }
-    Map<String, List<String>> byFormat = new java.util.TreeMap<>();
-    for (FileStatus s : fs.listStatus(in)) {
-      String n = s.getPath().getName();
-      if (s.isFile() && !n.startsWith("_") && !n.startsWith(".")) {
-        byFormat.computeIfAbsent(detect(in, n), k -> new java.util.ArrayList<>()).add(n);
-      }
-    }
-    if (byFormat.isEmpty()) {
-      throw new JobException("--input " + in + " is a directory with no data files.");
-    }
-    if (byFormat.size() > 1) {
-      StringBuilder b = new StringBuilder();
-      byFormat.forEach(
-          (f, names) ->
-              b.append(b.length() == 0 ? "" : "; ")
-                  .append(f)
-                  .append(": ")
-                  .append(
-                      names.size() <= 5
-                          ? names
-                          : names.subList(0, 5) + " and " + (names.size() - 5) + " more"));
-      throw new JobException(
-          "--input "
-              + in
-              + " mixes files of several formats ("
-              + b
-              + "). A directory is read"
-              + " whole in one format; put each format in its own directory and score them separately.");
-    }
-    return byFormat.keySet().iterator().next();
+  static DataFrameReader reader(SparkSession spark, String format) {
+    DataFrameReader r = spark.read().format(format);
+    return switch (format) {
+      case "json" ->
+          r.option("columnNameOfCorruptRecord", Malformed.COLUMN)
+              .option("maxStringLen", Integer.MAX_VALUE);
+      case "csv" ->
+          r.option("header", "true")
+              .option("multiLine", "true")
+              .option("escape", "\"")
+              .option("ignoreLeadingWhiteSpace", "false")
+              .option("ignoreTrailingWhiteSpace", "false");
+      default -> r;
+    };
   }
 
-  private static String detect(Path in, String name) {
+  /**
+   * @return the format of a data file by its name's extension (a compression extension removed)
+   * @param what the option and the path the user named, for the message
+   */
+  static String detect(String what, String name) {
     String n = name.toLowerCase(Locale.ROOT);
     for (String suffix : List.of(".gz", ".bz2", ".zst", ".snappy", ".lz4", ".deflate")) {
       if (n.endsWith(suffix) && !n.endsWith(".parquet" + suffix)) {
@@ -116,8 +83,8 @@ public final class Formats {
       return "orc";
     }
     throw new UsageException(
-        "cannot tell the format of --input "
-            + in
+        "cannot tell the format of "
+            + what
             + " from the file name '"
             + name
             + "'. Pass --input-format parquet|json|csv|text|orc (a directory must hold files of one format).");
@@ -136,10 +103,16 @@ public final class Formats {
           if (f.dataType() instanceof ArrayType
               || f.dataType() instanceof StructType
               || f.dataType() instanceof MapType) {
-            flat = flat.withColumn(f.name(), to_json(col(f.name())));
+            flat = flat.withColumn(f.name(), to_json(Columns.named(f.name())));
           }
         }
-        Output.writer(flat).option("header", "true").option("escape", "\"").csv(path);
+        // Spark's CSV writer trims values unless told not to; the scores are of the untrimmed text
+        Output.writer(flat)
+            .option("header", "true")
+            .option("escape", "\"")
+            .option("ignoreLeadingWhiteSpace", "false")
+            .option("ignoreTrailingWhiteSpace", "false")
+            .csv(path);
       }
       default -> Output.writer(scored).parquet(path);
     }

@@ -5,22 +5,31 @@ import static org.apache.spark.sql.functions.lit;
 import static org.apache.spark.sql.functions.when;
 
 import io.olmoppl.job.cli.JobException;
+import io.olmoppl.job.report.Columns;
 import io.olmoppl.scoring.Status;
 import io.olmoppl.spark.ScoreColumns;
 import java.util.Arrays;
+import java.util.UUID;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
 
 /**
  * JSON lines that do not parse. Spark keeps such a line in the column {@link #COLUMN} (its other
  * columns null); its row gets the status {@link #STATUS} instead of {@code null_text}, or, with
- * {@code --on-malformed fail}, the run stops before scoring.
+ * {@code --on-malformed fail}, the run stops before scoring. The output holds the line in {@link
+ * #OUTPUT}.
  */
 public final class Malformed {
   /**
-   * Spark's column for the raw text of a line that does not parse (present only when there is one).
+   * The reader's column for the raw text of a line that does not parse (present only when there is
+   * one). Spark takes an input field of this name for that column, so it is a name no input can
+   * have (not Spark's default {@code _corrupt_record}, which an input may hold as its own field).
    */
-  static final String COLUMN = "_corrupt_record";
+  static final String COLUMN =
+      "__olmoppl_malformed_" + UUID.randomUUID().toString().substring(0, 8);
+
+  /** The output column of the raw line of a malformed row (null on the other rows). */
+  public static final String OUTPUT = "ppl_malformed_line";
 
   static final String STATUS = Status.MALFORMED.id();
 
@@ -37,12 +46,15 @@ public final class Malformed {
     long n =
         input
             .where(col(COLUMN).isNotNull())
-            .select(col(COLUMN), col(req.textColumn()))
+            .select(col(COLUMN), Columns.named(req.textColumn()))
             .javaRDD()
             .count();
     if (n > 0) {
       Row first =
-          input.where(col(COLUMN).isNotNull()).select(col(COLUMN), col(req.textColumn())).first();
+          input
+              .where(col(COLUMN).isNotNull())
+              .select(col(COLUMN), Columns.named(req.textColumn()))
+              .first();
       String line = first.getString(0);
       throw new JobException(
           "--input "
@@ -59,15 +71,18 @@ public final class Malformed {
   }
 
   /**
-   * @return {@code scored} with status {@link #STATUS} on the rows Spark could not parse
+   * @return {@code scored} with status {@link #STATUS} on the rows Spark could not parse, their
+   *     line in {@link #OUTPUT}
    */
   static Dataset<Row> mark(Dataset<Row> scored) {
     if (!has(scored)) {
       return scored;
     }
-    return scored.withColumn(
-        ScoreColumns.STATUS,
-        when(col(COLUMN).isNotNull(), lit(STATUS)).otherwise(col(ScoreColumns.STATUS)));
+    return scored
+        .withColumn(
+            ScoreColumns.STATUS,
+            when(col(COLUMN).isNotNull(), lit(STATUS)).otherwise(col(ScoreColumns.STATUS)))
+        .withColumnRenamed(COLUMN, OUTPUT);
   }
 
   private static boolean has(Dataset<Row> df) {

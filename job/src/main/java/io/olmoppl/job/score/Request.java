@@ -16,6 +16,9 @@ import java.util.Locale;
 /**
  * A parsed {@code score} command line: what to read and write, the scoring options, the run options
  * and the analysis. Unset scoring options take {@link ScoringOptions#defaults()}.
+ *
+ * @param input the path {@code --input} names, or the pattern of {@code --input-glob}
+ * @param inputGlob true when {@code input} is a pattern ({@code --input-glob})
  */
 public record Request(
     String model,
@@ -28,8 +31,17 @@ public record Request(
     OlmoPerplexity.Distribution distribution,
     ScoringOptions options,
     RunOptions run,
-    Analysis analysis) {
+    Analysis analysis,
+    boolean inputGlob) {
   public static Request from(Args a) {
+    String glob = a.get("input-glob");
+    if (glob == null && a.get("input") == null) {
+      throw new UsageException("'score' needs --input PATH (or --input-glob PATTERN)");
+    }
+    if (glob != null && a.get("input") != null) {
+      throw new UsageException(
+          "pass either --input (a path, read as named) or --input-glob (a pattern), not both");
+    }
     String inFmt = a.get("input-format", "auto").toLowerCase(Locale.ROOT);
     if (!List.of("auto", "parquet", "json", "csv", "text", "orc").contains(inFmt)) {
       throw new UsageException(
@@ -80,7 +92,7 @@ public record Request(
     }
     return new Request(
         a.require("model"),
-        a.require("input"),
+        glob != null ? glob : a.require("input"),
         a.require("output"),
         inFmt,
         a.get("text-column", "text"),
@@ -89,7 +101,8 @@ public record Request(
         dist,
         o,
         RunOptions.from(a),
-        Analysis.from(a));
+        Analysis.from(a),
+        glob != null);
   }
 
   /** What the summary says the run read and wrote. */

@@ -5,6 +5,7 @@ import static org.apache.spark.sql.functions.from_json;
 import static org.apache.spark.sql.functions.sha2;
 
 import io.olmoppl.job.cli.JobException;
+import io.olmoppl.job.report.Columns;
 import io.olmoppl.job.report.ScoreSummary;
 import io.olmoppl.spark.OlmoPerplexity;
 import io.olmoppl.spark.ScoreColumns;
@@ -73,16 +74,10 @@ public final class Rerun {
               + " marker: the run that wrote"
               + " it did not finish, so its rows cannot be trusted. Pass a complete output.");
     }
-    String fmt = Formats.detect(fs, p);
-    Dataset<Row> prev =
-        fmt.equals("csv")
-            ? spark
-                .read()
-                .option("header", "true")
-                .option("multiLine", "true")
-                .option("escape", "\"")
-                .csv(prevPath)
-            : spark.read().format(fmt).load(prevPath);
+    InputFiles files =
+        InputFiles.of(spark.sparkContext().hadoopConfiguration(), prevPath, false, "--previous");
+    String fmt = files.format();
+    Dataset<Row> prev = files.load(Formats.reader(spark, fmt));
     String text = req.textColumn();
     String id = req.run().idColumn();
     List<StructField> scoreFields = ScoreColumns.fields(req.options().tokenLogprobs());
@@ -107,9 +102,10 @@ public final class Rerun {
               + " carrying scores over needs. Pass an output of 'olmo-ppl score' with the same options (e.g."
               + " --token-logprobs), and an --id-column both have, or drop --previous.");
     }
-    Column prevKey = id == null ? sha2(prev.col(text), 256) : prev.col(id).cast("string");
+    Column prevText = prev.col(Columns.quote(text));
+    Column prevKey = id == null ? sha2(prevText, 256) : prev.col(Columns.quote(id)).cast("string");
     List<Column> prevCols =
-        new ArrayList<>(List.of(prevKey.as(KEY + "_p"), sha2(prev.col(text), 256).as(HASH + "_p")));
+        new ArrayList<>(List.of(prevKey.as(KEY + "_p"), sha2(prevText, 256).as(HASH + "_p")));
     for (StructField f : scoreFields) {
       prevCols.add(
           convert(prev.col(f.name()), prev.schema().apply(f.name()).dataType(), f)
@@ -119,8 +115,9 @@ public final class Rerun {
         prev.select(prevCols.toArray(Column[]::new))
             .where(col(KEY + "_p").isNotNull())
             .dropDuplicates(KEY + "_p");
-    Column key = id == null ? sha2(input.col(text), 256) : input.col(id).cast("string");
-    Dataset<Row> keyed = input.withColumn(KEY, key).withColumn(HASH, sha2(input.col(text), 256));
+    Column inputText = input.col(Columns.quote(text));
+    Column key = id == null ? sha2(inputText, 256) : input.col(Columns.quote(id)).cast("string");
+    Dataset<Row> keyed = input.withColumn(KEY, key).withColumn(HASH, sha2(inputText, 256));
     Dataset<Row> joined =
         keyed.join(previous, keyed.col(KEY).equalTo(previous.col(KEY + "_p")), "left");
     String stamp = plan.spec().stamp();
@@ -129,7 +126,7 @@ public final class Rerun {
             .isNotNull()
             .and(col(HASH).eqNullSafe(col(HASH + "_p")))
             .and(col(PREFIX + ScoreColumns.MODEL).equalTo(stamp));
-    Column[] inputCols = Arrays.stream(cols).map(c -> col("`" + c + "`")).toArray(Column[]::new);
+    Column[] inputCols = Arrays.stream(cols).map(Columns::named).toArray(Column[]::new);
     Dataset<Row> rescore =
         joined
             .where(

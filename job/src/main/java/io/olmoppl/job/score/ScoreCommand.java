@@ -3,6 +3,7 @@ package io.olmoppl.job.score;
 import io.olmoppl.checkpoint.Checkpoint;
 import io.olmoppl.job.cli.Args;
 import io.olmoppl.job.cli.Command;
+import io.olmoppl.job.cli.UsageException;
 import io.olmoppl.job.report.Analysis;
 import io.olmoppl.job.report.Buckets;
 import io.olmoppl.job.report.Progress;
@@ -13,6 +14,7 @@ import io.olmoppl.job.report.SummaryJson;
 import io.olmoppl.model.Precision;
 import io.olmoppl.runtime.TorchEngine;
 import io.olmoppl.scoring.DeviceSetting;
+import io.olmoppl.scoring.PerplexityScorer;
 import io.olmoppl.scoring.ScoringOptions;
 import io.olmoppl.spark.Localizer;
 import io.olmoppl.spark.OlmoPerplexity;
@@ -41,6 +43,7 @@ public final class ScoreCommand implements Command {
           "",
           "  --model DIR            Hugging Face OLMo checkpoint (config.json, model.safetensors, tokenizer.json)",
           "  --input PATH           file or directory (a directory is read whole); any Hadoop file system URI",
+          "  --input-glob PATTERN   instead of --input: a Hadoop glob ([ ] { } * ?); --input reads its path as named",
           "  --output PATH          output directory; must not exist (see --mode)",
           "  --mode error|overwrite an existing --output: refuse (default) or replace it",
           "  --previous PATH        an earlier output: carry over its rows whose text (or --id-column) and ppl_model",
@@ -76,6 +79,7 @@ public final class ScoreCommand implements Command {
               Stream.of(
                   "model",
                   "input",
+                  "input-glob",
                   "output",
                   "input-format",
                   "text-column",
@@ -142,7 +146,13 @@ public final class ScoreCommand implements Command {
     // (a Hadoop URI is validated once Spark is up, from a driver-local copy).
     var localModel = Localizer.localPath(req.model()); // null for a Hadoop URI
     if (localModel != null) {
-      Checkpoint.open(localModel, req.options().tying());
+      Checkpoint ckpt = Checkpoint.open(localModel, req.options().tying());
+      try { // window and stride against the model's positions: a usage error, before Spark starts
+        PerplexityScorer.resolveStride(
+            PerplexityScorer.resolveWindow(ckpt.config(), req.options()), req.options());
+      } catch (IllegalArgumentException e) {
+        throw new UsageException(Request.asOption(e.getMessage()));
+      }
     }
     boolean underSubmit = System.getProperty("spark.master") != null;
     boolean ours =
@@ -199,6 +209,7 @@ public final class ScoreCommand implements Command {
     Dataset<Row> input = Formats.read(spark, req);
     OlmoPerplexity.textColumnIndex(input.schema(), req.textColumn(), "--text-column");
     an.validate(input.schema());
+    InputCheck.require(input.schema(), req);
     spark.conf().set(OlmoPerplexity.SCAN_WEIGHTS, Boolean.toString(req.run().scanWeights()));
     OlmoPerplexity.Plan plan =
         OlmoPerplexity.plan(

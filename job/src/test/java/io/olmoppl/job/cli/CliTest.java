@@ -127,7 +127,7 @@ class CliTest extends SparkTestBase {
     assertEquals(2, bos.code());
     assertTrue(bos.err().contains("--bos must be auto, eos or none"), bos.err());
     Cli window = cli("score", "--model", model, "--input", in, "--output", out, "--window", "4096");
-    assertEquals(1, window.code());
+    assertEquals(2, window.code());
     assertTrue(window.err().contains("--allow-long-window"), window.err());
     assertFalse(Files.exists(Path.of(out)));
   }
