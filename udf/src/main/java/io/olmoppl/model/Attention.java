@@ -6,9 +6,10 @@ import io.olmoppl.checkpoint.OlmoConfig;
 
 /**
  * Causal multi-head self-attention with grouped kv heads, rotary positions, optional {@code
- * clip_qkv} and OLMo-2's QK-norm. Mirrors {@code OlmoAttention.forward} in transformers {@code
- * modeling_olmo.py} / {@code modeling_olmo2.py}; q, k and v come from one fused projection
- * (hf_olmo's own layout), and the scores are computed by query blocks ({@link Ops#attention}).
+ * clip_qkv} (after the QK-norm where there is one, as OLMoE) and OLMo-2's QK-norm. Mirrors {@code
+ * OlmoAttention.forward} in transformers {@code modeling_olmo.py} / {@code modeling_olmo2.py}; q, k
+ * and v come from one fused projection (hf_olmo's own layout), and the scores are computed by query
+ * blocks ({@link Ops#attention}).
  */
 final class Attention implements Mixer {
   private final int heads; // H
@@ -49,7 +50,7 @@ final class Attention implements Mixer {
     int kvh = kvHeads;
     int d = headDim;
     NDArray fused = Ops.linear(x, qkv, qkvBias, precision); // (B, T, C + 2*K*D)
-    if (clipQkv != null) {
+    if (clipQkv != null && qNorm == null) {
       fused = fused.clip(-clipQkv, clipQkv);
     }
     NDList parts = fused.split(new long[] {width, width + kvDim}, 2);
@@ -60,6 +61,11 @@ final class Attention implements Mixer {
       // OLMo-2 QK-norm: RMSNorm over the full projected width, before the head split
       q = qNorm.apply(q);
       k = kNorm.apply(k);
+      if (clipQkv != null) { // OLMoE clips after the norms
+        q = q.clip(-clipQkv, clipQkv);
+        k = k.clip(-clipQkv, clipQkv);
+        v = v.clip(-clipQkv, clipQkv);
+      }
     }
     // RoPE: rotate each head's query and key by its position
     q =
