@@ -10,10 +10,10 @@ import java.io.Serializable;
  *
  * @param count experts per layer, E
  * @param topK experts each token uses, k
- * @param normTopKProb whether the k selected probabilities are divided by their sum (else used as
+ * @param normTopkProb whether the k selected probabilities are divided by their sum (else used as
  *     they are: they sum to less than 1)
  */
-public record Experts(int count, int topK, boolean normTopKProb) implements Serializable {
+public record Experts(int count, int topK, boolean normTopkProb) implements Serializable {
   private static final long serialVersionUID = 1L;
 
   /** Largest expert count accepted (released models have at most 64); more is a corrupt config. */

@@ -44,7 +44,7 @@ final class MixtureOfExperts implements FeedForward {
           new Mlp(x.upGate(), null, x.down(), null, c.intermediateSize(), width, precision);
     }
     this.topK = e.topK();
-    this.normTopK = e.normTopKProb();
+    this.normTopK = e.normTopkProb();
     this.precision = precision;
   }
 

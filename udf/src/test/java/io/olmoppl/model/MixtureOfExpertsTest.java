@@ -179,7 +179,7 @@ class MixtureOfExpertsTest {
     for (int row = 0; row < n; row++) {
       double[] p = probs(x, row, router, ex.count());
       int[] top = topK(p, ex.topK());
-      double[] w = weights(p, top, ex.normTopKProb());
+      double[] w = weights(p, top, ex.normTopkProb());
       for (int j = 0; j < top.length; j++) {
         float[] ug = upGate[top[j]];
         float[] dn = down[top[j]];

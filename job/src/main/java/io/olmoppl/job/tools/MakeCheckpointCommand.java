@@ -3,6 +3,7 @@ package io.olmoppl.job.tools;
 import io.olmoppl.checkpoint.CheckpointException;
 import io.olmoppl.checkpoint.CheckpointLayout;
 import io.olmoppl.checkpoint.DType;
+import io.olmoppl.checkpoint.Experts;
 import io.olmoppl.checkpoint.writer.CheckpointMaker;
 import io.olmoppl.checkpoint.writer.CheckpointMaker.OutputCopy;
 import io.olmoppl.job.Command;
@@ -26,14 +27,16 @@ public final class MakeCheckpointCommand implements Command {
   public static final String HELP =
       String.join(
           "\n",
-          "usage: olmo-ppl make-checkpoint --layout olmo|hf_olmo|olmo2 --out DIR [options]",
+          "usage: olmo-ppl make-checkpoint --layout olmo|hf_olmo|olmo2|olmoe|flex_olmo --out DIR [options]",
           "",
           "  --hidden N (64)  --layers N (2)  --heads N (4)  --kv-heads N (= heads)  --intermediate N (2 x hidden)",
           "  --max-positions N (256)  --seed N (0)  --dtype F32|F16|BF16 (F32)",
           "  --tied | --untied       default: the layout's (hf_olmo tied, olmo and olmo2 untied)",
           "  --output-copy none|identical|different  for tied models: also store the output matrix under its own",
           "                          name (identical = an alias of the embedding; different = a conflicting copy)",
-          "  --tokenizer neox|dolma2|PATH  default neox (OLMo-1) for olmo/hf_olmo, dolma2 for olmo2",
+          "  --tokenizer neox|dolma2|PATH  default neox (OLMo-1) for olmo/hf_olmo/olmoe, dolma2 for olmo2/flex_olmo",
+          "  --experts N (4)  --top-k N (2)  --norm-topk-prob   olmoe and flex_olmo: experts per layer, per token,",
+          "                          and whether the chosen experts' weights are divided by their sum",
           "",
           "The tokenizers bundled with olmo-ppl are allenai's OLMo tokenizer files (Apache-2.0).");
 
@@ -46,7 +49,7 @@ public final class MakeCheckpointCommand implements Command {
 
   @Override
   public String oneLine() {
-    return "--layout olmo|hf_olmo|olmo2 --out DIR   write a random-initialised checkpoint";
+    return "--layout olmo|hf_olmo|olmo2|olmoe|flex_olmo --out DIR   write a random-initialised checkpoint";
   }
 
   @Override
@@ -78,12 +81,16 @@ public final class MakeCheckpointCommand implements Command {
                 "seed",
                 "dtype",
                 "output-copy",
-                "tokenizer"),
-            Set.of("tied", "untied"));
+                "tokenizer",
+                "experts",
+                "top-k"),
+            Set.of("tied", "untied", "norm-topk-prob"));
     CheckpointLayout layout = CheckpointLayout.byId(a.require("layout"));
     if (layout == null) {
       throw new UsageException(
-          "--layout must be olmo, hf_olmo or olmo2, not '" + a.get("layout") + "'");
+          "--layout must be olmo, hf_olmo, olmo2, olmoe or flex_olmo, not '"
+              + a.get("layout")
+              + "'");
     }
     Path dir = Path.of(a.require("out"));
     if (Files.exists(dir) && !isEmptyDir(dir)) {
@@ -107,7 +114,26 @@ public final class MakeCheckpointCommand implements Command {
     if (copy != OutputCopy.NONE && !tied) {
       throw new UsageException("--output-copy applies to tied checkpoints; add --tied");
     }
-    String tok = a.get("tokenizer", layout == CheckpointLayout.OLMO2 ? "dolma2" : "neox");
+    String tok =
+        a.get(
+            "tokenizer",
+            layout == CheckpointLayout.OLMO2 || layout == CheckpointLayout.FLEX_OLMO
+                ? "dolma2"
+                : "neox");
+    boolean moe = layout == CheckpointLayout.OLMOE || layout == CheckpointLayout.FLEX_OLMO;
+    if (!moe && (a.get("experts") != null || a.get("top-k") != null || a.flag("norm-topk-prob"))) {
+      throw new UsageException(
+          "--experts, --top-k and --norm-topk-prob need --layout olmoe or flex_olmo");
+    }
+    Experts experts = null;
+    if (moe) {
+      try {
+        experts =
+            new Experts(a.integer("experts", 4), a.integer("top-k", 2), a.flag("norm-topk-prob"));
+      } catch (CheckpointException e) {
+        throw new UsageException(e.getMessage());
+      }
+    }
     CheckpointMaker maker =
         CheckpointMaker.small(layout)
             .withDims(
@@ -120,6 +146,7 @@ public final class MakeCheckpointCommand implements Command {
             .withTied(tied, copy)
             .withDtype(dtype)
             .withSeed(a.integer("seed", 0))
+            .withExperts(experts)
             .withVocabRows(
                 tok.equals("dolma2") ? CheckpointMaker.DOLMA2_ROWS : CheckpointMaker.NEOX_ROWS);
     Path tmp = Files.createTempFile("olmo-ppl-tokenizer", ".json");

@@ -5,7 +5,8 @@ import io.olmoppl.checkpoint.OlmoConfig;
 /**
  * Exact forward FLOPs (2 per multiply-add) of the model, free of Spark classes so that the GPU
  * check can use it: the projections and the MLP at every computed position, q.k and p.v over the
- * causal query-key pairs, the output projection at scored positions only.
+ * causal query-key pairs, the output projection at scored positions only. A mixture of experts
+ * counts its router and the experts a token is routed to (top k), not the others.
  */
 public final class ModelFlops {
   private ModelFlops() {}
@@ -15,8 +16,11 @@ public final class ModelFlops {
    */
   public static double window(OlmoConfig c, long t, long scored) {
     long h = c.hiddenSize();
-    long perPosition =
-        h * (h + 2L * c.kvDim()) + h * h + 3L * h * c.intermediateSize(); // qkv, out, up|gate, down
+    long mlp = 3L * h * c.intermediateSize(); // up|gate, down
+    if (c.experts() != null) { // the router over every expert, then only the top k experts
+      mlp = c.experts().count() * h + c.experts().topK() * mlp;
+    }
+    long perPosition = h * (h + 2L * c.kvDim()) + h * h + mlp; // qkv, out, the MLP
     double pairs = t * (t + 1) / 2.0;
     double attention = 2.0 * pairs * c.headDim() * c.numAttentionHeads();
     return c.numHiddenLayers() * (2.0 * perPosition * t + 2.0 * attention)

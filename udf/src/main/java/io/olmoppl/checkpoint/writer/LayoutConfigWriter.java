@@ -58,7 +58,7 @@ public final class LayoutConfigWriter {
     c.addProperty("hidden_act", "silu");
     c.addProperty("num_experts", d.experts().count());
     c.addProperty("num_experts_per_tok", d.experts().topK());
-    c.addProperty("norm_topk_prob", d.experts().normTopKProb());
+    c.addProperty("norm_topk_prob", d.experts().normTopkProb());
     return c;
   }
 
