@@ -27,6 +27,9 @@ import java.util.Map;
  *       weightless LayerNorm.
  *   <li>{@code olmo2}: transformers' OLMo-2 ({@code modeling_olmo2.py}): RMSNorm after the
  *       attention and the MLP, and QK-norm over the full projected width.
+ *   <li>{@code olmoe}, {@code flex_olmo}: transformers' OLMoE and FlexOlmo, whose MLP is a mixture
+ *       of experts ({@link Experts}): a router and one gated MLP per expert, stored one tensor
+ *       each.
  * </ul>
  *
  * <ul>
@@ -94,7 +97,9 @@ public enum CheckpointLayout {
           c.normAffine() ? one(p + "ff_norm.weight", h) : none(),
           c.normBias() ? one(p + "ff_norm.bias", h) : none(),
           none(),
-          none());
+          none(),
+          none(),
+          List.of());
     }
 
     @Override
@@ -140,6 +145,35 @@ public enum CheckpointLayout {
     @Override
     OlmoConfig parse(JsonObject j, String where) {
       return LayoutConfigReader.olmo3(this, j, where);
+    }
+  },
+
+  /**
+   * transformers OLMoE ({@code modeling_olmoe.py}): pre-norm RMSNorm blocks ({@code
+   * input_layernorm}, {@code post_attention_layernorm} before the MLP), QK-norm, an expert MLP.
+   */
+  OLMOE("olmoe", "OlmoeForCausalLM", false) {
+    @Override
+    boolean recognises(JsonObject j) {
+      return modelType(j).equals("olmoe");
+    }
+
+    @Override
+    OlmoConfig parse(JsonObject j, String where) {
+      return LayoutConfigReader.experts(this, j, where, false);
+    }
+  },
+
+  /** transformers FlexOlmo ({@code modeling_flex_olmo.py}): OLMo-2's blocks, OLMoE's experts. */
+  FLEX_OLMO("flex_olmo", "FlexOlmoForCausalLM", true) {
+    @Override
+    boolean recognises(JsonObject j) {
+      return modelType(j).equals("flex_olmo");
+    }
+
+    @Override
+    OlmoConfig parse(JsonObject j, String where) {
+      return LayoutConfigReader.experts(this, j, where, true);
     }
   };
 
@@ -205,7 +239,8 @@ public enum CheckpointLayout {
    * weight (empty: the weight is absent): {@code qkv} is {@code [Q | K | V]} rows, {@code upGate}
    * is {@code [up | gate]} rows (hf_olmo stores them fused; the transformers layouts store the
    * parts). The attention and MLP norms come before their sub-layer, or after it when the config
-   * says {@code normAfter} (OLMo-2).
+   * says {@code normAfter} (OLMo-2). A mixture-of-experts block has a {@code router} (E, C) and
+   * {@code experts} in place of {@code upGate} and {@code down} (empty in a dense block).
    */
   public record Block(
       List<Stored> qkv,
@@ -221,7 +256,9 @@ public enum CheckpointLayout {
       List<Stored> ffNormWeight,
       List<Stored> ffNormBias,
       List<Stored> qNormWeight,
-      List<Stored> kNormWeight) {
+      List<Stored> kNormWeight,
+      List<Stored> router,
+      List<Expert> experts) {
 
     /**
      * @return every stored tensor of the block, in the order above
@@ -243,9 +280,26 @@ public enum CheckpointLayout {
               ffNormWeight,
               ffNormBias,
               qNormWeight,
-              kNormWeight)) {
+              kNormWeight,
+              router)) {
         all.addAll(w);
       }
+      experts.forEach(e -> all.addAll(e.all()));
+      return all;
+    }
+  }
+
+  /**
+   * One expert of a mixture-of-experts MLP: {@code upGate} is {@code [up | gate]} rows, as a dense
+   * block's.
+   */
+  public record Expert(List<Stored> upGate, List<Stored> down) {
+    /**
+     * @return the expert's tensors
+     */
+    public List<Stored> all() {
+      List<Stored> all = new ArrayList<>(upGate);
+      all.addAll(down);
       return all;
     }
   }
@@ -318,6 +372,8 @@ public enum CheckpointLayout {
     long kvd = c.kvDim();
     long inter = c.intermediateSize();
     boolean b = c.attentionBias();
+    boolean moe = c.experts() != null;
+    boolean after = c.normAfter();
     return new Block(
         List.of(
             new Stored(a + "q_proj.weight", qd, h),
@@ -331,19 +387,39 @@ public enum CheckpointLayout {
             : none(),
         one(a + "o_proj.weight", h, qd),
         b ? one(a + "o_proj.bias", h) : none(),
-        List.of(
-            new Stored(p + "mlp.up_proj.weight", inter, h),
-            new Stored(p + "mlp.gate_proj.weight", inter, h)),
+        moe ? none() : mlp(p + "mlp.", inter, h),
         none(),
-        one(p + "mlp.down_proj.weight", h, inter),
+        moe ? none() : one(p + "mlp.down_proj.weight", h, inter),
         none(),
-        // OLMo-2 norms come after the sub-layers; OLMo-1's LayerNorm has no weights
-        c.normAffine() ? one(p + "post_attention_layernorm.weight", h) : none(),
+        // OLMo-2 norms come after the sub-layers; OLMo-1's LayerNorm has no weights; OLMoE's
+        // RMSNorms come before them, named as Llama's
+        c.normAffine()
+            ? one(p + (after ? "post_attention" : "input") + "_layernorm.weight", h)
+            : none(),
         none(),
-        c.normAffine() ? one(p + "post_feedforward_layernorm.weight", h) : none(),
+        c.normAffine()
+            ? one(p + (after ? "post_feedforward" : "post_attention") + "_layernorm.weight", h)
+            : none(),
         none(),
         c.qkNorm() ? one(a + "q_norm.weight", qd) : none(),
-        c.qkNorm() ? one(a + "k_norm.weight", kvd) : none());
+        c.qkNorm() ? one(a + "k_norm.weight", kvd) : none(),
+        moe ? one(p + "mlp.gate.weight", c.experts().count(), h) : none(),
+        moe ? experts(p + "mlp.experts.", c.experts().count(), inter, h) : List.of());
+  }
+
+  /** A gated MLP's {@code [up | gate]} rows. */
+  private static List<Stored> mlp(String p, long inter, long h) {
+    return List.of(
+        new Stored(p + "up_proj.weight", inter, h), new Stored(p + "gate_proj.weight", inter, h));
+  }
+
+  /** The experts of a transformers MoE block, one gated MLP each, stored one tensor each. */
+  private static List<Expert> experts(String p, int count, long inter, long h) {
+    List<Expert> all = new ArrayList<>();
+    for (int e = 0; e < count; e++) {
+      all.add(new Expert(mlp(p + e + ".", inter, h), one(p + e + ".down_proj.weight", h, inter)));
+    }
+    return all;
   }
 
   /**

@@ -104,6 +104,7 @@ final class LayoutConfigReader {
         nHeads,
         kv,
         fused / 2,
+        null,
         rows,
         integer(j, "max_sequence_length", 1024),
         dbl(j, "rope_theta", 10000.0),
@@ -202,6 +203,7 @@ final class LayoutConfigReader {
         heads,
         kv != null ? kv : heads,
         integer(j, "intermediate_size", 11008),
+        null,
         integer(j, "vocab_size", 50304),
         integer(j, "max_position_embeddings", 2048),
         theta,
@@ -224,5 +226,71 @@ final class LayoutConfigReader {
         integer(j, "eos_token_id", CheckpointLayout.NEOX_EOS),
         optInt(j, "bos_token_id"),
         warnings);
+  }
+
+  /**
+   * transformers OLMoE ({@code configuration_olmoe.py}: OLMo-1's pre-norm blocks with RMSNorm and
+   * QK-norm, optional {@code clip_qkv}) and FlexOlmo ({@code configuration_flex_olmo.py}: OLMo-2's
+   * blocks), both with the OLMoE expert MLP. Defaults are the classes' own, which are the released
+   * OLMoE-1B-7B and FlexOlmo-7x7B configs (OLMoE-1B-7B-0924's config.json has no {@code
+   * rms_norm_eps}: 1e-5).
+   *
+   * @param olmo2 FlexOlmo: OLMo-2's blocks and defaults (dolma2 ids, rope_theta 5e5, eps 1e-6)
+   */
+  static OlmoConfig experts(CheckpointLayout layout, JsonObject j, String where, boolean olmo2) {
+    if (present(j, "rope_scaling")) {
+      throw unsupported(where, "rope_scaling " + j.get("rope_scaling"));
+    }
+    double theta = dbl(j, "rope_theta", olmo2 ? 500000.0 : 10000.0);
+    if (present(j, "rope_parameters")) { // transformers 5's spelling of rope_theta / rope_scaling
+      JsonObject rp = j.getAsJsonObject("rope_parameters");
+      if (!str(rp, "rope_type", "default").equals("default")) {
+        throw unsupported(where, "rope_parameters " + rp);
+      }
+      theta = dbl(rp, "rope_theta", theta);
+    }
+    String act = str(j, "hidden_act", "silu");
+    if (!act.equals("silu")) {
+      throw unsupported(where, "hidden_act " + act);
+    }
+    int hidden = integer(j, "hidden_size", olmo2 ? 4096 : 2048);
+    int heads = integer(j, "num_attention_heads", olmo2 ? 32 : 16);
+    Integer kv = optInt(j, "num_key_value_heads");
+    Integer headDim = optInt(j, "head_dim");
+    if (headDim != null && heads > 0 && headDim * heads != hidden) {
+      throw unsupported(where, "head_dim " + headDim + " other than hidden_size / heads");
+    }
+    int layers = integer(j, "num_hidden_layers", olmo2 ? 32 : 16);
+    return new OlmoConfig(
+        layout,
+        hidden,
+        layers,
+        heads,
+        kv != null ? kv : heads,
+        integer(j, "intermediate_size", olmo2 ? 11008 : 2048),
+        new Experts(
+            integer(j, "num_experts", olmo2 ? 7 : 64),
+            integer(j, "num_experts_per_tok", olmo2 ? 5 : 8),
+            bool(j, "norm_topk_prob", false)),
+        integer(j, "vocab_size", olmo2 ? 100352 : 50304),
+        integer(j, "max_position_embeddings", 4096),
+        theta,
+        AttentionSpec.allFull(layers, theta),
+        olmo2 ? null : optDouble(j, "clip_qkv"),
+        NormType.RMS_NORM,
+        dbl(j, "rms_norm_eps", olmo2 ? 1e-6 : 1e-5),
+        true,
+        false,
+        true,
+        olmo2,
+        bool(j, "attention_bias", false),
+        false,
+        false,
+        bool(j, "tie_word_embeddings", false),
+        "tie_word_embeddings",
+        present(j, "tie_word_embeddings"),
+        integer(j, "eos_token_id", olmo2 ? 100257 : CheckpointLayout.NEOX_EOS),
+        optInt(j, "bos_token_id"),
+        new ArrayList<>());
   }
 }

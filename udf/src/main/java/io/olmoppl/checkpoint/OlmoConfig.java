@@ -13,7 +13,9 @@ import java.util.List;
  * weight_tying} defaults to true there and {@code tie_word_embeddings} to false here); this record
  * holds the result and the JSON accessors the layouts read with.
  *
- * @param intermediateSize the gated MLP width I (hf_olmo's fused {@code ff_proj} is 2I rows)
+ * @param intermediateSize the gated MLP width I (hf_olmo's fused {@code ff_proj} is 2I rows; each
+ *     expert's width in a mixture of experts)
+ * @param experts the mixture-of-experts facts, or null for a dense MLP
  * @param vocabRows rows of the embedding and of the output matrix (the logit width, padding rows
  *     included)
  * @param tied whether the config ties the output projection to the embedding
@@ -29,6 +31,7 @@ public record OlmoConfig(
     int numAttentionHeads,
     int numKeyValueHeads,
     int intermediateSize,
+    Experts experts,
     int vocabRows,
     int maxPositionEmbeddings,
     double ropeTheta,
@@ -197,6 +200,7 @@ public record OlmoConfig(
         numAttentionHeads,
         numKeyValueHeads,
         intermediateSize,
+        experts,
         vocabRows,
         maxPositionEmbeddings,
         ropeTheta,

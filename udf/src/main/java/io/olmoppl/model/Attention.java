@@ -7,11 +7,11 @@ import io.olmoppl.checkpoint.OlmoConfig;
 
 /**
  * Causal multi-head self-attention with grouped kv heads, rotary positions, optional {@code
- * clip_qkv} and OLMo-2's QK-norm, over all earlier keys or (Olmo 3's sliding layers) the last W
- * keys, with the rotary table of its {@link AttentionKind}. Mirrors {@code OlmoAttention.forward}
- * in transformers {@code modeling_olmo.py} / {@code modeling_olmo2.py}; q, k and v come from one
- * fused projection (hf_olmo's own layout), and the scores are computed by query blocks ({@link
- * Ops#attention}).
+ * clip_qkv} (after the QK-norm where there is one, as OLMoE) and OLMo-2's QK-norm, over all earlier
+ * keys or (Olmo 3's sliding layers) the last W keys, with the rotary table of its {@link
+ * AttentionKind}. Mirrors {@code OlmoAttention.forward} in transformers {@code modeling_olmo.py} /
+ * {@code modeling_olmo2.py}; q, k and v come from one fused projection (hf_olmo's own layout), and
+ * the scores are computed by query blocks ({@link Ops#attention}).
  */
 final class Attention implements Mixer {
   private final int heads; // H
@@ -58,7 +58,7 @@ final class Attention implements Mixer {
     int d = headDim;
     Context.Tables tables = pass.of(kind);
     NDArray fused = Ops.linear(x, qkv, qkvBias, precision); // (B, T, H*D + 2*K*D)
-    if (clipQkv != null) {
+    if (clipQkv != null && qNorm == null) {
       fused = fused.clip(-clipQkv, clipQkv);
     }
     NDList parts = fused.split(new long[] {width, width + kvDim}, 2);
@@ -69,6 +69,11 @@ final class Attention implements Mixer {
       // OLMo-2 QK-norm: RMSNorm over the full projected width, before the head split
       q = qNorm.apply(q);
       k = kNorm.apply(k);
+      if (clipQkv != null) { // OLMoE clips after the norms
+        q = q.clip(-clipQkv, clipQkv);
+        k = k.clip(-clipQkv, clipQkv);
+        v = v.clip(-clipQkv, clipQkv);
+      }
     }
     // RoPE: rotate each head's query and key by its position
     q =

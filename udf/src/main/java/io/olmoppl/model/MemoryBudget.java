@@ -115,17 +115,34 @@ public record MemoryBudget(boolean gpu) {
    * activations, for windows up to {@link #CPU_PASS_TOKENS}; weights not included), from the sizes
    * this class bounds: the residual stream plus the larger of one attention sublayer (norm output,
    * fused projections, rotated queries and keys, contiguous keys and values, per-block outputs and
-   * their concatenation, the out projection, and a query block's scores and probabilities) and the
-   * logit stage (the scored rows and a chunk's logits and log-probabilities). The MLP's row chunks
-   * are smaller than either.
+   * their concatenation, the out projection, and a query block's scores and probabilities), the
+   * logit stage (the scored rows and a chunk's logits and log-probabilities) and the MLP (its input
+   * and output rows and one slice's activations; with experts also an expert's gathered input, its
+   * output and the rows it adds to, and the router's probabilities).
    */
   public static long cpuActivationBytes(OlmoConfig c) {
-    long n = CPU_PASS_TOKENS * 4L; // fp32 bytes per feature over the pass's positions
+    return new MemoryBudget(false).activationBytes(c, CPU_PASS_TOKENS);
+  }
+
+  /**
+   * The same estimate for a GPU batch of {@code tokens} padded positions (a GPU runs a batch in one
+   * pass).
+   */
+  public static long gpuActivationBytes(OlmoConfig c, int tokens) {
+    return new MemoryBudget(true).activationBytes(c, tokens);
+  }
+
+  private long activationBytes(OlmoConfig c, int tokens) {
+    long n = tokens * 4L; // fp32 bytes per feature over the pass's positions
     long width = c.hiddenSize();
     long fused = width + 2L * c.kvDim();
-    long attention =
-        n * (width + fused + width + 2L * c.kvDim() + 2L * width + width) + 2 * CPU_TEMP_BYTES;
-    long logits = n * width + 2 * CPU_LOGIT_CHUNK_BYTES;
-    return n * width + Math.max(attention, logits);
+    // a temporary is bounded by the budget, or by its whole size when that is smaller
+    long keys = Math.min(tokens, c.maxPositionEmbeddings()); // a row's keys at most
+    long scores = Math.min(tempBytes(), n * c.numAttentionHeads() * keys);
+    long attention = n * (width + fused + width + 2L * c.kvDim() + 2L * width + width) + 2 * scores;
+    long logits = n * width + 2 * Math.min(logitChunkBytes(), n * c.vocabRows());
+    long experts = c.experts() == null ? 0 : n * (3L * width + 3L * c.experts().count());
+    long mlp = n * 2L * width + experts + 3 * Math.min(tempBytes(), n * c.intermediateSize());
+    return n * width + Math.max(Math.max(attention, logits), mlp);
   }
 }

@@ -28,21 +28,39 @@ final class Mlp implements FeedForward {
    * @param width the slice width (the last slice may be narrower)
    */
   Mlp(OlmoWeights.LayerWeights l, int intermediate, int width, Precision precision) {
+    this(l.upGate(), l.upGateBias(), l.down(), l.downBias(), intermediate, width, precision);
+  }
+
+  /**
+   * The same from the matrices themselves (one expert of a mixture of experts).
+   *
+   * @param upGate (2*I, C) [up | gate] rows
+   * @param b its bias, or null
+   * @param down (C, I)
+   * @param downBias (C) or null
+   */
+  Mlp(
+      NDArray upGate,
+      NDArray b,
+      NDArray down,
+      NDArray downBias,
+      int intermediate,
+      int width,
+      Precision precision) {
     int count = (intermediate + width - 1) / width;
     this.slices = new Slice[count];
     for (int j = 0; j < count; j++) {
       int a = j * width;
       int e = Math.min(intermediate, a + width);
-      NDArray b = l.upGateBias();
       slices[j] =
           new Slice(
-              l.upGate().get(a + ":" + e),
+              upGate.get(a + ":" + e),
               b == null ? null : b.get(a + ":" + e),
-              l.upGate().get((intermediate + a) + ":" + (intermediate + e)),
+              upGate.get((intermediate + a) + ":" + (intermediate + e)),
               b == null ? null : b.get((intermediate + a) + ":" + (intermediate + e)),
-              l.down().get(":, " + a + ":" + e));
+              down.get(":, " + a + ":" + e));
     }
-    this.downBias = l.downBias();
+    this.downBias = downBias;
     this.precision = precision;
   }
 

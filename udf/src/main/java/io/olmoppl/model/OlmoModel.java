@@ -26,8 +26,8 @@ import java.util.function.UnaryOperator;
  * (embedding rows), N scored positions.
  *
  * <p>A layer is built from a {@link Mixer} ({@link Attention}) and a {@link FeedForward} ({@link
- * Mlp}); the sizes they and the {@link LogitHead} bound their temporaries by are the {@link
- * MemoryBudget}'s.
+ * Mlp}, or {@link MixtureOfExperts} for OLMoE and FlexOlmo); the sizes they and the {@link
+ * LogitHead} bound their temporaries by are the {@link MemoryBudget}'s.
  *
  * <p>Memory: the weights live in one manager that is {@link NDManager#cap() capped} after loading.
  * Every op is called on an activation (DJL puts a result in its receiver's manager), projections go
@@ -136,7 +136,9 @@ public final class OlmoModel implements AutoCloseable {
         norm(w.attnNormW(), w.attnNormB()),
         new Attention(config, w, precision, kind),
         norm(w.ffNormW(), w.ffNormB()),
-        new Mlp(w, config.intermediateSize(), mlpSliceWidth, precision));
+        config.experts() == null
+            ? new Mlp(w, config.intermediateSize(), mlpSliceWidth, precision)
+            : new MixtureOfExperts(config, w, mlpSliceWidth, precision));
   }
 
   private Norm norm(NDArray w, NDArray b) {

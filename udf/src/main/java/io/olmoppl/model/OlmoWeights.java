@@ -47,7 +47,12 @@ record OlmoWeights(
       NDArray ffNormW,
       NDArray ffNormB,
       NDArray qNormW, // (C), OLMo-2 QK-norm
-      NDArray kNormW) {} // (K*D)
+      NDArray kNormW, // (K*D)
+      NDArray router, // (E, C), a mixture of experts' (upGate and down are then null)
+      ExpertWeights[] experts) {} // E, or empty
+
+  /** One expert of a mixture of experts: a gated MLP, upGate = [up | gate] rows. */
+  record ExpertWeights(NDArray upGate, NDArray down) {} // (2*I, C), (C, I)
 
   /**
    * Loads every weight of {@code c} into {@code m} (not yet capped).

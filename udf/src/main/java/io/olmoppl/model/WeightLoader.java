@@ -14,6 +14,7 @@ import io.olmoppl.checkpoint.OlmoConfig;
 import io.olmoppl.checkpoint.OlmoConfig.NormType;
 import io.olmoppl.checkpoint.SafetensorsFile.TensorInfo;
 import io.olmoppl.checkpoint.WeightSource;
+import io.olmoppl.model.OlmoWeights.ExpertWeights;
 import io.olmoppl.model.OlmoWeights.LayerWeights;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -69,7 +70,11 @@ final class WeightLoader {
               vector(b.ffNormWeight()),
               vector(b.ffNormBias()),
               vector(b.qNormWeight()),
-              vector(b.kNormWeight()));
+              vector(b.kNormWeight()),
+              matrix(b.router()),
+              b.experts().stream()
+                  .map(e -> new ExpertWeights(matrix(e.upGate()), matrix(e.down())))
+                  .toArray(ExpertWeights[]::new));
     }
     boolean layerNorm = c.normType() != NormType.RMS_NORM;
     return new OlmoWeights(

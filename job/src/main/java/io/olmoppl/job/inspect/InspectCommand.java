@@ -11,6 +11,8 @@ import io.olmoppl.job.cli.UsageException;
 import io.olmoppl.job.report.ScoreSummary;
 import io.olmoppl.job.report.Summary;
 import io.olmoppl.job.report.SummaryJson;
+import io.olmoppl.model.MemoryBudget;
+import io.olmoppl.scoring.ScoringOptions;
 import java.io.PrintStream;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -34,7 +36,9 @@ public final class InspectCommand implements Command {
           "Validates the checkpoint as 'score' would and describes it: layout, config, parameter count (distinct",
           "tensors), the tied group (the roles the one matrix serves and every name the file stores it under), bytes",
           "per stored precision and the model fingerprint written to every scored row. Every loaded weight is checked",
-          "for NaN and infinite values unless --scan-weights false.");
+          "for NaN and infinite values unless --scan-weights false. For a mixture of experts: experts per layer,",
+          "experts per token and the parameters one token uses. The memory scoring needs: on CPU float32 weights and",
+          "one pass's activations, on a GPU fp16 weights and a default batch's activations (estimates from above).");
 
   public InspectCommand() {}
 
@@ -103,6 +107,9 @@ public final class InspectCommand implements Command {
               c.parameterCount(),
               c.loadedTensors().size())
         });
+    if (model.experts() != null) {
+      rows.add(new String[] {"experts", model.experts().toString()});
+    }
     if (c.tying().tied()) {
       rows.add(new String[] {"tied group", c.tying().roles() + " <- " + c.tying().tiedGroup()});
     } else {
@@ -124,6 +131,19 @@ public final class InspectCommand implements Command {
             (k, v) -> rows.add(new String[] {"bytes " + k, String.format(Locale.ROOT, "%,d", v)}));
     rows.add(
         new String[] {"bytes unique", String.format(Locale.ROOT, "%,d", c.uniqueWeightBytes())});
+    ((Map<String, Map<String, Long>>) d.get("memory"))
+        .forEach(
+            (k, v) ->
+                rows.add(
+                    new String[] {
+                      "memory " + k,
+                      String.format(
+                          Locale.ROOT,
+                          "%s (weights %s + activations %s)",
+                          gib(v.get("total_bytes")),
+                          gib(v.get("weight_bytes")),
+                          gib(v.get("activation_bytes")))
+                    }));
     ((Map<String, Object>) d.get("config"))
         .forEach((k, v) -> rows.add(new String[] {"config " + k, String.valueOf(v)}));
     for (Object w : (List<Object>) d.get("warnings")) {
@@ -179,10 +199,41 @@ public final class InspectCommand implements Command {
     }
     d.put("bytes_per_dtype", bytes);
     d.put("unique_weight_bytes", c.uniqueWeightBytes());
+    d.put("memory", memory(c));
     d.put("stored_tensors", c.tensors().size());
     List<String> warnings = new ArrayList<>(k.warnings());
     warnings.addAll(c.tying().warnings());
     d.put("warnings", warnings);
     return d;
+  }
+
+  /**
+   * @return the memory scoring needs, per device: on CPU float32 weights (every matrix widened) and
+   *     one pass's activations; on a GPU fp16 weights ({@code --precision fp16}) and the
+   *     activations of a default batch ({@link MemoryBudget}'s estimates, upper bounds)
+   */
+  static Map<String, Map<String, Long>> memory(Checkpoint c) {
+    Map<String, Map<String, Long>> m = new LinkedHashMap<>();
+    m.put("cpu fp32", memory(4 * c.parameterCount(), MemoryBudget.cpuActivationBytes(c.config())));
+    m.put(
+        "gpu fp16",
+        memory(
+            2 * c.parameterCount(),
+            MemoryBudget.gpuActivationBytes(c.config(), ScoringOptions.BATCH_TOKENS_DEFAULT)));
+    return m;
+  }
+
+  private static Map<String, Long> memory(long weights, long activations) {
+    Map<String, Long> m = new LinkedHashMap<>();
+    m.put("total_bytes", weights + activations);
+    m.put("weight_bytes", weights);
+    m.put("activation_bytes", activations);
+    return m;
+  }
+
+  private static String gib(long bytes) {
+    return bytes >= 1L << 30
+        ? String.format(Locale.ROOT, "%.2f GiB", bytes / (double) (1L << 30))
+        : String.format(Locale.ROOT, "%.1f MiB", bytes / (double) (1L << 20));
   }
 }

@@ -226,6 +226,9 @@ public final class Report {
       row(b, "path", model.path());
       row(b, "layout", model.layout());
       row(b, "parameters", model.parameters());
+      if (model.experts() != null) {
+        row(b, "experts", model.experts());
+      }
       row(b, "tied groups", model.tiedGroups());
     }
     if (opts != null) {

@@ -61,6 +61,7 @@ public record ScoreSummary(
    *
    * @param tiedGroups the one tied group (empty when untied)
    * @param ignoredTensor a stored output matrix the tying rule ignores; left out when none
+   * @param experts a mixture of experts' facts; left out for a dense model
    */
   public record ModelInfo(
       String fingerprint,
@@ -70,7 +71,25 @@ public record ScoreSummary(
       List<TiedGroup> tiedGroups,
       String outputTensor,
       @JsonInclude(NON_NULL) String ignoredTensor,
-      long parameters) {}
+      long parameters,
+      @JsonInclude(NON_NULL) ExpertsInfo experts) {}
+
+  /**
+   * A mixture of experts: experts per layer, experts per token, whether their weights are divided
+   * by their sum, and the parameters one token uses (of {@link ModelInfo#parameters()}).
+   */
+  public record ExpertsInfo(int count, int topK, boolean normTopkProb, long activeParameters) {
+    @Override
+    public String toString() {
+      return count
+          + " per layer, top "
+          + topK
+          + (normTopkProb ? " (weights renormalised)" : " (weights as routed)")
+          + ", "
+          + String.format(java.util.Locale.ROOT, "%,d", activeParameters)
+          + " active parameters per token";
+    }
+  }
 
   /**
    * @param roles the roles the one matrix serves

@@ -10,6 +10,7 @@ import static org.apache.spark.sql.functions.sum;
 import static org.apache.spark.sql.functions.when;
 
 import io.olmoppl.checkpoint.Checkpoint;
+import io.olmoppl.checkpoint.Experts;
 import io.olmoppl.scoring.Perplexity;
 import io.olmoppl.scoring.ScoringOptions;
 import io.olmoppl.scoring.Status;
@@ -105,7 +106,22 @@ public final class Summary {
         groups,
         c.tying().outputTensor(),
         c.tying().ignoredTensor(),
-        c.parameterCount());
+        c.parameterCount(),
+        experts(c));
+  }
+
+  /**
+   * @return the model's experts, or null for a dense model
+   */
+  private static ScoreSummary.ExpertsInfo experts(Checkpoint c) {
+    Experts e = c.config().experts();
+    return e == null
+        ? null
+        : new ScoreSummary.ExpertsInfo(
+            e.count(),
+            e.topK(),
+            e.normTopkProb(),
+            Experts.activeParameters(c.config(), c.parameterCount()));
   }
 
   /** Model loads per executor JVM, in the order of their first load. */
@@ -149,6 +165,9 @@ public final class Summary {
         model.tied()
             ? "tied: one tensor stored as " + model.tiedGroups().get(0).tensors()
             : "untied");
+    if (model.experts() != null) {
+      out.printf("  experts         %s%n", model.experts());
+    }
     out.printf("  output          %s (summary in _summary.json)%n", s.output());
   }
 

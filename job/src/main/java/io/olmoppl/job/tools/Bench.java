@@ -124,6 +124,9 @@ public final class Bench implements Command {
             ckpt.uniqueWeightBytes(),
             "tied",
             ckpt.tying().tied()));
+    if (c.experts() != null) {
+      r.put("experts", c.experts());
+    }
     int longTokens = a.integer("long-tokens", 26_292);
     int shortDocs = a.integer("short-docs", 230);
     // every in-process run of each workload, and every 2048^3 rate: figures are best to best

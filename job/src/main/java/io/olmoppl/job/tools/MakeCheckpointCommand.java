@@ -3,6 +3,7 @@ package io.olmoppl.job.tools;
 import io.olmoppl.checkpoint.CheckpointException;
 import io.olmoppl.checkpoint.CheckpointLayout;
 import io.olmoppl.checkpoint.DType;
+import io.olmoppl.checkpoint.Experts;
 import io.olmoppl.checkpoint.writer.CheckpointMaker;
 import io.olmoppl.checkpoint.writer.CheckpointMaker.OutputCopy;
 import io.olmoppl.job.cli.Args;
@@ -26,16 +27,19 @@ public final class MakeCheckpointCommand implements Command {
   public static final String HELP =
       String.join(
           "\n",
-          "usage: olmo-ppl make-checkpoint --layout olmo|hf_olmo|olmo2|olmo3 --out DIR [options]",
+          "usage: olmo-ppl make-checkpoint --layout olmo|hf_olmo|olmo2|olmo3|olmoe|flex_olmo --out DIR [options]",
           "",
           "  --hidden N (64)  --layers N (2)  --heads N (4)  --kv-heads N (= heads)  --intermediate N (2 x hidden)",
           "  --max-positions N (256)  --seed N (0)  --dtype F32|F16|BF16 (F32)",
           "  --tied | --untied       default: the layout's (hf_olmo tied, olmo and olmo2 untied)",
           "  --output-copy none|identical|different  for tied models: also store the output matrix under its own",
           "                          name (identical = an alias of the embedding; different = a conflicting copy)",
-          "  --tokenizer neox|dolma2|PATH  default neox (OLMo-1) for olmo/hf_olmo, dolma2 for olmo2/olmo3",
+          "  --tokenizer neox|dolma2|PATH  default neox (OLMo-1) for olmo/hf_olmo/olmoe, dolma2 for"
+              + " olmo2/olmo3/flex_olmo",
           "  olmo3: every fourth layer full attention, the others a sliding window of positions / 16 (at most",
           "  4096); YaRN factor 8 over positions / 8 on the full layers (Olmo-3-1025-7B at --max-positions 65536)",
+          "  --experts N (4)  --top-k N (2)  --norm-topk-prob   olmoe and flex_olmo: experts per layer, per token,",
+          "                          and whether the chosen experts' weights are divided by their sum",
           "",
           "The tokenizers bundled with olmo-ppl are allenai's OLMo tokenizer files (Apache-2.0).");
 
@@ -48,7 +52,7 @@ public final class MakeCheckpointCommand implements Command {
 
   @Override
   public String oneLine() {
-    return "--layout olmo|hf_olmo|olmo2|olmo3 --out DIR   write a random-initialised checkpoint";
+    return "--layout olmo|hf_olmo|olmo2|olmo3|olmoe|flex_olmo --out DIR   write a random-initialised checkpoint";
   }
 
   @Override
@@ -80,12 +84,16 @@ public final class MakeCheckpointCommand implements Command {
                 "seed",
                 "dtype",
                 "output-copy",
-                "tokenizer"),
-            Set.of("tied", "untied"));
+                "tokenizer",
+                "experts",
+                "top-k"),
+            Set.of("tied", "untied", "norm-topk-prob"));
     CheckpointLayout layout = CheckpointLayout.byId(a.require("layout"));
     if (layout == null) {
       throw new UsageException(
-          "--layout must be olmo, hf_olmo, olmo2 or olmo3, not '" + a.get("layout") + "'");
+          "--layout must be olmo, hf_olmo, olmo2, olmo3, olmoe or flex_olmo, not '"
+              + a.get("layout")
+              + "'");
     }
     Path dir = Path.of(a.require("out"));
     if (Files.exists(dir) && !isEmptyDir(dir)) {
@@ -112,9 +120,25 @@ public final class MakeCheckpointCommand implements Command {
     String tok =
         a.get(
             "tokenizer",
-            layout == CheckpointLayout.OLMO2 || layout == CheckpointLayout.OLMO3
+            layout == CheckpointLayout.OLMO2
+                    || layout == CheckpointLayout.OLMO3
+                    || layout == CheckpointLayout.FLEX_OLMO
                 ? "dolma2"
                 : "neox");
+    boolean moe = layout == CheckpointLayout.OLMOE || layout == CheckpointLayout.FLEX_OLMO;
+    if (!moe && (a.get("experts") != null || a.get("top-k") != null || a.flag("norm-topk-prob"))) {
+      throw new UsageException(
+          "--experts, --top-k and --norm-topk-prob need --layout olmoe or flex_olmo");
+    }
+    Experts experts = null;
+    if (moe) {
+      try {
+        experts =
+            new Experts(a.integer("experts", 4), a.integer("top-k", 2), a.flag("norm-topk-prob"));
+      } catch (CheckpointException e) {
+        throw new UsageException(e.getMessage());
+      }
+    }
     CheckpointMaker maker =
         CheckpointMaker.small(layout)
             .withDims(
@@ -127,6 +151,7 @@ public final class MakeCheckpointCommand implements Command {
             .withTied(tied, copy)
             .withDtype(dtype)
             .withSeed(a.integer("seed", 0))
+            .withExperts(experts)
             .withVocabRows(
                 tok.equals("dolma2") ? CheckpointMaker.DOLMA2_ROWS : CheckpointMaker.NEOX_ROWS);
     Path tmp = Files.createTempFile("olmo-ppl-tokenizer", ".json");

@@ -7,7 +7,9 @@ import io.olmoppl.checkpoint.OlmoConfig;
  * Exact forward FLOPs (2 per multiply-add) of the model, free of Spark classes so that the GPU
  * check can use it: the projections and the MLP at every computed position, q.k and p.v over the
  * query-key pairs each layer's mask keeps (all earlier keys on full layers, the last W on sliding
- * layers: about T W pairs instead of T^2 / 2), the output projection at scored positions only.
+ * layers: about T W pairs instead of T^2 / 2), the output projection at scored positions only. A
+ * mixture of experts counts its router and the experts a token is routed to (top k), not the
+ * others.
  */
 public final class ModelFlops {
   private ModelFlops() {}
@@ -18,8 +20,11 @@ public final class ModelFlops {
   public static double window(OlmoConfig c, long t, long scored) {
     long h = c.hiddenSize();
     long q = c.qDim();
-    long perPosition =
-        h * (q + 2L * c.kvDim()) + h * q + 3L * h * c.intermediateSize(); // qkv, out, up|gate, down
+    long mlp = 3L * h * c.intermediateSize(); // up|gate, down
+    if (c.experts() != null) { // the router over every expert, then only the top k experts
+      mlp = c.experts().count() * h + c.experts().topK() * mlp;
+    }
+    long perPosition = h * (q + 2L * c.kvDim()) + h * q + mlp; // qkv, out, the MLP
     double attention = 0;
     for (AttentionKind k : c.attention().kinds()) {
       attention += 2.0 * pairs(t, c.attention().reach(k)) * c.headDim() * c.numAttentionHeads();

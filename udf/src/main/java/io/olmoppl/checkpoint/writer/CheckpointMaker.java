@@ -4,6 +4,7 @@ import com.google.gson.GsonBuilder;
 import com.google.gson.JsonObject;
 import io.olmoppl.checkpoint.CheckpointLayout;
 import io.olmoppl.checkpoint.DType;
+import io.olmoppl.checkpoint.Experts;
 import io.olmoppl.checkpoint.OlmoConfig;
 import io.olmoppl.checkpoint.writer.LayoutConfigWriter.Dims;
 import io.olmoppl.checkpoint.writer.SafetensorsWriter.Tensor;
@@ -37,6 +38,7 @@ import java.util.SplittableRandom;
  * @param seed random seed
  * @param outputCopy for tied models: also store the output matrix under its own name: NONE,
  *     IDENTICAL or DIFFERENT
+ * @param experts the experts of an olmoe or flex_olmo checkpoint; null for the dense layouts
  */
 public record CheckpointMaker(
     CheckpointLayout layout,
@@ -50,7 +52,8 @@ public record CheckpointMaker(
     boolean tied,
     DType dtype,
     long seed,
-    OutputCopy outputCopy) {
+    OutputCopy outputCopy,
+    Experts experts) {
 
   /** What a tied checkpoint stores under the output matrix's own name. */
   public enum OutputCopy {
@@ -96,14 +99,19 @@ public record CheckpointMaker(
         4,
         4,
         64,
-        layout == CheckpointLayout.OLMO2 || layout == CheckpointLayout.OLMO3
+        layout == CheckpointLayout.OLMO2
+                || layout == CheckpointLayout.OLMO3
+                || layout == CheckpointLayout.FLEX_OLMO
             ? DOLMA2_ROWS
             : NEOX_ROWS,
         256,
         layout == CheckpointLayout.HF_OLMO,
         DType.F32,
         DEFAULT_SEED,
-        OutputCopy.NONE);
+        OutputCopy.NONE,
+        layout == CheckpointLayout.OLMOE || layout == CheckpointLayout.FLEX_OLMO
+            ? new Experts(4, 2, false)
+            : null);
   }
 
   public CheckpointMaker withTied(boolean t, OutputCopy copy) {
@@ -119,7 +127,8 @@ public record CheckpointMaker(
         t,
         dtype,
         seed,
-        copy);
+        copy,
+        experts);
   }
 
   public CheckpointMaker withDims(
@@ -136,7 +145,8 @@ public record CheckpointMaker(
         tied,
         dtype,
         seed,
-        outputCopy);
+        outputCopy,
+        experts);
   }
 
   public CheckpointMaker withDtype(DType d) {
@@ -152,7 +162,8 @@ public record CheckpointMaker(
         tied,
         d,
         seed,
-        outputCopy);
+        outputCopy,
+        experts);
   }
 
   public CheckpointMaker withVocabRows(int rows) {
@@ -168,7 +179,8 @@ public record CheckpointMaker(
         tied,
         dtype,
         seed,
-        outputCopy);
+        outputCopy,
+        experts);
   }
 
   public CheckpointMaker withSeed(long s) {
@@ -184,7 +196,28 @@ public record CheckpointMaker(
         tied,
         dtype,
         s,
-        outputCopy);
+        outputCopy,
+        experts);
+  }
+
+  /**
+   * @param e the experts of an olmoe or flex_olmo checkpoint
+   */
+  public CheckpointMaker withExperts(Experts e) {
+    return new CheckpointMaker(
+        layout,
+        hidden,
+        layers,
+        heads,
+        kvHeads,
+        intermediate,
+        vocabRows,
+        maxPositions,
+        tied,
+        dtype,
+        seed,
+        outputCopy,
+        e);
   }
 
   /**
@@ -217,7 +250,8 @@ public record CheckpointMaker(
     JsonObject j =
         LayoutConfigWriter.configJson(
             layout,
-            new Dims(hidden, layers, heads, kvHeads, intermediate, vocabRows, maxPositions),
+            new Dims(
+                hidden, layers, heads, kvHeads, intermediate, vocabRows, maxPositions, experts),
             tied,
             dtype);
     // a checkpoint with fewer embedding rows than the tokenizer's EOS id: its EOS is its last row

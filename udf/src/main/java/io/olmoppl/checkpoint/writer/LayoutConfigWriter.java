@@ -5,6 +5,7 @@ import com.google.gson.JsonObject;
 import io.olmoppl.checkpoint.AttentionKind;
 import io.olmoppl.checkpoint.CheckpointLayout;
 import io.olmoppl.checkpoint.DType;
+import io.olmoppl.checkpoint.Experts;
 import io.olmoppl.checkpoint.RopeParameters;
 
 /**
@@ -16,7 +17,10 @@ import io.olmoppl.checkpoint.RopeParameters;
 public final class LayoutConfigWriter {
   private LayoutConfigWriter() {}
 
-  /** Dimensions of a random checkpoint: C, blocks, H, K, I, embedding rows, context length. */
+  /**
+   * Dimensions of a random checkpoint: C, blocks, H, K, I, embedding rows, context length, and the
+   * experts of a mixture-of-experts layout (null for the dense ones).
+   */
   public record Dims(
       int hidden,
       int layers,
@@ -24,7 +28,8 @@ public final class LayoutConfigWriter {
       int kvHeads,
       int intermediate,
       int vocabRows,
-      int maxPositions) {}
+      int maxPositions,
+      Experts experts) {}
 
   /**
    * @return config.json of a {@code layout} checkpoint with dimensions {@code d}
@@ -35,7 +40,29 @@ public final class LayoutConfigWriter {
       case OLMO -> transformers(layout, false, d, tied, dtype);
       case OLMO2 -> transformers(layout, true, d, tied, dtype);
       case OLMO3 -> olmo3(d, tied, dtype);
+      case OLMOE -> experts(layout, false, d, tied, dtype);
+      case FLEX_OLMO -> experts(layout, true, d, tied, dtype);
     };
+  }
+
+  /**
+   * transformers' OLMoE and FlexOlmo keys: OLMo-1's (OLMoE, with OLMoE's RMSNorm eps) or OLMo-2's
+   * (FlexOlmo), and the experts.
+   */
+  private static JsonObject experts(
+      CheckpointLayout layout, boolean olmo2, Dims d, boolean tied, DType dtype) {
+    if (d.experts() == null) {
+      throw new IllegalArgumentException(layout.id() + " checkpoints need experts");
+    }
+    JsonObject c = transformers(layout, olmo2, d, tied, dtype);
+    if (!olmo2) {
+      c.addProperty("rms_norm_eps", 1e-5); // allenai/OLMoE-1B-7B-0924-Instruct
+    }
+    c.addProperty("hidden_act", "silu");
+    c.addProperty("num_experts", d.experts().count());
+    c.addProperty("num_experts_per_tok", d.experts().topK());
+    c.addProperty("norm_topk_prob", d.experts().normTopkProb());
+    return c;
   }
 
   /** allenai hf_olmo's keys (OLMo-1B's choices: weightless LayerNorm, no biases, NeoX vocab). */
