@@ -137,7 +137,9 @@ final class Claim implements AutoCloseable {
             + "). This run changed nothing; run it again when that one has finished."
             + stale
             + " If no such run is alive (it was killed, or its machine died), delete the lock file"
-            + " and run again.");
+            + " (and that run's unfinished ."
+            + lock.getName().substring(1, lock.getName().length() - ".olmo-ppl.lock".length())
+            + ".olmo-ppl-new-* folder, if any) and run again.");
   }
 
   private static Properties read(FileSystem fs, Path lock) {
