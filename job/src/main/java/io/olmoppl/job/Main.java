@@ -88,12 +88,53 @@ public final class Main {
       return 2;
     } catch (Exception | LinkageError e) {
       err.println("olmo-ppl: error: " + message(e));
+      java.nio.file.Path log;
       if (verbose) {
         e.printStackTrace(err);
+      } else if (!refusal(e) && (log = traceFile(args, e)) != null) {
+        err.println("(the full trace is in " + log + "; --verbose prints it here)");
       } else {
         err.println("(run with --verbose for the stack trace)");
       }
       return 1;
+    }
+  }
+
+  /**
+   * @return whether {@code e} is one of the project's own refusals (its message says it all)
+   */
+  private static boolean refusal(Throwable e) {
+    return e instanceof JobException || e instanceof CheckpointException;
+  }
+
+  /**
+   * Writes the stack trace of a failure (for a failed Spark task, the task's own trace too) to a
+   * new file in {@code olmoppl.log.dir} (default: the temporary directory).
+   *
+   * @return the file, or null if it cannot be written
+   */
+  static java.nio.file.Path traceFile(String[] args, Throwable e) {
+    try {
+      java.nio.file.Path dir =
+          java.nio.file.Path.of(
+              System.getProperty("olmoppl.log.dir", System.getProperty("java.io.tmpdir")));
+      java.nio.file.Files.createDirectories(dir);
+      String stamp =
+          java.time.LocalDateTime.now()
+              .format(java.time.format.DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss"));
+      java.nio.file.Path f =
+          java.nio.file.Files.createTempFile(
+              dir, "olmo-ppl-" + stamp + "-" + ProcessHandle.current().pid() + "-", ".log");
+      java.io.StringWriter w = new java.io.StringWriter();
+      try (java.io.PrintWriter pw = new java.io.PrintWriter(w)) {
+        pw.println("olmo-ppl " + String.join(" ", args));
+        pw.println("failed at " + java.time.Instant.now() + ":");
+        e.printStackTrace(pw);
+      }
+      java.nio.file.Files.writeString(f, w.toString());
+      return f;
+    } catch (IOException | RuntimeException ignored) {
+      return null;
     }
   }
 
@@ -121,9 +162,41 @@ public final class Main {
         return c.getMessage();
       }
     }
+    for (Throwable c = e; c != null; c = c.getCause() == c ? null : c.getCause()) {
+      // a failed task reaches the driver as "Job aborted due to stage failure: ..." with the task's
+      // exception as the cause: name that (and its root) rather than Spark's long first line
+      if (c instanceof org.apache.spark.SparkException
+          && c.getMessage() != null
+          && c.getMessage().startsWith("Job aborted due to stage failure")
+          && c.getCause() != null) {
+        Throwable root = c.getCause();
+        while (root.getCause() != null && root.getCause() != root) {
+          root = root.getCause();
+        }
+        String task = firstLine(c.getCause());
+        return "a Spark task failed: "
+            + task
+            + (root == c.getCause() ? "" : " (caused by " + firstLine(root) + ")");
+      }
+    }
     String m = e.getMessage() == null ? e.getClass().getName() : e.getMessage();
     int nl = m.indexOf('\n');
-    return nl < 0 ? m : m.substring(0, nl);
+    Throwable root = e;
+    while (root.getCause() != null && root.getCause() != root) {
+      root = root.getCause();
+    }
+    // Spark 4 rethrows a failed task's own error (e.g. FAILED_READ_FILE): its cause says why
+    return (nl < 0 ? m : m.substring(0, nl)).strip()
+        + (root == e ? "" : " (caused by " + firstLine(root) + ")");
+  }
+
+  /**
+   * @return the exception's class and the first line of its message
+   */
+  private static String firstLine(Throwable t) {
+    String m = t.getMessage() == null ? "" : t.getMessage().strip();
+    int nl = m.indexOf('\n');
+    return t.getClass().getName() + (m.isEmpty() ? "" : ": " + (nl < 0 ? m : m.substring(0, nl)));
   }
 
   private static Command command(String name) {

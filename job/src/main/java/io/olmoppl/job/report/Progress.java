@@ -83,6 +83,9 @@ public final class Progress extends SparkListener implements AutoCloseable {
   /** latest heartbeat values of running tasks */
   private final Map<Long, long[]> running = new HashMap<>();
 
+  /** documents, bytes carried from {@code --previous}: done without a task */
+  private final long[] carried = new long[2];
+
   private final Set<Long> ended = new HashSet<>();
   private volatile boolean closed;
 
@@ -136,20 +139,40 @@ public final class Progress extends SparkListener implements AutoCloseable {
     if (mode == Mode.OFF) {
       return null;
     }
-    Row total =
-        input
-            .agg(count(lit(1)), coalesce(sum(octet_length(Columns.named(textColumn))), lit(0L)))
-            .first();
+    long[] total = measure(input, textColumn);
     boolean terminal = mode == Mode.TERMINAL || (mode == Mode.AUTO && stderrIsTerminal());
     return new Progress(
-        spark,
-        metrics,
-        total.getLong(0),
-        ((Number) total.get(1)).longValue(),
-        terminal,
-        intervalSeconds,
-        err,
-        System::nanoTime);
+        spark, metrics, total[0], total[1], terminal, intervalSeconds, err, System::nanoTime);
+  }
+
+  /**
+   * @return rows and UTF-8 bytes of the text column of {@code rows} (one cheap pass)
+   */
+  private static long[] measure(Dataset<Row> rows, String textColumn) {
+    Row total =
+        rows.agg(count(lit(1)), coalesce(sum(octet_length(Columns.named(textColumn))), lit(0L)))
+            .first();
+    return new long[] {total.getLong(0), ((Number) total.get(1)).longValue()};
+  }
+
+  /**
+   * @return the input rows counted before scoring
+   */
+  public long totalDocuments() {
+    return totalDocs;
+  }
+
+  /**
+   * Counts the input rows that {@code --previous} carries (the input less {@code toScore}) as done
+   * from the start: a run whose rows are all carried is at 100 %, and the ETA is from the rate of
+   * the rows actually scored.
+   */
+  public void carried(Dataset<Row> toScore, String textColumn) {
+    long[] rest = measure(toScore, textColumn);
+    synchronized (this) {
+      carried[0] = Math.max(0, totalDocs - rest[0]);
+      carried[1] = Math.max(0, totalBytes - rest[1]);
+    }
   }
 
   /**
@@ -228,6 +251,8 @@ public final class Progress extends SparkListener implements AutoCloseable {
         d[i] += r[i];
       }
     }
+    d[0] += carried[0];
+    d[2] += carried[1];
     return d;
   }
 
@@ -236,16 +261,32 @@ public final class Progress extends SparkListener implements AutoCloseable {
    */
   String line() {
     long[] d = done();
+    long carriedBytes;
+    synchronized (this) {
+      carriedBytes = carried[1];
+    }
     double seconds = (nanos.getAsLong() - start) / 1e9;
-    return format(d[0], d[1], d[2], totalDocs, totalBytes, seconds);
+    return format(d[0], d[1], d[2], carriedBytes, totalDocs, totalBytes, seconds);
+  }
+
+  /** As below, nothing carried. */
+  static String format(
+      long docs, long tokens, long bytes, long totalDocs, long totalBytes, double seconds) {
+    return format(docs, tokens, bytes, 0, totalDocs, totalBytes, seconds);
   }
 
   /**
    * The progress line: counts, rate, percentage (by bytes) and ETA (remaining bytes at the rate so
-   * far).
+   * far of the bytes scored, i.e. not counting {@code carriedBytes}, which were done at once).
    */
   static String format(
-      long docs, long tokens, long bytes, long totalDocs, long totalBytes, double seconds) {
+      long docs,
+      long tokens,
+      long bytes,
+      long carriedBytes,
+      long totalDocs,
+      long totalBytes,
+      double seconds) {
     double fraction =
         totalBytes > 0
             ? (double) bytes / totalBytes
@@ -254,10 +295,12 @@ public final class Progress extends SparkListener implements AutoCloseable {
     String eta;
     if (fraction >= 1) {
       eta = "done";
-    } else if (fraction <= 0 || seconds <= 0) {
-      eta = "ETA --:--:--";
-    } else {
+    } else if (seconds > 0 && totalBytes > 0 && bytes > carriedBytes) {
+      eta = "ETA " + clock(seconds * (totalBytes - bytes) / (double) (bytes - carriedBytes));
+    } else if (seconds > 0 && totalBytes <= 0 && fraction > 0) {
       eta = "ETA " + clock(seconds * (1 - fraction) / fraction);
+    } else {
+      eta = "ETA --:--:--";
     }
     return String.format(
         Locale.ROOT,

@@ -201,9 +201,16 @@ public final class ScoreCommand implements Command {
           "olmo-ppl: warning: --precision fp16 on CPU: libtorch's fp16 matmul is about 200x slower than"
               + " fp32 there; use fp32 unless the executors have GPUs");
     }
-    Path outPath = new Path(req.output());
-    FileSystem outFs = outPath.getFileSystem(spark.sparkContext().hadoopConfiguration());
-    Output.prepare(spark, req);
+    try (Output output = Output.open(spark, req)) { // every refusal about outputs, before any work
+      return run(spark, req, output, out, err, t0);
+    }
+  }
+
+  private static ScoreSummary run(
+      SparkSession spark, Request req, Output output, PrintStream out, PrintStream err, long t0)
+      throws IOException {
+    FileSystem outFs = output.fs();
+    Path outPath = output.rows(); // written beside --output, moved in place when complete
     Analysis an = req.analysis();
     Buckets.Cutoffs fixedCutoffs = an.prepare(spark.sparkContext().hadoopConfiguration());
     Dataset<Row> input = Formats.read(spark, req);
@@ -239,23 +246,21 @@ public final class ScoreCommand implements Command {
       err.println("olmo-ppl: warning: " + w);
     }
     Dataset<Row> asRead = input; // counted for progress without the repartition's shuffle
-    int target =
-        req.partitions() != null ? req.partitions() : spark.sparkContext().defaultParallelism();
-    if (req.partitions() != null || input.rdd().getNumPartitions() < target) {
-      input = input.repartition(target);
-    }
     ScoreMetrics metrics = ScoreMetrics.register(spark.sparkContext());
     long tCount = System.nanoTime();
     Progress progress =
         Progress.start(
             spark, asRead, req.textColumn(), metrics, an.progress(), an.progressInterval(), err);
+    input = Partitions.spread(input, asRead, progress, req.partitions(), spark, err);
     long tScore = System.nanoTime();
     Rerun rerun = Rerun.split(spark, input, plan, req);
+    if (progress != null && req.run().previous() != null) {
+      progress.carried(rerun.toScore(), req.textColumn()); // carried rows count as done
+    }
     Dataset<Row> scored =
         Malformed.mark(rerun.combine(OlmoPerplexity.apply(rerun.toScore(), plan, metrics)))
             .persist(StorageLevel.MEMORY_AND_DISK());
     try {
-      Output.clearForOverwrite(outFs, outPath, req);
       Buckets.Cutoffs cutoffs =
           fixedCutoffs != null
               ? fixedCutoffs
@@ -265,13 +270,15 @@ public final class ScoreCommand implements Command {
       Dataset<Row> labelled =
           cutoffs == null ? scored : scored.withColumn(Buckets.COLUMN, cutoffs.label());
       if (an.filters()) {
-        Formats.write(labelled.filter(an.keep()), req, req.output());
+        Formats.write(labelled.filter(an.keep()), req, outPath.toString());
         if (an.rejected() != null) {
           Formats.write(
-              labelled.filter(org.apache.spark.sql.functions.not(an.keep())), req, an.rejected());
+              labelled.filter(org.apache.spark.sql.functions.not(an.keep())),
+              req,
+              output.rejectedRows().toString());
         }
       } else {
-        Formats.write(labelled, req, req.output());
+        Formats.write(labelled, req, outPath.toString());
       }
       if (progress != null) {
         progress.close();
@@ -287,6 +294,7 @@ public final class ScoreCommand implements Command {
       SummaryJson.write(outFs, new Path(outPath, "_summary.json"), summary);
       Report.write(outFs, outPath, summary);
       Output.markComplete(outFs, outPath); // last: an output without the marker is incomplete
+      output.commit(); // swap the complete output in; an old one is deleted only now
       Summary.print(summary, out);
       return summary;
     } finally {
