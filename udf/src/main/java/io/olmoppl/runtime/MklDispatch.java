@@ -18,24 +18,24 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Lets MKL (libtorch's CPU matmul) use its Intel code paths on AMD CPUs: its AVX-512 kernels where
- * the CPU has AVX-512, its Intel AVX2 kernels where it has AVX2 and FMA only.
+ * the CPU has AVX-512, and (opt-in, -Dolmoppl.mkl.avx2=true) its Intel AVX2 kernels where it has
+ * AVX2 and FMA only.
  *
  * <p>MKL runs a slower code path of its own on any CPU it does not identify as Intel's, whatever
  * that CPU supports; on an AMD Zen 5 with AVX-512 that halves the fp32 matmul rate (measured by
- * {@code olmo-ppl bench}: 122 against 197 GFLOP/s at 2048³ on 2 cores), and on an AVX2-only AMD CPU
- * its AMD path is slower than its Intel AVX2 one (README "MKL on AMD CPUs"). MKL asks one function,
- * {@code mkl_serv_intel_cpu_true}, and libtorch exports it, so a library that defines it and is
- * loaded with {@code RTLD_GLOBAL} before libtorch is the definition libtorch binds to. The jar
- * carries that library (source: {@code udf/src/main/native/mkl_intel_cpu.c}, built by {@code
- * scripts/build-native}); MKL then chooses kernels from the CPU's feature flags alone (and {@code
- * MKL_ENABLE_INSTRUCTIONS}, its own cap). No maintained library on Maven Central provides this,
- * hence the project's own 13 KB one.
+ * {@code olmo-ppl bench}: 122 against 197 GFLOP/s at 2048³ on 2 cores); on an AVX2-only AMD CPU its
+ * Intel AVX2 path was reported faster too, but not yet measured so here (README "MKL on AMD CPUs").
+ * MKL asks one function, {@code mkl_serv_intel_cpu_true}, and libtorch exports it, so a library
+ * that defines it and is loaded with {@code RTLD_GLOBAL} before libtorch is the definition libtorch
+ * binds to. The jar carries that library (source: {@code udf/src/main/native/mkl_intel_cpu.c},
+ * built by {@code scripts/build-native}); MKL then chooses kernels from the CPU's feature flags
+ * alone (and {@code MKL_ENABLE_INSTRUCTIONS}, its own cap). No maintained library on Maven Central
+ * provides this, hence the project's own 13 KB one.
  *
  * <p>Done only on Linux x86-64 AMD CPUs that report every AVX-512 subset MKL's AVX-512 kernels use,
- * or AVX2, FMA and the rest of MKL's AVX2 path, and only before libtorch is loaded ({@link
- * DjlSettings#configure} calls it). Set the system property {@code olmoppl.mkl.avx512} (CPUs with
- * AVX-512) or {@code olmoppl.mkl.avx2} (CPUs with AVX2 only) to {@code false} to leave MKL's own
- * choice.
+ * or (with {@code -Dolmoppl.mkl.avx2=true}) AVX2, FMA and the rest of MKL's AVX2 path, and only
+ * before libtorch is loaded ({@link DjlSettings#configure} calls it). Set the system property
+ * {@code olmoppl.mkl.avx512} to {@code false} to leave MKL's own choice on CPUs with AVX-512.
  */
 public final class MklDispatch {
   private static final Logger LOG = LoggerFactory.getLogger(MklDispatch.class);
@@ -50,10 +50,11 @@ public final class MklDispatch {
       List.of("avx", "avx2", "fma", "f16c", "bmi1", "bmi2", "abm", "movbe");
 
   /**
-   * The default of olmoppl.mkl.avx2 (AMD CPUs with AVX2 but not AVX-512): see README "MKL on AMD
-   * CPUs".
+   * The default of olmoppl.mkl.avx2 (AMD CPUs with AVX2 but not AVX-512): off until an interleaved
+   * measurement shows a gain (README "MKL on AMD CPUs": emulated with MKL_ENABLE_INSTRUCTIONS=AVX2
+   * on a loaded 2-vCPU Zen 5, the Intel AVX2 path was slower at 2 threads).
    */
-  static final String AVX2_DEFAULT = "true";
+  static final String AVX2_DEFAULT = "false";
 
   // dlfcn.h on Linux
   private static final int RTLD_NOW = 0x2;
