@@ -17,20 +17,25 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Lets MKL (libtorch's CPU matmul) use its AVX-512 kernels on AMD CPUs that have AVX-512.
+ * Lets MKL (libtorch's CPU matmul) use its Intel code paths on AMD CPUs: its AVX-512 kernels where
+ * the CPU has AVX-512, and (opt-in, -Dolmoppl.mkl.avx2=true) its Intel AVX2 kernels where it has
+ * AVX2 and FMA only.
  *
- * <p>MKL picks its AVX2 sgemm kernels on any CPU it does not identify as Intel's, whatever that CPU
- * supports; on an AMD Zen 5 with AVX-512 that halves the fp32 matmul rate (measured by {@code
- * olmo-ppl bench}: 122 against 197 GFLOP/s at 2048³ on 2 cores). MKL asks one function, {@code
- * mkl_serv_intel_cpu_true}, and libtorch exports it, so a library that defines it and is loaded
- * with {@code RTLD_GLOBAL} before libtorch is the definition libtorch binds to. The jar carries
- * that library (source: {@code udf/src/main/native/mkl_intel_cpu.c}, built by {@code
- * scripts/build-native}); MKL then chooses kernels from the CPU's feature flags alone. No
- * maintained library on Maven Central provides this, hence the project's own 13 KB one.
+ * <p>MKL runs a slower code path of its own on any CPU it does not identify as Intel's, whatever
+ * that CPU supports; on an AMD Zen 5 with AVX-512 that halves the fp32 matmul rate (measured by
+ * {@code olmo-ppl bench}: 122 against 197 GFLOP/s at 2048³ on 2 cores); on an AVX2-only AMD CPU its
+ * Intel AVX2 path was reported faster too, but not yet measured so here (README "MKL on AMD CPUs").
+ * MKL asks one function, {@code mkl_serv_intel_cpu_true}, and libtorch exports it, so a library
+ * that defines it and is loaded with {@code RTLD_GLOBAL} before libtorch is the definition libtorch
+ * binds to. The jar carries that library (source: {@code udf/src/main/native/mkl_intel_cpu.c},
+ * built by {@code scripts/build-native}); MKL then chooses kernels from the CPU's feature flags
+ * alone (and {@code MKL_ENABLE_INSTRUCTIONS}, its own cap). No maintained library on Maven Central
+ * provides this, hence the project's own 13 KB one.
  *
  * <p>Done only on Linux x86-64 AMD CPUs that report every AVX-512 subset MKL's AVX-512 kernels use,
- * and only before libtorch is loaded ({@link DjlSettings#configure} calls it). Set the system
- * property {@code olmoppl.mkl.avx512} to {@code false} to leave MKL's own choice.
+ * or (with {@code -Dolmoppl.mkl.avx2=true}) AVX2, FMA and the rest of MKL's AVX2 path, and only
+ * before libtorch is loaded ({@link DjlSettings#configure} calls it). Set the system property
+ * {@code olmoppl.mkl.avx512} to {@code false} to leave MKL's own choice on CPUs with AVX-512.
  */
 public final class MklDispatch {
   private static final Logger LOG = LoggerFactory.getLogger(MklDispatch.class);
@@ -39,6 +44,17 @@ public final class MklDispatch {
   /** The AVX-512 subsets of MKL's AVX-512 ("Skylake server") code path. */
   static final List<String> AVX512_FLAGS =
       List.of("avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl");
+
+  /** What MKL's AVX2 ("Haswell") code path uses beyond SSE and AVX. */
+  static final List<String> AVX2_FLAGS =
+      List.of("avx", "avx2", "fma", "f16c", "bmi1", "bmi2", "abm", "movbe");
+
+  /**
+   * The default of olmoppl.mkl.avx2 (AMD CPUs with AVX2 but not AVX-512): off until an interleaved
+   * measurement shows a gain (README "MKL on AMD CPUs": emulated with MKL_ENABLE_INSTRUCTIONS=AVX2
+   * on a loaded 2-vCPU Zen 5, the Intel AVX2 path was slower at 2 threads).
+   */
+  static final String AVX2_DEFAULT = "false";
 
   // dlfcn.h on Linux
   private static final int RTLD_NOW = 0x2;
@@ -64,9 +80,6 @@ public final class MklDispatch {
   }
 
   private static String decide() {
-    if (!Boolean.parseBoolean(System.getProperty("olmoppl.mkl.avx512", "true"))) {
-      return "MKL's own choice (olmoppl.mkl.avx512=false)";
-    }
     String os = System.getProperty("os.name", "").toLowerCase(Locale.ROOT);
     String arch = System.getProperty("os.arch", "");
     if (!os.contains("linux") || !(arch.equals("amd64") || arch.equals("x86_64"))) {
@@ -78,14 +91,17 @@ public final class MklDispatch {
     } catch (IOException e) {
       return "MKL's own choice (/proc/cpuinfo unreadable: " + e.getMessage() + ")";
     }
-    if (!"AuthenticAMD".equals(cpu.vendor())) {
-      return "MKL's own choice (" + cpu.vendor() + " CPU)";
-    }
-    if (!cpu.flags().containsAll(AVX512_FLAGS)) {
-      return "MKL's own choice (AMD CPU without AVX-512)";
+    Decision d =
+        decide(
+            cpu,
+            System.getenv("MKL_ENABLE_INSTRUCTIONS"),
+            Boolean.parseBoolean(System.getProperty("olmoppl.mkl.avx512", "true")),
+            Boolean.parseBoolean(System.getProperty("olmoppl.mkl.avx2", AVX2_DEFAULT)));
+    if (!d.intelPath()) {
+      return d.description();
     }
     if (libtorchLoaded()) {
-      return "MKL's own choice (libtorch was loaded before olmo-ppl could select the AVX-512 path)";
+      return "MKL's own choice (libtorch was loaded before olmo-ppl could select MKL's Intel path)";
     }
     Path lib = null;
     try {
@@ -100,7 +116,7 @@ public final class MklDispatch {
           NativeLibrary.getInstance(
               lib.toString(),
               Map.of(Library.OPTION_OPEN_FLAGS, RTLD_NOW | RTLD_GLOBAL | RTLD_NODELETE));
-      return "AVX-512 (AMD CPU with AVX-512; MKL told it runs on an Intel CPU)";
+      return d.description();
     } catch (IOException | UnsatisfiedLinkError | RuntimeException e) {
       return "MKL's own choice (loading " + RESOURCE + " failed: " + e.getMessage() + ")";
     } finally {
@@ -115,6 +131,43 @@ public final class MklDispatch {
       }
     }
   }
+
+  /**
+   * Whether MKL should be told it runs on an Intel CPU, and the code path MKL then takes, in words.
+   *
+   * @param mklEnable MKL_ENABLE_INSTRUCTIONS (MKL's own cap on the instruction set), or null
+   * @param avx512 olmoppl.mkl.avx512: the switch on AMD CPUs with AVX-512
+   * @param avx2 olmoppl.mkl.avx2: the switch on AMD CPUs with AVX2 and FMA but not AVX-512
+   */
+  static Decision decide(Cpu cpu, String mklEnable, boolean avx512, boolean avx2) {
+    if (!"AuthenticAMD".equals(cpu.vendor())) {
+      return new Decision(false, "MKL's own choice (" + cpu.vendor() + " CPU)");
+    }
+    boolean has512 = cpu.flags().containsAll(AVX512_FLAGS);
+    if (!has512 && !cpu.flags().containsAll(AVX2_FLAGS)) {
+      return new Decision(false, "MKL's own choice (AMD CPU without AVX2 and FMA)");
+    }
+    String cpuKind = has512 ? "AMD CPU with AVX-512" : "AMD CPU with AVX2 and FMA, no AVX-512";
+    String property = has512 ? "olmoppl.mkl.avx512" : "olmoppl.mkl.avx2";
+    if (!(has512 ? avx512 : avx2)) {
+      return new Decision(false, "MKL's own choice (" + cpuKind + "; " + property + "=false)");
+    }
+    // MKL_ENABLE_INSTRUCTIONS caps what MKL dispatches to, whatever the CPU has
+    String cap = mklEnable == null ? "" : mklEnable.trim().toUpperCase(Locale.ROOT);
+    boolean capBelow512 = !cap.isEmpty() && !cap.startsWith("AVX512") && !cap.startsWith("AVX10");
+    String kernels =
+        has512 && !capBelow512 ? "AVX-512" : capBelow512 && !cap.equals("AVX2") ? cap : "AVX2";
+    return new Decision(
+        true,
+        kernels
+            + " ("
+            + cpuKind
+            + (cap.isEmpty() ? "" : ", MKL_ENABLE_INSTRUCTIONS=" + mklEnable.trim())
+            + "; MKL told it runs on an Intel CPU)");
+  }
+
+  /** What {@link #decide(Cpu, String, boolean, boolean)} chose. */
+  record Decision(boolean intelPath, String description) {}
 
   private static boolean libtorchLoaded() {
     try {

@@ -1,6 +1,7 @@
 package io.olmoppl.runtime;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
@@ -25,6 +26,60 @@ class MklDispatchTest {
     MklDispatch.Cpu cpu = MklDispatch.Cpu.read(cpuinfo);
     assertEquals("AuthenticAMD", cpu.vendor());
     assertEquals(Set.of("fpu", "avx2", "avx512f", "avx512bw"), cpu.flags());
+  }
+
+  private static final MklDispatch.Cpu ZEN5 =
+      new MklDispatch.Cpu(
+          "AuthenticAMD",
+          Set.of(
+              "avx",
+              "avx2",
+              "fma",
+              "f16c",
+              "bmi1",
+              "bmi2",
+              "abm",
+              "movbe",
+              "avx512f",
+              "avx512cd",
+              "avx512bw",
+              "avx512dq",
+              "avx512vl"));
+  private static final MklDispatch.Cpu ZEN3 =
+      new MklDispatch.Cpu(
+          "AuthenticAMD",
+          Set.of("sse4_2", "avx", "avx2", "fma", "f16c", "bmi1", "bmi2", "abm", "movbe"));
+
+  @Test
+  void anAmdCpuWithAvx2AndFmaGetsMklsIntelAvx2Path() {
+    MklDispatch.Decision d = MklDispatch.decide(ZEN3, null, true, true);
+    assertTrue(d.intelPath());
+    assertEquals(
+        "AVX2 (AMD CPU with AVX2 and FMA, no AVX-512; MKL told it runs on an Intel CPU)",
+        d.description());
+    // its own switch turns it off, the AVX-512 one does not
+    assertFalse(MklDispatch.decide(ZEN3, null, true, false).intelPath());
+    assertTrue(MklDispatch.decide(ZEN3, null, false, true).intelPath());
+    // without FMA (a pre-Zen AMD CPU with AVX only): MKL's own choice
+    MklDispatch.Cpu noFma = new MklDispatch.Cpu("AuthenticAMD", Set.of("avx", "avx2"));
+    assertFalse(MklDispatch.decide(noFma, null, true, true).intelPath());
+  }
+
+  @Test
+  void theReportedPathFollowsMklsOwnInstructionCap() {
+    assertEquals(
+        "AVX-512 (AMD CPU with AVX-512; MKL told it runs on an Intel CPU)",
+        MklDispatch.decide(ZEN5, null, true, true).description());
+    // the way to reproduce an AVX2-only CPU on an AVX-512 one
+    assertEquals(
+        "AVX2 (AMD CPU with AVX-512, MKL_ENABLE_INSTRUCTIONS=AVX2; MKL told it runs on an Intel CPU)",
+        MklDispatch.decide(ZEN5, "AVX2", true, true).description());
+    assertTrue(MklDispatch.decide(ZEN5, "AVX512", true, true).description().startsWith("AVX-512 "));
+    assertFalse(MklDispatch.decide(ZEN5, "AVX2", false, true).intelPath());
+    MklDispatch.Cpu intel = new MklDispatch.Cpu("GenuineIntel", ZEN5.flags());
+    assertEquals(
+        "MKL's own choice (GenuineIntel CPU)",
+        MklDispatch.decide(intel, null, true, true).description());
   }
 
   @Test
@@ -53,7 +108,7 @@ class MklDispatchTest {
         "olmoppl.mkl.avx512=false");
     DjlSettings.configure();
     String choice = MklDispatch.select();
-    assertTrue(choice.startsWith("AVX-512"), choice);
+    assertTrue(choice.endsWith("MKL told it runs on an Intel CPU)"), choice);
     // dlsym(RTLD_DEFAULT): the global scope, searched before libtorch's own definition
     assertEquals(
         1,

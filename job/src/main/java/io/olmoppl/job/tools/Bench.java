@@ -41,7 +41,8 @@ public final class Bench implements Command {
   public static final String HELP =
       String.join(
           "\n",
-          "usage: olmo-ppl bench [--model DIR] [--json] [--long-tokens N] [--short-docs N] [--no-spark]",
+          "usage: olmo-ppl bench [--model DIR] [--json] [--long-tokens N] [--short-docs N] [--no-spark]"
+              + " [--rounds N] [--workload LIST] [--peer transformers [--python PATH]]",
           "",
           "Measures scoring throughput against the fp32 matmul ceiling of this machine, in process and end to end",
           "through olmo-ppl score. Without --model it builds the benchmark checkpoint (olmo layout, hidden 1024, 8",
@@ -49,6 +50,13 @@ public final class Bench implements Command {
           "  --long-tokens N  tokens of the long document (default 26292)",
           "  --short-docs N   number of short documents (default 230, about 95 tokens each)",
           "  --no-spark       skip the end-to-end runs through olmo-ppl score",
+          "  --workload LIST  comma-separated, of long (one long document at stride 256), short (the short mix)",
+          "                   and overhead (--overhead-docs short documents on a tiny model: hidden 128, 2 layers;",
+          "                   alone and without --model it runs on that model); default long,short",
+          "  --overhead-docs N  number of documents of the overhead workload (default 3000)",
+          "  --peer transformers  also score every workload with Hugging Face transformers on PyTorch CPU (the",
+          "                   same windows and threads, alternating with the engine) and compare speed and NLLs",
+          "  --python PATH    the Python with torch and transformers for --peer (default python3)",
           "  --rounds N       end-to-end runs per workload, each followed by one in process (default 1);",
           "                   the ratio is best to best, so more rounds ride out a noisy machine",
           "  --json           print every figure as JSON instead of the table");
@@ -82,7 +90,16 @@ public final class Bench implements Command {
             "bench",
             argv,
             1,
-            Set.of("model", "long-tokens", "short-docs", "master", "rounds"),
+            Set.of(
+                "model",
+                "long-tokens",
+                "short-docs",
+                "master",
+                "rounds",
+                "workload",
+                "overhead-docs",
+                "peer",
+                "python"),
             Set.of("json", "no-spark"));
     boolean json = a.flag("json");
     PrintStream log = json ? System.err : out;
@@ -96,7 +113,23 @@ public final class Bench implements Command {
 
   static void run(Args a, Path work, boolean json, PrintStream log, PrintStream out)
       throws IOException {
-    Path model = a.get("model") != null ? Path.of(a.get("model")) : benchmarkCheckpoint(work, log);
+    List<String> chosen = List.of(a.get("workload", "long,short").split(","));
+    for (String w : chosen) {
+      if (!List.of("long", "short", "overhead").contains(w)) {
+        throw new IllegalArgumentException(
+            "--workload takes long, short and overhead (comma-separated), not " + w);
+      }
+    }
+    String peer = a.get("peer");
+    if (peer != null && !peer.equals("transformers")) {
+      throw new IllegalArgumentException("--peer takes transformers, not " + peer);
+    }
+    Path model =
+        a.get("model") != null
+            ? Path.of(a.get("model"))
+            : chosen.equals(List.of("overhead"))
+                ? overheadCheckpoint(work, log)
+                : benchmarkCheckpoint(work, log);
     Checkpoint ckpt = Checkpoint.open(model, TyingRule.STRICT);
     OlmoConfig c = ckpt.config();
     Map<String, Object> r = new LinkedHashMap<>();
@@ -150,12 +183,30 @@ public final class Bench implements Command {
       mem.put("activation_bytes", m.cpuActivationBytes());
       r.put("allocator", BenchMachine.allocator());
       r.put("mkl_code_path", MklDispatch.select());
-      Workload longDoc =
-          Workload.longDocument(
-              c, List.of(Workload.text(tok, longTokens, new SplittableRandom(1))));
-      Workload shortMix =
-          Workload.shortDocuments(c, Workload.shortTexts(tok, shortDocs, new SplittableRandom(2)));
-      Workload warmUp = Workload.shortDocuments(c, Workload.warmUpTexts(shortMix, 8));
+      Map<String, Workload> workloads = new LinkedHashMap<>();
+      if (chosen.contains("long")) {
+        workloads.put(
+            "long_document",
+            Workload.longDocument(
+                c, List.of(Workload.text(tok, longTokens, new SplittableRandom(1)))));
+      }
+      if (chosen.contains("short")) {
+        workloads.put(
+            "short_documents",
+            Workload.shortDocuments(
+                c, Workload.shortTexts(tok, shortDocs, new SplittableRandom(2))));
+      }
+      if (chosen.contains("overhead")) {
+        workloads.put(
+            "overhead",
+            Workload.shortDocuments(
+                c,
+                Workload.shortTexts(
+                    tok, a.integer("overhead-docs", 3000), new SplittableRandom(3))));
+      }
+      // Spark's first job, the engine's first passes: not part of the steady state
+      Workload warmUp =
+          Workload.shortDocuments(c, Workload.shortTexts(tok, 8, new SplittableRandom(4)));
       InProcessPhase.score(engine, warmUp);
       long peakBeforeCeiling = BenchMachine.residentBytes("VmHWM:");
       ceiling = sampler.unsampled(() -> InProcessPhase.ceiling(m));
@@ -165,9 +216,6 @@ public final class Bench implements Command {
       BenchMachine.resetPeakResident();
       r.put("matmul_ceiling", ceiling);
       ceilings.add((double) ceiling.get("gflops_2048"));
-      Map<String, Workload> workloads = new LinkedHashMap<>();
-      workloads.put("long_document", longDoc);
-      workloads.put("short_documents", shortMix);
       workloads.forEach(
           (w, load) ->
               inRuns.put(w, new ArrayList<>(List.of(InProcessPhase.inProcess(engine, c, load)))));
@@ -196,10 +244,26 @@ public final class Bench implements Command {
                 model,
                 work,
                 a.get("master", "local[*]"),
+                warmUp,
                 workloads,
                 inRuns,
                 ceilings,
                 a.integer("rounds", 1)));
+      }
+      if (peer != null) {
+        r.put(
+            "peer",
+            PeerPhase.peer(
+                engine,
+                c,
+                model,
+                work,
+                a.get("python", "python3"),
+                (int) ceiling.get("threads"),
+                workloads,
+                inRuns,
+                a.integer("rounds", 1),
+                log));
       }
     }
     double bestCeiling = ceilings.stream().mapToDouble(Double::doubleValue).max().orElseThrow();
@@ -226,16 +290,33 @@ public final class Bench implements Command {
   }
 
   static Path benchmarkCheckpoint(Path work, PrintStream log) throws IOException {
+    return checkpoint(
+        work,
+        "checkpoint",
+        log,
+        CheckpointMaker.small(CheckpointLayout.OLMO).withDims(1024, 8, 16, 16, 4096, 2048));
+  }
+
+  /** The overhead workload's model: so small that costs outside the forward pass show. */
+  static Path overheadCheckpoint(Path work, PrintStream log) throws IOException {
+    return checkpoint(
+        work,
+        "tiny-checkpoint",
+        log,
+        CheckpointMaker.small(CheckpointLayout.OLMO).withDims(128, 2, 2, 2, 512, 512));
+  }
+
+  private static Path checkpoint(Path work, String name, PrintStream log, CheckpointMaker maker)
+      throws IOException {
     Path tok = work.resolve("tokenizer.json");
-    try (var in = MakeCheckpointCommand.tokenizer("neox")) {
-      Files.copy(in, tok);
+    if (!Files.exists(tok)) {
+      try (var in = MakeCheckpointCommand.tokenizer("neox")) {
+        Files.copy(in, tok);
+      }
     }
-    Path dir = work.resolve("checkpoint");
-    log.println("olmo-ppl bench: writing the benchmark checkpoint to " + dir);
-    CheckpointMaker.small(CheckpointLayout.OLMO)
-        .withDims(1024, 8, 16, 16, 4096, 2048)
-        .withTied(true, CheckpointMaker.OutputCopy.NONE)
-        .write(dir, tok);
+    Path dir = work.resolve(name);
+    log.println("olmo-ppl bench: writing the " + name + " to " + dir);
+    maker.withTied(true, CheckpointMaker.OutputCopy.NONE).write(dir, tok);
     return dir;
   }
 }

@@ -44,7 +44,8 @@ final class BenchPrinter {
         ceil.get("gflops_logits"));
     Map<String, Object> in = (Map<String, Object>) r.get("in_process");
     Map<String, Object> spark = (Map<String, Object>) r.get("spark");
-    for (String w : List.of("long_document", "short_documents")) {
+    Map<String, Object> peer = (Map<String, Object>) r.get("peer");
+    for (String w : in.keySet()) {
       Map<String, Object> m = (Map<String, Object>) in.get(w);
       out.printf(
           "%s (%s docs, %,d scored tokens, window %s, stride %s), in process (best of %s): %.1f scored tokens/s, %.1f positions/s,"
@@ -81,6 +82,23 @@ final class BenchPrinter {
                 + (double) t.get("summary_seconds"),
             s.get("seconds"));
       }
+      if (peer != null && peer.containsKey(w)) {
+        Map<String, Object> p = (Map<String, Object>) peer.get(w);
+        out.printf(
+            "%s, peer %s (torch %s, %s threads): %.1f scored tokens/s (best of %s); olmo-ppl in"
+                + " process %.2f x the peer (best to best); NLLs differ by at most %.2g relative%n",
+            w.replace('_', ' '),
+            peer.get("engine"),
+            peer.get("torch"),
+            peer.get("threads"),
+            p.get("scored_tokens_per_second"),
+            rates(p.get("runs_tokens_per_second")),
+            p.get("ratio_in_process_to_peer"),
+            p.get("max_relative_nll_difference"));
+      }
+    }
+    if (peer != null && peer.containsKey("skipped")) {
+      out.printf("peer: none (%s)%n", peer.get("skipped"));
     }
     Map<String, Object> mem = (Map<String, Object>) r.get("memory");
     out.printf(

@@ -32,6 +32,7 @@ final class EndToEndPhase {
       Path model,
       Path work,
       String master,
+      Workload warmUp,
       Map<String, Workload> workloads,
       Map<String, List<Map<String, Object>>> inRuns,
       List<Double> ceilings,
@@ -51,11 +52,7 @@ final class EndToEndPhase {
             .getOrCreate();
     try {
       // warm-up: Spark's first job and the executor's model load are not part of the steady state
-      scoreCommand(
-          model,
-          work.resolve("warm-up"),
-          Workload.shortDocuments(c, Workload.warmUpTexts(workloads.get("short_documents"), 4)),
-          master);
+      scoreCommand(model, work.resolve("warm-up"), warmUp, master);
       Map<String, List<Map<String, Object>>> e2eRuns = new LinkedHashMap<>();
       for (String w : workloads.keySet()) {
         e2eRuns.put(w, new ArrayList<>());

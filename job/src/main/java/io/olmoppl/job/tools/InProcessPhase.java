@@ -26,6 +26,14 @@ final class InProcessPhase {
 
   /** One workload through the engine: throughput, FLOPs, padding, time outside the forward pass. */
   static Map<String, Object> inProcess(ScoringEngine engine, OlmoConfig c, Workload work) {
+    return inProcess(engine, c, work, new java.util.ArrayList<>());
+  }
+
+  /**
+   * As {@link #inProcess(ScoringEngine, OlmoConfig, Workload)}, adding the scores to {@code sink}.
+   */
+  static Map<String, Object> inProcess(
+      ScoringEngine engine, OlmoConfig c, Workload work, List<DocumentScore> sink) {
     EngineStats s = engine.stats();
     long positions0 = s.positions();
     long padded0 = s.paddedPositions();
@@ -33,6 +41,7 @@ final class InProcessPhase {
     long t0 = System.nanoTime();
     List<DocumentScore> scores = score(engine, work);
     double secs = (System.nanoTime() - t0) / 1e9;
+    sink.addAll(scores);
     long scored = scores.stream().mapToLong(DocumentScore::tokens).sum();
     double flops = 0;
     PerplexityScorer plan = engine.scorer(work.options());

@@ -29,13 +29,6 @@ record Workload(List<String> texts, int window, int stride) {
   }
 
   /**
-   * @return the first {@code n} texts of {@code w} (all when it has fewer)
-   */
-  static List<String> warmUpTexts(Workload w, int n) {
-    return w.texts().subList(0, Math.min(n, w.texts().size()));
-  }
-
-  /**
    * @return a text of about {@code tokens} tokens: words drawn from the tokenizer's own vocabulary
    *     of words
    */
