@@ -2,7 +2,7 @@ package io.olmoppl.checkpoint;
 
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
-import io.olmoppl.checkpoint.CheckpointLayout.Stored;
+import io.olmoppl.checkpoint.BlockTensors.Stored;
 import io.olmoppl.checkpoint.SafetensorsFile.TensorInfo;
 import java.io.IOException;
 import java.nio.ByteBuffer;

@@ -1,7 +1,7 @@
 package io.olmoppl.checkpoint;
 
+import io.olmoppl.checkpoint.BlockTensors.Stored;
 import io.olmoppl.checkpoint.Checkpoint.Located;
-import io.olmoppl.checkpoint.CheckpointLayout.Stored;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;

@@ -118,7 +118,7 @@ class Olmo3ConfigTest {
     assertEquals(12, c.headDim());
     assertEquals(24, c.qDim());
     assertEquals(12, c.kvDim());
-    CheckpointLayout.Block b = c.layout().block(c, 0);
+    BlockTensors.Block b = c.layout().block(c, 0);
     assertArrayEquals(new long[] {24, 16}, b.qkv().get(0).shape());
     assertArrayEquals(new long[] {16, 24}, b.out().get(0).shape());
     assertArrayEquals(new long[] {24}, b.qNormWeight().get(0).shape());
