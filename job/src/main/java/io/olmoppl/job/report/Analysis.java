@@ -43,6 +43,7 @@ import org.apache.spark.sql.types.StructType;
  * @param keepBuckets {@code --keep-bucket} names (empty without)
  * @param maxPerplexity {@code --max-perplexity} (null without)
  * @param rejected {@code --rejected} path (null without)
+ * @param examples {@code --examples}: example documents per list in the report (0: none)
  */
 public record Analysis(
     Progress.Mode progress,
@@ -52,7 +53,8 @@ public record Analysis(
     String groupBy,
     List<String> keepBuckets,
     Double maxPerplexity,
-    String rejected) {
+    String rejected,
+    int examples) {
   public static final Set<String> OPTIONS =
       Set.of(
           "progress",
@@ -62,7 +64,8 @@ public record Analysis(
           "group-by",
           "keep-bucket",
           "max-perplexity",
-          "rejected");
+          "rejected",
+          "examples");
   public static final String HELP =
       String.join(
           "\n",
@@ -73,7 +76,11 @@ public record Analysis(
           "  --group-by COLUMN      per-group documents, tokens, perplexity, bits per byte in the summary and report",
           "  --keep-bucket B[,B]    write only rows in these buckets to --output (needs --buckets or --cutoffs)",
           "  --max-perplexity X     write only rows with perplexity <= X to --output",
-          "  --rejected PATH        write the rows not kept (including rows without a score) there");
+          "  --rejected PATH        write the rows not kept (including rows without a score) there",
+          "  --examples N           example documents per list in the report: lowest, highest, per bucket,",
+          "                         next to each cut-off (default "
+              + Examples.DEFAULT
+              + "; 0: none)");
 
   /** Bins of the log10(perplexity) histogram. */
   static final int BINS = 40;
@@ -125,6 +132,10 @@ public record Analysis(
     if (rejected != null && rejected.equals(a.get("output"))) {
       throw new UsageException("--rejected must differ from --output");
     }
+    Integer examples = a.integer("examples");
+    if (examples != null && (examples < 0 || examples > 100)) {
+      throw new UsageException("--examples must be 0 to 100 documents per list, not " + examples);
+    }
     return new Analysis(
         Progress.Mode.parse(a.get("progress", "auto")),
         interval,
@@ -133,7 +144,8 @@ public record Analysis(
         a.get("group-by"),
         keep,
         maxPpl,
-        rejected);
+        rejected,
+        examples == null ? Examples.DEFAULT : examples);
   }
 
   private static double number(Args a, String name, double def) {
@@ -155,7 +167,15 @@ public record Analysis(
   /** Defaults: progress auto, nothing else. */
   public static Analysis none() {
     return new Analysis(
-        Progress.Mode.AUTO, Progress.INTERVAL_DEFAULT, null, null, null, List.of(), null, null);
+        Progress.Mode.AUTO,
+        Progress.INTERVAL_DEFAULT,
+        null,
+        null,
+        null,
+        List.of(),
+        null,
+        null,
+        Examples.DEFAULT);
   }
 
   public boolean filters() {
@@ -321,13 +341,15 @@ public record Analysis(
   }
 
   /**
+   * @param idColumn the row key shown with example documents (null: none)
    * @param corpus the corpus part of the summary (its counts and micro-averages)
    * @return the summary entries of the analysis: ok documents, byte perplexity, percentiles and
-   *     histogram, buckets, filter counts, groups
+   *     histogram, buckets, filter counts, groups, example documents
    */
   public ScoreSummary.Findings summarize(
       Dataset<Row> labelled,
       String textColumn,
+      String idColumn,
       Buckets.Cutoffs cutoffs,
       ScoreSummary.Corpus corpus) {
     Distribution d = distribution(labelled);
@@ -348,7 +370,10 @@ public record Analysis(
         d.histogram(),
         buckets,
         filters() ? describeFilter(labelled) : null,
-        groups);
+        groups,
+        examples == 0
+            ? null
+            : Examples.pick(labelled, textColumn, idColumn, groupBy, cutoffs, examples));
   }
 
   /**

@@ -16,6 +16,8 @@ import java.util.Locale;
 /**
  * A parsed {@code score} command line: what to read and write, the scoring options, the run options
  * and the analysis. Unset scoring options take {@link ScoringOptions#defaults()}.
+ *
+ * @param outputColumns {@code --output-columns} (null: every input column is written)
  */
 public record Request(
     String model,
@@ -28,7 +30,8 @@ public record Request(
     OlmoPerplexity.Distribution distribution,
     ScoringOptions options,
     RunOptions run,
-    Analysis analysis) {
+    Analysis analysis,
+    OutputColumns outputColumns) {
   public static Request from(Args a) {
     String inFmt = a.get("input-format", "auto").toLowerCase(Locale.ROOT);
     if (!List.of("auto", "parquet", "json", "csv", "text", "orc").contains(inFmt)) {
@@ -89,7 +92,8 @@ public record Request(
         dist,
         o,
         RunOptions.from(a),
-        Analysis.from(a));
+        Analysis.from(a),
+        OutputColumns.parse(a.get("output-columns")));
   }
 
   /** What the summary says the run read and wrote. */

@@ -67,6 +67,8 @@ public final class ScoreCommand implements Command {
           "  --master URL           Spark master when not run by spark-submit (default local[*])",
           "  --properties FILE      read any of these options from a properties file (keys as above or spark.olmoppl.*)",
           Analysis.HELP,
+          "  --output-columns LIST  scores-only output: only these key columns (names, globs: id,meta_*) plus",
+          "                         the score columns; 'scores' = the --id-column plus the score columns",
           "",
           "Every option can also be given as --conf spark.olmoppl.<option>=VALUE to spark-submit.");
 
@@ -96,7 +98,8 @@ public final class ScoreCommand implements Command {
                   "previous",
                   "id-column",
                   "on-malformed",
-                  "scan-weights"))
+                  "scan-weights",
+                  "output-columns"))
           .collect(Collectors.toUnmodifiableSet());
   public static final Set<String> FLAGS = Set.of("token-logprobs", "allow-long-window");
 
@@ -150,7 +153,10 @@ public final class ScoreCommand implements Command {
     if (!underSubmit) {
       String master = a.get("master", "local[*]");
       b.master(master)
-          .config("spark.ui.showConsoleProgress", "false"); // olmo-ppl draws its own (Progress)
+          .config("spark.ui.showConsoleProgress", "false") // olmo-ppl draws its own (Progress)
+          // running tasks' counts reach the progress line with each heartbeat (Spark's default 10
+          // s)
+          .config("spark.executor.heartbeatInterval", Progress.HEARTBEAT);
       if (master.startsWith("local")) {
         b.config("spark.ui.enabled", "false")
             .config("spark.driver.host", "127.0.0.1")
@@ -198,6 +204,10 @@ public final class ScoreCommand implements Command {
     Dataset<Row> input = Formats.read(spark, req);
     OlmoPerplexity.textColumnIndex(input.schema(), req.textColumn(), "--text-column");
     an.validate(input.schema());
+    if (req.outputColumns() != null) { // a bad list fails before any work
+      req.outputColumns()
+          .keys(input.columns(), req.run().idColumn(), req.options().tokenLogprobs());
+    }
     spark.conf().set(OlmoPerplexity.SCAN_WEIGHTS, Boolean.toString(req.run().scanWeights()));
     OlmoPerplexity.Plan plan =
         OlmoPerplexity.plan(
@@ -239,13 +249,15 @@ public final class ScoreCommand implements Command {
       Dataset<Row> labelled =
           cutoffs == null ? scored : scored.withColumn(Buckets.COLUMN, cutoffs.label());
       if (an.filters()) {
-        Formats.write(labelled.filter(an.keep()), req, req.output());
+        Formats.write(written(labelled.filter(an.keep()), req), req, req.output());
         if (an.rejected() != null) {
           Formats.write(
-              labelled.filter(org.apache.spark.sql.functions.not(an.keep())), req, an.rejected());
+              written(labelled.filter(org.apache.spark.sql.functions.not(an.keep())), req),
+              req,
+              an.rejected());
         }
       } else {
-        Formats.write(labelled, req, req.output());
+        Formats.write(written(labelled, req), req, req.output());
       }
       if (progress != null) {
         progress.close();
@@ -254,7 +266,8 @@ public final class ScoreCommand implements Command {
       ScoreSummary.Corpus corpus =
           Summary.build(scored, plan, req.describe(), metrics, (System.nanoTime() - t0) / 1e9);
       ScoreSummary.Previous previous = rerun.describe(corpus.documents());
-      ScoreSummary.Findings findings = an.summarize(labelled, req.textColumn(), cutoffs, corpus);
+      ScoreSummary.Findings findings =
+          an.summarize(labelled, req.textColumn(), req.run().idColumn(), cutoffs, corpus);
       Summary.Timings timings = Summary.timings(corpus, t0, tCount, tScore, tSummary);
       ScoreSummary summary =
           new ScoreSummary(corpus, previous, findings, timings.timings(), timings.throughput());
@@ -270,5 +283,10 @@ public final class ScoreCommand implements Command {
       scored.unpersist();
       plan.release();
     }
+  }
+
+  /** The columns written: all, or those of {@code --output-columns}. */
+  private static Dataset<Row> written(Dataset<Row> rows, Request req) {
+    return req.outputColumns() == null ? rows : req.outputColumns().select(rows, req);
   }
 }
