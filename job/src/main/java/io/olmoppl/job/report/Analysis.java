@@ -77,10 +77,7 @@ public record Analysis(
           "  --keep-bucket B[,B]    write only rows in these buckets to --output (needs --buckets or --cutoffs)",
           "  --max-perplexity X     write only rows with perplexity <= X to --output",
           "  --rejected PATH        write the rows not kept (including rows without a score) there",
-          "  --examples N           example documents per list in the report: lowest, highest, per bucket,",
-          "                         next to each cut-off (default "
-              + Examples.DEFAULT
-              + "; 0: none)");
+          Examples.HELP);
 
   /** Bins of the log10(perplexity) histogram. */
   static final int BINS = 40;
@@ -132,10 +129,6 @@ public record Analysis(
     if (rejected != null && rejected.equals(a.get("output"))) {
       throw new UsageException("--rejected must differ from --output");
     }
-    Integer examples = a.integer("examples");
-    if (examples != null && (examples < 0 || examples > 100)) {
-      throw new UsageException("--examples must be 0 to 100 documents per list, not " + examples);
-    }
     return new Analysis(
         Progress.Mode.parse(a.get("progress", "auto")),
         interval,
@@ -145,7 +138,7 @@ public record Analysis(
         keep,
         maxPpl,
         rejected,
-        examples == null ? Examples.DEFAULT : examples);
+        Examples.perList(a));
   }
 
   private static double number(Args a, String name, double def) {

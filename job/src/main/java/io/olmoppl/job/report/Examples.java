@@ -3,10 +3,11 @@ package io.olmoppl.job.report;
 import static org.apache.spark.sql.functions.char_length;
 import static org.apache.spark.sql.functions.col;
 import static org.apache.spark.sql.functions.lit;
-import static org.apache.spark.sql.functions.row_number;
 import static org.apache.spark.sql.functions.substring;
 import static org.apache.spark.sql.functions.xxhash64;
 
+import io.olmoppl.job.cli.Args;
+import io.olmoppl.job.cli.UsageException;
 import io.olmoppl.scoring.Status;
 import io.olmoppl.spark.ScoreColumns;
 import java.util.ArrayList;
@@ -17,12 +18,11 @@ import java.util.Map;
 import org.apache.spark.sql.Column;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
-import org.apache.spark.sql.expressions.Window;
 
 /**
  * Picks the example documents of the report ({@code --examples N}) with Spark: each list is a
- * distributed top-N (an ordered {@code limit}, a per-bucket {@code row_number} window), all of them
- * in one union, so the driver receives at most a few dozen rows with the text already cut to {@link
+ * distributed top-N (an ordered {@code limit}; per bucket, of the bucket's rows), all of them in
+ * one union, so the driver receives at most a few dozen rows with the text already cut to {@link
  * #EXCERPT_CHARS} characters. Ties are broken by a hash of the text, so the choice is the same on
  * every run of the same data.
  */
@@ -32,10 +32,27 @@ final class Examples {
 
   static final int DEFAULT = 3;
 
+  static final String HELP =
+      "  --examples N           example documents per list in the report: lowest, highest, per"
+          + " bucket,\n                         next to each cut-off (default "
+          + DEFAULT
+          + "; 0: none)";
+
   private static final String KIND = "__kind";
   private static final String HASH = "__hash";
 
   private Examples() {}
+
+  /**
+   * @return {@code --examples}: documents per list, 0 to 100 (default {@link #DEFAULT})
+   */
+  static int perList(Args a) {
+    Integer n = a.integer("examples");
+    if (n != null && (n < 0 || n > 100)) {
+      throw new UsageException("--examples must be 0 to 100 documents per list, not " + n);
+    }
+    return n == null ? DEFAULT : n;
+  }
 
   /**
    * @param labelled the scored rows, with {@link Buckets#COLUMN} when {@code cutoffs} is given
@@ -69,10 +86,12 @@ final class Examples {
     if (cutoffs == null) {
       parts.add(tag(ok.orderBy(col(HASH), ppl).limit(n), "sample"));
     } else {
-      Column rank =
-          row_number().over(Window.partitionBy(col("bucket")).orderBy(col(HASH), ppl.asc()));
-      parts.add(
-          tag(ok.withColumn("__rank", rank).filter(col("__rank").leq(n)).drop("__rank"), "sample"));
+      for (String b : cutoffs.names()) { // a top-N per bucket: no shuffle of the rows
+        parts.add(
+            tag(
+                ok.filter(col("bucket").equalTo(lit(b))).orderBy(col(HASH), ppl.asc()).limit(n),
+                "sample"));
+      }
       double[] max = cutoffs.maxPerplexity();
       for (int i = 0; i < max.length; i++) {
         if (Double.isNaN(max[i])) {
