@@ -25,19 +25,26 @@ public final class ScoreRequest {
   private final long[] bytes;
   private final float[][][] results;
   private final boolean[] oom;
+  private final BatchProgress progress; // may be null
+  private int[] windowsLeft; // per document; compute thread only (caller thread until queued)
+  private long pendingDocuments; // progress not yet reported (same thread rule)
+  private long pendingTokens;
+  private long pendingBytes;
   private final AtomicInteger remaining = new AtomicInteger();
   private final CompletableFuture<List<DocumentScore>> future = new CompletableFuture<>();
 
   /**
    * @param ids per document, its text token ids (without prefix); null for a null text
    * @param bytes per document, the UTF-8 length of its text
+   * @param progress told as documents are scored (null: nobody listens)
    */
-  ScoreRequest(PerplexityScorer scorer, long[][] ids, long[] bytes) {
+  ScoreRequest(PerplexityScorer scorer, long[][] ids, long[] bytes, BatchProgress progress) {
     this.scorer = scorer;
     this.ids = ids;
     this.bytes = bytes;
     this.results = new float[ids.length][][];
     this.oom = new boolean[ids.length];
+    this.progress = progress;
   }
 
   PerplexityScorer scorer() {
@@ -51,9 +58,11 @@ public final class ScoreRequest {
    */
   List<Work> plan() {
     List<Work> work = new ArrayList<>();
+    windowsLeft = new int[ids.length];
     for (int d = 0; d < ids.length; d++) {
       List<Window> plan = scorer.plan(ids[d]);
       results[d] = new float[plan.size()][];
+      windowsLeft[d] = plan.size();
       for (int w = 0; w < plan.size(); w++) {
         work.add(new Work(this, d, w, plan.get(w)));
       }
@@ -65,7 +74,43 @@ public final class ScoreRequest {
     return work;
   }
 
+  /** Counts a delivered window (compute thread): its targets, and its document when complete. */
+  private void delivered(int doc, Window window, boolean ran) {
+    if (ran) {
+      pendingTokens += window.scored();
+    }
+    if (--windowsLeft[doc] == 0) {
+      pendingDocuments++;
+      pendingBytes += bytes[doc];
+    }
+  }
+
+  /** Tells the caller's {@link BatchProgress} what was scored since the last call, if anything. */
+  void reportProgress() {
+    if (progress == null || (pendingDocuments == 0 && pendingTokens == 0)) {
+      return;
+    }
+    long d = pendingDocuments;
+    long t = pendingTokens;
+    long b = pendingBytes;
+    pendingDocuments = 0;
+    pendingTokens = 0;
+    pendingBytes = 0;
+    try {
+      progress.scored(d, t, b);
+    } catch (RuntimeException e) {
+      LOG.warn("olmo-ppl: a progress listener failed: {}", e.toString());
+    }
+  }
+
   private void finish() {
+    for (int d = 0; d < ids.length; d++) {
+      if (results[d].length == 0) { // no window: complete without a forward pass
+        pendingDocuments++;
+        pendingBytes += bytes[d];
+      }
+    }
+    reportProgress(); // before the caller wakes: its counts are whole when it sees the scores
     List<DocumentScore> out = new ArrayList<>(ids.length);
     for (int d = 0; d < ids.length; d++) {
       DocumentScore s = scorer.collect(ids[d], bytes[d], results[d]);
@@ -124,6 +169,7 @@ public final class ScoreRequest {
   record Work(ScoreRequest request, int doc, int index, Window window) {
     void deliver(float[] logProbs) {
       request.results[doc][index] = logProbs;
+      request.delivered(doc, window, logProbs.length > 0);
       if (request.remaining.decrementAndGet() == 0) {
         request.finish();
       }

@@ -107,6 +107,17 @@ public final class ScoringEngine implements AutoCloseable {
    */
   public ScoreRequest submit(VarCharVector texts, PerplexityScorer scorer)
       throws InterruptedException {
+    return submit(texts, scorer, null);
+  }
+
+  /**
+   * As {@link #submit(VarCharVector, PerplexityScorer)}, telling {@code progress} after each
+   * forward batch what of these texts it scored.
+   *
+   * @param progress called on the compute thread (null: nobody listens)
+   */
+  public ScoreRequest submit(VarCharVector texts, PerplexityScorer scorer, BatchProgress progress)
+      throws InterruptedException {
     int n = texts.getValueCount();
     List<String> strings = new ArrayList<>(n);
     long[] bytes = new long[n];
@@ -119,7 +130,7 @@ public final class ScoringEngine implements AutoCloseable {
         strings.add(new String(b, StandardCharsets.UTF_8));
       }
     }
-    return enqueue(new ScoreRequest(scorer, tokenizer.encodeAll(strings), bytes));
+    return enqueue(new ScoreRequest(scorer, tokenizer.encodeAll(strings), bytes, progress));
   }
 
   /**
@@ -130,7 +141,7 @@ public final class ScoringEngine implements AutoCloseable {
    */
   public ScoreRequest submitIds(List<long[]> ids, long[] bytes, PerplexityScorer scorer)
       throws InterruptedException {
-    return enqueue(new ScoreRequest(scorer, ids.toArray(long[][]::new), bytes.clone()));
+    return enqueue(new ScoreRequest(scorer, ids.toArray(long[][]::new), bytes.clone(), null));
   }
 
   /** Scores texts and waits: the convenience form of {@link #submit} for one caller. */
@@ -146,7 +157,7 @@ public final class ScoringEngine implements AutoCloseable {
     for (int i = 0; i < texts.size(); i++) {
       bytes[i] = PerplexityScorer.utf8Length(texts.get(i));
     }
-    return enqueue(new ScoreRequest(scorer, tokenizer.encodeAll(texts), bytes)).scores();
+    return enqueue(new ScoreRequest(scorer, tokenizer.encodeAll(texts), bytes, null)).scores();
   }
 
   /** Scores documents given as token ids and waits (see {@link #submitIds}). */
@@ -210,6 +221,8 @@ public final class ScoringEngine implements AutoCloseable {
         List<Work> live = batch.stream().filter(w -> !w.request().isDone()).toList();
         if (!live.isEmpty()) {
           runBatch(live);
+          // progress per batch: each request of the batch hears what it got (once per request)
+          live.stream().map(Work::request).distinct().forEach(ScoreRequest::reportProgress);
         }
       }
     }

@@ -1,6 +1,5 @@
 package io.olmoppl.spark;
 
-import io.olmoppl.scoring.DocumentScore;
 import java.io.Serializable;
 import java.net.InetAddress;
 import java.net.UnknownHostException;
@@ -39,19 +38,24 @@ public final class ScoreMetrics implements Serializable {
   }
 
   /**
-   * Counts a scored chunk (executor side): its rows, their scored tokens, the UTF-8 bytes of their
-   * texts.
+   * Counts what one forward batch scored of a task's documents (executor side, called on the
+   * engine's compute thread after each batch, see {@link io.olmoppl.batching.BatchProgress}): the
+   * documents it completed, the targets it scored, the UTF-8 bytes of those documents. A running
+   * task's values reach the driver with the next executor heartbeat, so the progress line moves per
+   * batch, not per chunk of documents.
    */
-  void recordScores(List<DocumentScore> scores) {
-    long tok = 0;
-    long b = 0;
-    for (DocumentScore s : scores) {
-      tok += s.tokens();
-      b += s.bytes();
-    }
-    documents.add(scores.size());
-    tokens.add(tok);
-    bytes.add(b);
+  public synchronized void recordBatch(long documentsDone, long tokensScored, long bytesDone) {
+    documents.add(documentsDone);
+    tokens.add(tokensScored);
+    bytes.add(bytesDone);
+  }
+
+  /**
+   * @return documents, tokens and bytes counted so far (on an executor: this task's; on the driver:
+   *     the merged values of finished tasks)
+   */
+  public long[] progress() {
+    return new long[] {documents.value(), tokens.value(), bytes.value()};
   }
 
   /**

@@ -22,8 +22,9 @@ import org.apache.spark.sql.RowFactory;
  * The scoring step inside Spark tasks, a thin adapter over the executor's {@link ScoringEngine}:
  * rows are taken in chunks, their texts put into an Arrow {@link VarCharVector} (a child of the
  * executor's allocator), handed to the engine, and the engine's scores appended to the input rows
- * ({@link ScoreColumns#values}). Two chunks are in flight, so the next chunk is tokenized and
- * queued while the engine computes the current one. Exactly one output row per input row.
+ * ({@link ScoreColumns#values}); the engine counts documents and tokens into {@link ScoreMetrics}
+ * after each forward batch. Two chunks are in flight, so the next chunk is tokenized and queued
+ * while the engine computes the current one. Exactly one output row per input row.
  */
 public final class ScorePartitionFunction implements MapPartitionsFunction<Row, Row> {
   private static final long serialVersionUID = 1L;
@@ -129,7 +130,7 @@ public final class ScorePartitionFunction implements MapPartitionsFunction<Row, 
               }
               Chunk c = new Chunk(rows, textIndex);
               inFlight.add(c);
-              c.request = submit(engine, c, scorer);
+              c.request = submit(engine, c, scorer, metrics);
             }
             next = inFlight.poll();
           }
@@ -139,9 +140,6 @@ public final class ScorePartitionFunction implements MapPartitionsFunction<Row, 
           try (Chunk c = next) {
             List<DocumentScore> scores = await(c.request);
             current = rows(c.rows, scores, fingerprint, lps).iterator();
-            if (metrics != null) {
-              metrics.recordScores(scores);
-            }
           }
         }
         return true;
@@ -157,9 +155,11 @@ public final class ScorePartitionFunction implements MapPartitionsFunction<Row, 
     };
   }
 
-  private static ScoreRequest submit(ScoringEngine engine, Chunk c, PerplexityScorer scorer) {
+  /** Queues a chunk; the engine counts its documents and tokens into {@code metrics} per batch. */
+  private static ScoreRequest submit(
+      ScoringEngine engine, Chunk c, PerplexityScorer scorer, ScoreMetrics metrics) {
     try {
-      return engine.submit(c.texts, scorer);
+      return engine.submit(c.texts, scorer, metrics == null ? null : metrics::recordBatch);
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       throw new IllegalStateException("interrupted while queueing documents for scoring", e);

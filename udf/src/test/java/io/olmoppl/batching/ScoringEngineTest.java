@@ -185,4 +185,79 @@ class ScoringEngineTest {
       tasks.shutdownNow();
     }
   }
+
+  @Test
+  void progressIsCountedAfterEveryBatchNotPerRequest() throws Exception {
+    // 2,000 documents in requests of 256 (as a Spark task sends its chunks, two in flight): the
+    // counts move with each forward batch, long before a request's scores are back, and add up to
+    // the documents, their scored targets and bytes
+    java.util.Random rnd = new java.util.Random(11);
+    String[] words = "the of and to in a is that for it as was with be by on not".split(" ");
+    List<String> docs = new ArrayList<>();
+    for (int i = 0; i < 2000; i++) {
+      StringBuilder t = new StringBuilder();
+      for (int w = 0, n = 2 + rnd.nextInt(25); w < n; w++) {
+        t.append(w == 0 ? "" : " ").append(words[rnd.nextInt(words.length)]);
+      }
+      docs.add(i % 500 == 7 ? null : i % 500 == 8 ? "" : t.toString());
+    }
+    long[] total = new long[3];
+    List<long[]> seen = new ArrayList<>(); // the running totals after each call
+    List<Integer> callsBeforeDone = new ArrayList<>();
+    ScoringOptions o = ScoringOptions.defaults().withBos(Bos.EOS).withBatchTokens(256);
+    long tokens = 0;
+    long bytes = 0;
+    try (ScoringEngine engine = new ScoringEngine(model, tokenizer);
+        BufferAllocator root = new RootAllocator()) {
+      PerplexityScorer scorer = engine.scorer(o);
+      List<ScoreRequest> inFlight = new ArrayList<>();
+      List<VarCharVector> vectors = new ArrayList<>();
+      List<int[]> calls = new ArrayList<>();
+      for (int from = 0; from < docs.size() || !inFlight.isEmpty(); ) {
+        while (inFlight.size() < 2 && from < docs.size()) {
+          VarCharVector v = texts(root, docs.subList(from, Math.min(docs.size(), from + 256)));
+          int[] n = new int[1];
+          BatchProgress p =
+              (d, t, b) -> {
+                synchronized (seen) {
+                  n[0]++;
+                  total[0] += d;
+                  total[1] += t;
+                  total[2] += b;
+                  seen.add(total.clone());
+                }
+              };
+          inFlight.add(engine.submit(v, scorer, p));
+          vectors.add(v);
+          calls.add(n);
+          from += v.getValueCount();
+        }
+        List<DocumentScore> r = inFlight.remove(0).scores();
+        synchronized (seen) {
+          callsBeforeDone.add(calls.remove(0)[0]);
+        }
+        vectors.remove(0).close();
+        for (DocumentScore s : r) {
+          tokens += s.tokens();
+          bytes += s.bytes();
+        }
+      }
+      assertEquals(0, root.getAllocatedMemory());
+    }
+    assertEquals(2000, total[0], "every document is counted once");
+    assertEquals(tokens, total[1], "every scored target is counted once");
+    assertEquals(bytes, total[2], "and every document's bytes");
+    assertEquals(8, callsBeforeDone.size());
+    for (int c : callsBeforeDone) {
+      assertTrue(c >= 5, "a request of 256 documents hears of several batches: " + callsBeforeDone);
+    }
+    for (int i = 1; i < seen.size(); i++) {
+      long[] a = seen.get(i - 1);
+      long[] b = seen.get(i);
+      assertTrue(b[0] >= a[0] && b[1] >= a[1] && (b[0] > a[0] || b[1] > a[1]), "calls report news");
+    }
+    long distinctBeforeEnd =
+        seen.stream().filter(v -> v[0] < 2000).map(v -> v[0]).distinct().count();
+    assertTrue(distinctBeforeEnd >= 40, distinctBeforeEnd + " distinct document counts");
+  }
 }

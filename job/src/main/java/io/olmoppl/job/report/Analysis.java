@@ -45,6 +45,7 @@ import org.apache.spark.sql.types.StructType;
  * @param rejected {@code --rejected} path (null without)
  * @param cutoffsFromOtherModel {@code --cutoffs-from-other-model}: apply {@code --cutoffs} of a run
  *     with another {@code ppl_model} stamp (recorded)
+ * @param examples {@code --examples}: example documents per list in the report (0: none)
  */
 public record Analysis(
     Progress.Mode progress,
@@ -55,7 +56,8 @@ public record Analysis(
     List<String> keepBuckets,
     Double maxPerplexity,
     String rejected,
-    boolean cutoffsFromOtherModel) {
+    boolean cutoffsFromOtherModel,
+    int examples) {
   public static final Set<String> OPTIONS =
       Set.of(
           "progress",
@@ -65,7 +67,8 @@ public record Analysis(
           "group-by",
           "keep-bucket",
           "max-perplexity",
-          "rejected");
+          "rejected",
+          "examples");
   public static final String HELP =
       String.join(
           "\n",
@@ -77,7 +80,8 @@ public record Analysis(
           "  --group-by COLUMN      per-group documents, tokens, perplexity, bits per byte in the summary and report",
           "  --keep-bucket B[,B]    write only rows in these buckets to --output (needs --buckets or --cutoffs)",
           "  --max-perplexity X     write only rows with perplexity <= X to --output",
-          "  --rejected PATH        write the rows not kept (including rows without a score) there");
+          "  --rejected PATH        write the rows not kept (including rows without a score) there",
+          Examples.HELP);
 
   /** Bins of the log10(perplexity) histogram. */
   static final int BINS = 40;
@@ -138,7 +142,8 @@ public record Analysis(
         keep,
         maxPpl,
         rejected,
-        otherModel(a, cut));
+        otherModel(a, cut),
+        Examples.perList(a));
   }
 
   private static boolean otherModel(Args a, String cutoffs) {
@@ -177,7 +182,8 @@ public record Analysis(
         List.of(),
         null,
         null,
-        false);
+        false,
+        Examples.DEFAULT);
   }
 
   public boolean filters() {
@@ -343,13 +349,15 @@ public record Analysis(
   }
 
   /**
+   * @param idColumn the row key shown with example documents (null: none)
    * @param corpus the corpus part of the summary (its counts and micro-averages)
    * @return the summary entries of the analysis: ok documents, byte perplexity, percentiles and
-   *     histogram, buckets, filter counts, groups
+   *     histogram, buckets, filter counts, groups, example documents
    */
   public ScoreSummary.Findings summarize(
       Dataset<Row> labelled,
       String textColumn,
+      String idColumn,
       Buckets.Cutoffs cutoffs,
       ScoreSummary.Corpus corpus) {
     Distribution d = distribution(labelled);
@@ -370,7 +378,10 @@ public record Analysis(
         d.histogram(),
         buckets,
         filters() ? describeFilter(labelled) : null,
-        groups);
+        groups,
+        examples == 0
+            ? null
+            : Examples.pick(labelled, textColumn, idColumn, groupBy, cutoffs, examples));
   }
 
   /**

@@ -47,6 +47,12 @@ public final class Progress extends SparkListener implements AutoCloseable {
   static final double INTERVAL_DEFAULT = 30;
   static final long DRAIN_MS = 5000;
 
+  /**
+   * The executor heartbeat interval of sessions olmo-ppl starts: a running task's counts (updated
+   * after every forward batch) reach the driver this often.
+   */
+  public static final String HEARTBEAT = "2s";
+
   /** Where and how often progress is shown. */
   public enum Mode {
     AUTO,

@@ -100,31 +100,40 @@ public final class Report {
     ScoreSummary.Findings a = summary.analysis();
     StringBuilder b = new StringBuilder();
     b.append(
-            "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>olmo-ppl report: ")
+            "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+                + "<meta name=\"viewport\" content=\"width=device-width\"><title>olmo-ppl report: ")
         .append(esc(s.output()))
         .append("</title>\n<style>\n")
-        .append("body{font-family:system-ui,sans-serif;margin:2em auto;max-width:60em;color:#222}")
+        .append(
+            "body{font-family:system-ui,sans-serif;margin:2em auto;padding:0 1em;max-width:60em;"
+                + "color:#222;overflow-wrap:anywhere}")
         .append(
             "h1{font-size:1.4em}h2{font-size:1.1em;margin-top:1.6em;border-bottom:1px solid #ccc}")
-        .append(
-            "table{border-collapse:collapse;margin:.5em 0}td,th{padding:.2em .8em;text-align:left;")
-        .append(
-            "border-bottom:1px solid #eee}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}")
-        .append(
-            "img{max-width:100%;border:1px solid #ddd}code{font-size:.95em}\n</style></head><body>\n");
+        .append("h3{font-size:1em;margin:1.2em 0 .4em}")
+        .append("table{border-collapse:collapse;margin:.5em 0;max-width:100%}")
+        .append("td,th{padding:.2em .8em;text-align:left;vertical-align:top;")
+        .append("border-bottom:1px solid #eee}td.n,th.n{text-align:right;")
+        .append("font-variant-numeric:tabular-nums;white-space:nowrap}")
+        .append("td.l{white-space:pre-line}")
+        .append("img{max-width:100%;height:auto;border:1px solid #ddd}code{font-size:.95em}")
+        .append(".ex{margin:.4em 0 .8em;padding:.3em .6em;border-left:3px solid #3b6ea5;")
+        .append("background:#f7f9fc}.ex .meta{font-size:.9em;color:#555}")
+        .append(".ex .text{white-space:pre-wrap;font-family:ui-monospace,monospace;")
+        .append("font-size:.85em;margin-top:.2em}.cut{color:#a33;font-size:.9em}")
+        .append("\n</style></head><body>\n");
     b.append("<h1>olmo-ppl report</h1>\n<p><code>")
         .append(esc(s.input()))
         .append("</code> &rarr; <code>")
         .append(esc(s.output()))
         .append("</code></p>\n");
     b.append("<h2>Corpus</h2>\n<table>\n");
-    row(b, "documents", s.documents());
-    row(b, "status", s.status());
-    row(b, "tokens (ok documents)", s.tokens());
-    row(b, "perplexity", s.perplexity());
-    row(b, "bits per byte", s.bitsPerByte());
-    row(b, "word perplexity", s.wordPerplexity());
-    row(b, "byte perplexity", a.bytePerplexity());
+    row(b, "documents", Numbers.count(s.documents()));
+    row(b, "status", Numbers.statuses(s.status()));
+    row(b, "tokens (ok documents)", Numbers.count(s.tokens()));
+    row(b, "perplexity", Numbers.perplexity(s.perplexity()));
+    row(b, "bits per byte", Numbers.bitsPerByte(s.bitsPerByte()));
+    row(b, "word perplexity", Numbers.perplexity(s.wordPerplexity()));
+    row(b, "byte perplexity", Numbers.perplexity(a.bytePerplexity()));
     b.append(
         "</table>\n<p>Micro-averages over ok documents: perplexity = exp(&Sigma;nll / &Sigma;tokens), bits per"
             + " byte = &Sigma;nll / (&Sigma;bytes &middot; ln 2), byte perplexity = 2<sup>bits per byte</sup>.</p>\n");
@@ -139,17 +148,16 @@ public final class Report {
         .append("</a>.</p>\n");
     Map<String, Double> pct = a.percentiles();
     if (pct != null) {
-      b.append("<table><tr>");
-      pct.keySet().forEach(k -> b.append("<th class=\"n\">").append(esc(k)).append("</th>"));
-      b.append("</tr><tr>");
-      pct.values()
-          .forEach(
-              v ->
-                  b.append("<td class=\"n\">")
-                      .append(v == null ? "n/a" : String.format(Locale.ROOT, "%.4g", v))
-                      .append("</td>"));
-      b.append(
-              "</tr></table>\n<p>Approximate percentiles (Spark approxQuantile, relative rank error ")
+      // one row per percentile: fits any width
+      b.append("<table><tr><th>percentile</th><th class=\"n\">document perplexity</th></tr>\n");
+      pct.forEach(
+          (k, v) ->
+              b.append("<tr><td>")
+                  .append(esc(k))
+                  .append("</td><td class=\"n\">")
+                  .append(Numbers.perplexity(v))
+                  .append("</td></tr>\n"));
+      b.append("</table>\n<p>Approximate percentiles (Spark approxQuantile, relative rank error ")
           .append(num(a.percentilesRelativeError()))
           .append(").</p>\n");
     }
@@ -176,9 +184,14 @@ public final class Report {
             .append("</td><td class=\"n\">")
             .append(num(c.percentile()))
             .append("</td><td class=\"n\">")
-            .append(num(c.maxPerplexity()))
+            .append(c.maxPerplexity() == null ? "no cap" : Numbers.perplexity(c.maxPerplexity()))
             .append("</td><td class=\"n\">")
-            .append(num(counts == null ? null : counts.get(c.bucket())))
+            .append(Numbers.count(counts == null ? null : counts.get(c.bucket())))
+            .append("</td></tr>\n");
+      }
+      if (counts != null && counts.containsKey("none")) {
+        b.append("<tr><td><i>no bucket</i> (no perplexity)</td><td></td><td></td><td class=\"n\">")
+            .append(Numbers.count(counts.get("none")))
             .append("</td></tr>\n");
       }
       b.append("</table>\n");
@@ -186,11 +199,17 @@ public final class Report {
     ScoreSummary.Filter filter = a.filter();
     if (filter != null) {
       b.append("<h2>Filter</h2>\n<table>\n");
-      row(b, "keep buckets", filter.keepBuckets());
-      row(b, "max perplexity", filter.maxPerplexity());
-      row(b, "kept (written to the output)", filter.kept());
-      row(b, "rejected", filter.rejected());
-      row(b, "rejected rows written to", filter.rejectedPath());
+      row(
+          b,
+          "keep buckets",
+          filter.keepBuckets() == null ? "any" : String.join(", ", filter.keepBuckets()));
+      row(b, "max perplexity", Numbers.perplexity(filter.maxPerplexity()));
+      row(b, "kept (written to the output)", Numbers.count(filter.kept()));
+      row(b, "rejected", Numbers.count(filter.rejected()));
+      row(
+          b,
+          "rejected rows written to",
+          filter.rejectedPath() == null ? "nowhere" : filter.rejectedPath());
       b.append("</table>\n<p>").append(esc(filter.note())).append("</p>\n");
     }
     ScoreSummary.Groups groups = a.groups();
@@ -203,21 +222,28 @@ public final class Report {
           .append("<th class=\"n\">perplexity</th><th class=\"n\">bits per byte</th></tr>\n");
       for (ScoreSummary.Group g : groups.rows()) {
         b.append("<tr><td>").append(g.group() == null ? "<i>null</i>" : esc(g.group()));
-        for (Object v :
-            new Object[] {g.documents(), g.ok(), g.tokens(), g.perplexity(), g.bitsPerByte()}) {
-          b.append("</td><td class=\"n\">").append(num(v));
+        for (String v :
+            new String[] {
+              Numbers.count(g.documents()),
+              Numbers.count(g.ok()),
+              Numbers.count(g.tokens()),
+              Numbers.perplexity(g.perplexity()),
+              Numbers.bitsPerByte(g.bitsPerByte())
+            }) {
+          b.append("</td><td class=\"n\">").append(v);
         }
         b.append("</td></tr>\n");
       }
       b.append("</table>\n");
       if (groups.total() != groups.rows().size()) {
         b.append("<p>The ")
-            .append(num(groups.rows().size()))
+            .append(Numbers.count(groups.rows().size()))
             .append(" largest of ")
-            .append(num(groups.total()))
+            .append(Numbers.count(groups.total()))
             .append(" groups.</p>\n");
       }
     }
+    ReportExamples.append(b, a.examples());
     ScoreSummary.ModelInfo model = s.model();
     Map<String, Object> opts = s.options();
     b.append("<h2>Model and options</h2>\n<table>\n");
@@ -225,11 +251,11 @@ public final class Report {
       row(b, "fingerprint", model.fingerprint());
       row(b, "path", model.path());
       row(b, "layout", model.layout());
-      row(b, "parameters", model.parameters());
+      row(b, "parameters", Numbers.count(model.parameters()));
       if (model.experts() != null) {
-        row(b, "experts", model.experts());
+        row(b, "experts", model.experts().toString());
       }
-      row(b, "tied groups", model.tiedGroups());
+      row(b, "tied groups", Numbers.tiedGroups(model.tiedGroups()));
     }
     if (opts != null) {
       for (String k :
@@ -242,41 +268,43 @@ public final class Report {
               "prefix_token",
               "batch_tokens",
               "text_column")) {
-        row(b, k, opts.get(k));
+        Object v = opts.get(k);
+        row(b, k, v instanceof Number n ? Numbers.count(n) : v == null ? "n/a" : v.toString());
       }
     }
     b.append("</table>\n<h2>Timings</h2>\n<table>\n");
     ScoreSummary.Timings t = summary.timings();
     if (t != null) {
-      row(b, "setup seconds", t.setupSeconds());
-      row(b, "input count seconds", t.inputCountSeconds());
-      row(b, "score and write seconds", t.scoreAndWriteSeconds());
-      row(b, "summary seconds", t.summarySeconds());
-      row(b, "total seconds", t.totalSeconds());
+      row(b, "setup seconds", Numbers.seconds(t.setupSeconds()));
+      row(b, "input count seconds", Numbers.seconds(t.inputCountSeconds()));
+      row(b, "score and write seconds", Numbers.seconds(t.scoreAndWriteSeconds()));
+      row(b, "summary seconds", Numbers.seconds(t.summarySeconds()));
+      row(b, "total seconds", Numbers.seconds(t.totalSeconds()));
     }
     ScoreSummary.Throughput tp = summary.throughput();
     if (tp != null) {
-      row(b, "documents per second (scoring and writing)", tp.documentsPerSecond());
-      row(b, "tokens per second (scoring and writing)", tp.tokensPerSecond());
-      row(b, "bytes per second (scoring and writing)", tp.bytesPerSecond());
+      row(b, "documents per second (scoring and writing)", Numbers.rate(tp.documentsPerSecond()));
+      row(b, "tokens per second (scoring and writing)", Numbers.rate(tp.tokensPerSecond()));
+      row(b, "bytes per second (scoring and writing)", Numbers.rate(tp.bytesPerSecond()));
     }
-    row(b, "tokens per second (whole run)", s.tokensPerSecond());
-    row(b, "model loads", s.modelLoads());
+    row(b, "tokens per second (whole run)", Numbers.rate(s.tokensPerSecond()));
+    row(b, "model loads", Numbers.count(s.modelLoads()));
     b.append("</table>\n</body></html>\n");
     return b.toString();
   }
 
-  private static void row(StringBuilder b, String k, Object v) {
+  /** A row of a two-column table: the label and a formatted value (escaped here). */
+  private static void row(StringBuilder b, String k, String v) {
     b.append("<tr><th>")
         .append(esc(k))
-        .append("</th><td class=\"n\">")
-        .append(num(v))
+        .append("</th><td class=\"l\">")
+        .append(esc(v))
         .append("</td></tr>\n");
   }
 
   /**
    * @return a number with grouping (integers) or 6 significant digits, anything else escaped; n/a
-   *     for null
+   *     for null (for values of no fixed quantity: percentiles, the relative error)
    */
   static String num(Object v) {
     if (v == null) {

@@ -117,7 +117,8 @@ public record ScoreSummary(
 
   /**
    * What the analysis adds: ok documents, byte perplexity, percentiles and histogram of document
-   * perplexity, and the buckets, filter and groups when asked for (left out otherwise).
+   * perplexity, and the buckets, filter, groups and example documents when asked for (left out
+   * otherwise).
    */
   public record Findings(
       long documentsOk,
@@ -127,7 +128,58 @@ public record ScoreSummary(
       Histogram histogram,
       @JsonInclude(NON_NULL) BucketSummary buckets,
       @JsonInclude(NON_NULL) Filter filter,
-      @JsonInclude(NON_NULL) Groups groups) {}
+      @JsonInclude(NON_NULL) Groups groups,
+      @JsonInclude(NON_NULL) Examples examples) {}
+
+  /**
+   * Documents to read ({@code --examples N}, ok documents only, picked by Spark): the {@code N}
+   * lowest and highest perplexity documents, {@code N} per bucket (or of the whole run without
+   * buckets; a fixed pseudo-random choice by a hash of the text), and the {@code N} nearest each
+   * cut-off on either side.
+   *
+   * @param perList N
+   * @param excerptChars the text of each example is cut to this many characters
+   * @param samples per bucket in bucket order; one entry with a null bucket without buckets
+   */
+  public record Examples(
+      int perList,
+      int excerptChars,
+      List<Example> lowest,
+      List<Example> highest,
+      List<Sample> samples,
+      List<CutoffExamples> cutoffs) {}
+
+  /** Example documents of one bucket ({@code bucket} null: of the whole run), by perplexity. */
+  public record Sample(String bucket, List<Example> documents) {}
+
+  /**
+   * The documents nearest one cut-off: the highest at or below it (in {@code bucket}) and the
+   * lowest above it (in {@code nextBucket}), each by increasing perplexity.
+   */
+  public record CutoffExamples(
+      String bucket,
+      String nextBucket,
+      double maxPerplexity,
+      List<Example> below,
+      List<Example> above) {}
+
+  /**
+   * One example document.
+   *
+   * @param id the {@code --id-column} value (null without one)
+   * @param group the {@code --group-by} value (null without)
+   * @param bucket its {@code ppl_bucket} (null without buckets)
+   * @param text its first {@link Examples#excerptChars} characters
+   * @param truncated whether the text is longer than that
+   */
+  public record Example(
+      @JsonInclude(NON_NULL) String id,
+      @JsonInclude(NON_NULL) String group,
+      double perplexity,
+      long tokens,
+      @JsonInclude(NON_NULL) String bucket,
+      String text,
+      boolean truncated) {}
 
   /**
    * Histogram of {@code of} in {@code counts.length} equal bins from {@code min} ({@code min} and

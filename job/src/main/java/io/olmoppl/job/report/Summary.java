@@ -149,30 +149,26 @@ public final class Summary {
     ScoreSummary.Corpus s = summary.corpus();
     ScoreSummary.ModelInfo model = s.model();
     out.printf(
-        "olmo-ppl: scored %d documents (%s), %d tokens in %.1f s (%.0f tokens/s)%n",
-        s.documents(),
-        s.status(),
-        s.tokens(),
-        s.seconds(),
-        s.tokensPerSecond() == null ? 0.0 : s.tokensPerSecond());
-    out.printf("  perplexity      %s%n", fmt(s.perplexity()));
-    out.printf("  bits_per_byte   %s%n", fmt(s.bitsPerByte()));
-    out.printf("  word_perplexity %s%n", fmt(s.wordPerplexity()));
+        "olmo-ppl: scored %s documents (%s), %s tokens in %s s (%s tokens/s)%n",
+        Numbers.count(s.documents()),
+        Numbers.statuses(s.status()),
+        Numbers.count(s.tokens()),
+        Numbers.seconds(s.seconds()),
+        Numbers.rate(s.tokensPerSecond() == null ? 0.0 : s.tokensPerSecond()));
+    out.printf("  perplexity      %s%n", Numbers.perplexity(s.perplexity()));
+    out.printf("  bits_per_byte   %s%n", Numbers.bitsPerByte(s.bitsPerByte()));
+    out.printf("  word_perplexity %s%n", Numbers.perplexity(s.wordPerplexity()));
     out.printf(
         "  model           %s (%s, %s)%n",
         model.fingerprint(),
         model.layout(),
         model.tied()
-            ? "tied: one tensor stored as " + model.tiedGroups().get(0).tensors()
+            ? "tied: one tensor stored as " + String.join(", ", model.tiedGroups().get(0).tensors())
             : "untied");
     if (model.experts() != null) {
       out.printf("  experts         %s%n", model.experts());
     }
     out.printf("  output          %s (summary in _summary.json)%n", s.output());
-  }
-
-  private static String fmt(Double v) {
-    return v == null ? "n/a" : String.format("%.6g", v);
   }
 
   /** Counts for the summary, from the scored rows. */

@@ -19,6 +19,7 @@ import java.util.Locale;
  *
  * @param input the path {@code --input} names, or the pattern of {@code --input-glob}
  * @param inputGlob true when {@code input} is a pattern ({@code --input-glob})
+ * @param outputColumns {@code --output-columns} (null: every input column is written)
  */
 public record Request(
     String model,
@@ -32,7 +33,8 @@ public record Request(
     ScoringOptions options,
     RunOptions run,
     Analysis analysis,
-    boolean inputGlob) {
+    boolean inputGlob,
+    OutputColumns outputColumns) {
   public static Request from(Args a) {
     String glob = a.get("input-glob");
     if (glob == null && a.get("input") == null) {
@@ -102,7 +104,8 @@ public record Request(
         o,
         RunOptions.from(a),
         Analysis.from(a),
-        glob != null);
+        glob != null,
+        OutputColumns.parse(a.get("output-columns")));
   }
 
   /** What the summary says the run read and wrote. */

@@ -82,8 +82,14 @@ public final class Rerun {
     String id = req.run().idColumn();
     List<StructField> scoreFields = ScoreColumns.fields(req.options().tokenLogprobs());
     List<String> missing = new ArrayList<>();
+    // a scores-only output (--output-columns) holds the text's hash instead of the text
+    boolean prevHashOnly =
+        !Arrays.asList(prev.columns()).contains(text)
+            && Arrays.asList(prev.columns()).contains(OutputColumns.TEXT_HASH);
     for (String c : id == null ? List.of(text) : List.of(text, id)) {
-      if (!Arrays.asList(prev.columns()).contains(c) || !Arrays.asList(cols).contains(c)) {
+      boolean inPrev =
+          Arrays.asList(prev.columns()).contains(c) || (c.equals(text) && prevHashOnly);
+      if (!inPrev || !Arrays.asList(cols).contains(c)) {
         missing.add(c);
       }
     }
@@ -102,10 +108,11 @@ public final class Rerun {
               + " carrying scores over needs. Pass an output of 'olmo-ppl score' with the same options (e.g."
               + " --token-logprobs), and an --id-column both have, or drop --previous.");
     }
-    Column prevText = prev.col(Columns.quote(text));
-    Column prevKey = id == null ? sha2(prevText, 256) : prev.col(Columns.quote(id)).cast("string");
+    Column prevHash =
+        prevHashOnly ? prev.col(OutputColumns.TEXT_HASH) : sha2(prev.col(Columns.quote(text)), 256);
+    Column prevKey = id == null ? prevHash : prev.col(Columns.quote(id)).cast("string");
     List<Column> prevCols =
-        new ArrayList<>(List.of(prevKey.as(KEY + "_p"), sha2(prevText, 256).as(HASH + "_p")));
+        new ArrayList<>(List.of(prevKey.as(KEY + "_p"), prevHash.as(HASH + "_p")));
     for (StructField f : scoreFields) {
       prevCols.add(
           convert(prev.col(f.name()), prev.schema().apply(f.name()).dataType(), f)

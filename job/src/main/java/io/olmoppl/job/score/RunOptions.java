@@ -12,8 +12,8 @@ import java.util.Locale;
  * @param overwrite {@code --mode overwrite}: replace an existing output (default {@code error}:
  *     refuse)
  * @param previous {@code --previous}: an earlier output of this command, or null
- * @param idColumn {@code --id-column}: the row key for {@code --previous}, or null for a hash of
- *     the text
+ * @param idColumn {@code --id-column}: the row key for {@code --previous} (and the key that {@code
+ *     --output-columns scores} keeps), or null for a hash of the text
  * @param failOnMalformed {@code --on-malformed fail}: stop the run on malformed JSON lines
  *     (default: status)
  * @param scanWeights {@code --scan-weights}: refuse NaN or infinite weights before scoring (default
@@ -39,9 +39,10 @@ public record RunOptions(
       throw new UsageException("--scan-weights must be true or false, not '" + scan + "'");
     }
     String id = a.get("id-column");
-    if (id != null && a.get("previous") == null) {
+    if (id != null && a.get("previous") == null && a.get("output-columns") == null) {
       throw new UsageException(
-          "--id-column is the row key for --previous; pass --previous too, or drop it");
+          "--id-column is the row key for --previous and --output-columns; pass one of them"
+              + " too, or drop it");
     }
     return new RunOptions(
         mode.equals("overwrite"),

@@ -70,6 +70,8 @@ public final class ScoreCommand implements Command {
           "  --master URL           Spark master when not run by spark-submit (default local[*])",
           "  --properties FILE      read any of these options from a properties file (keys as above or spark.olmoppl.*)",
           Analysis.HELP,
+          "  --output-columns LIST  scores-only output: only these key columns (names, globs: id,meta_*) plus",
+          "                         the score columns; 'scores' = the --id-column plus the score columns",
           "",
           "Every option can also be given as --conf spark.olmoppl.<option>=VALUE to spark-submit.");
 
@@ -100,7 +102,8 @@ public final class ScoreCommand implements Command {
                   "previous",
                   "id-column",
                   "on-malformed",
-                  "scan-weights"))
+                  "scan-weights",
+                  "output-columns"))
           .collect(Collectors.toUnmodifiableSet());
   public static final Set<String> FLAGS =
       Set.of("token-logprobs", "allow-long-window", "cutoffs-from-other-model");
@@ -161,7 +164,10 @@ public final class ScoreCommand implements Command {
     if (!underSubmit) {
       String master = a.get("master", "local[*]");
       b.master(master)
-          .config("spark.ui.showConsoleProgress", "false"); // olmo-ppl draws its own (Progress)
+          .config("spark.ui.showConsoleProgress", "false") // olmo-ppl draws its own (Progress)
+          // running tasks' counts reach the progress line with each heartbeat (Spark's default 10
+          // s)
+          .config("spark.executor.heartbeatInterval", Progress.HEARTBEAT);
       if (master.startsWith("local")) {
         b.config("spark.ui.enabled", "false")
             .config("spark.driver.host", "127.0.0.1")
@@ -217,6 +223,10 @@ public final class ScoreCommand implements Command {
     OlmoPerplexity.textColumnIndex(input.schema(), req.textColumn(), "--text-column");
     an.validate(input.schema());
     InputCheck.require(input.schema(), req);
+    if (req.outputColumns() != null) { // a bad list fails before any work
+      req.outputColumns()
+          .keys(input.columns(), req.run().idColumn(), req.options().tokenLogprobs());
+    }
     spark.conf().set(OlmoPerplexity.SCAN_WEIGHTS, Boolean.toString(req.run().scanWeights()));
     OlmoPerplexity.Plan plan =
         OlmoPerplexity.plan(
@@ -270,15 +280,15 @@ public final class ScoreCommand implements Command {
       Dataset<Row> labelled =
           cutoffs == null ? scored : scored.withColumn(Buckets.COLUMN, cutoffs.label());
       if (an.filters()) {
-        Formats.write(labelled.filter(an.keep()), req, outPath.toString());
+        Formats.write(written(labelled.filter(an.keep()), req), req, outPath.toString());
         if (an.rejected() != null) {
           Formats.write(
-              labelled.filter(org.apache.spark.sql.functions.not(an.keep())),
+              written(labelled.filter(org.apache.spark.sql.functions.not(an.keep())), req),
               req,
               output.rejectedRows().toString());
         }
       } else {
-        Formats.write(labelled, req, outPath.toString());
+        Formats.write(written(labelled, req), req, outPath.toString());
       }
       if (progress != null) {
         progress.close();
@@ -287,7 +297,8 @@ public final class ScoreCommand implements Command {
       ScoreSummary.Corpus corpus =
           Summary.build(scored, plan, req.describe(), metrics, (System.nanoTime() - t0) / 1e9);
       ScoreSummary.Previous previous = rerun.describe(corpus.documents());
-      ScoreSummary.Findings findings = an.summarize(labelled, req.textColumn(), cutoffs, corpus);
+      ScoreSummary.Findings findings =
+          an.summarize(labelled, req.textColumn(), req.run().idColumn(), cutoffs, corpus);
       Summary.Timings timings = Summary.timings(corpus, t0, tCount, tScore, tSummary);
       ScoreSummary summary =
           new ScoreSummary(corpus, previous, findings, timings.timings(), timings.throughput());
@@ -304,5 +315,10 @@ public final class ScoreCommand implements Command {
       scored.unpersist();
       plan.release();
     }
+  }
+
+  /** The columns written: all, or those of {@code --output-columns}. */
+  private static Dataset<Row> written(Dataset<Row> rows, Request req) {
+    return req.outputColumns() == null ? rows : req.outputColumns().select(rows, req);
   }
 }

@@ -64,6 +64,13 @@ class AnalysisTest extends SparkTestBase {
       lines.add(row(i, SOURCES[i % 3], t.toString()));
     }
     lines.add(row(100, "web", ""));
+    // text the report must escape, and one longer than an example's excerpt
+    lines.add(row(200, "web", "the <b>of</b> & \\\"and\\\" to in a is <script>x</script>"));
+    StringBuilder longText = new StringBuilder("the");
+    for (int w = 0; w < 150; w++) {
+      longText.append(' ').append(words[rnd.nextInt(words.length)]);
+    }
+    lines.add(row(201, "books", longText.toString()));
     lines.add("{\"id\": 101, \"source\": \"books\", \"text\": null}");
     inputRows = lines.size();
     Files.write(input, lines);
@@ -287,6 +294,193 @@ class AnalysisTest extends SparkTestBase {
         "offline");
     assertTrue(html.contains(summary.getAsJsonObject("model").get("fingerprint").getAsString()));
     assertTrue(html.contains("By source") && html.contains(">books<"));
+  }
+
+  /** The example lists of the summary, by name (lowest, highest, ...). */
+  static List<JsonObject> examples(JsonArray a) {
+    List<JsonObject> l = new ArrayList<>();
+    a.forEach(e -> l.add(e.getAsJsonObject()));
+    return l;
+  }
+
+  static List<Double> ppls(List<JsonObject> l) {
+    return l.stream().map(e -> e.get("perplexity").getAsDouble()).toList();
+  }
+
+  /** Checks that an example is a written row, cut to the excerpt length. */
+  static void assertIsARow(JsonObject e) {
+    String text = e.get("text").getAsString();
+    boolean found = false;
+    for (JsonObject r : all()) {
+      if (!r.get("perplexity").isJsonNull()
+          && r.get("perplexity").getAsDouble() == e.get("perplexity").getAsDouble()) {
+        String full = r.get("text").getAsString();
+        found |=
+            text.equals(full.substring(0, Math.min(300, full.length())))
+                && e.get("truncated").getAsBoolean() == full.length() > 300
+                && e.get("bucket").getAsString().equals(r.get("ppl_bucket").getAsString())
+                && e.get("group").getAsString().equals(r.get("source").getAsString())
+                && e.get("tokens").getAsLong() == r.get("ppl_tokens").getAsLong();
+      }
+    }
+    assertTrue(found, "an example is a written row: " + e);
+  }
+
+  @Test
+  void examplesAreTheEdgesTheBucketsAndTheNeighboursOfEachCutoff() {
+    JsonObject ex = summary.getAsJsonObject("examples");
+    assertEquals(3, ex.get("per_list").getAsInt());
+    List<Double> ppl = okPerplexities(); // ascending, from the written rows
+    List<JsonObject> lowest = examples(ex.getAsJsonArray("lowest"));
+    List<JsonObject> highest = examples(ex.getAsJsonArray("highest"));
+    assertEquals(ppl.subList(0, 3), ppls(lowest));
+    List<Double> top = new ArrayList<>(ppl.subList(ppl.size() - 3, ppl.size()));
+    java.util.Collections.reverse(top);
+    assertEquals(top, ppls(highest));
+    List<JsonObject> every = new ArrayList<>(lowest);
+    every.addAll(highest);
+    Map<String, Integer> perBucket = new HashMap<>();
+    for (JsonObject r : all()) {
+      if (!r.get("ppl_bucket").isJsonNull()) {
+        perBucket.merge(r.get("ppl_bucket").getAsString(), 1, Integer::sum);
+      }
+    }
+    JsonArray samples = ex.getAsJsonArray("samples");
+    assertEquals(3, samples.size());
+    for (var s : samples) {
+      String bucket = s.getAsJsonObject().get("bucket").getAsString();
+      List<JsonObject> docs = examples(s.getAsJsonObject().getAsJsonArray("documents"));
+      assertEquals(Math.min(3, perBucket.getOrDefault(bucket, 0)), docs.size(), bucket);
+      docs.forEach(d -> assertEquals(bucket, d.get("bucket").getAsString()));
+      every.addAll(docs);
+    }
+    JsonArray cut = ex.getAsJsonArray("cutoffs");
+    JsonArray cutoffs = summary.getAsJsonObject("buckets").getAsJsonArray("cutoffs");
+    assertEquals(2, cut.size());
+    for (int i = 0; i < 2; i++) {
+      JsonObject c = cut.get(i).getAsJsonObject();
+      double max = cutoffs.get(i).getAsJsonObject().get("max_perplexity").getAsDouble();
+      assertEquals(max, c.get("max_perplexity").getAsDouble());
+      List<Double> below = ppl.stream().filter(p -> p <= max).toList();
+      List<Double> above = ppl.stream().filter(p -> p > max).toList();
+      assertEquals(
+          below.subList(Math.max(0, below.size() - 3), below.size()),
+          ppls(examples(c.getAsJsonArray("below"))));
+      assertEquals(
+          above.subList(0, Math.min(3, above.size())), ppls(examples(c.getAsJsonArray("above"))));
+      every.addAll(examples(c.getAsJsonArray("below")));
+      every.addAll(examples(c.getAsJsonArray("above")));
+    }
+    every.forEach(AnalysisTest::assertIsARow);
+  }
+
+  @Test
+  void reportShowsTheExamplesEscaped() throws Exception {
+    String html = Files.readString(out.resolve(Report.HTML));
+    for (String h :
+        List.of(
+            "Example documents",
+            "Lowest perplexity",
+            "Highest perplexity",
+            "Bucket head: a sample",
+            "Bucket middle: a sample",
+            "Bucket tail: a sample",
+            "Next to the cut-off between head and middle",
+            "Next to the cut-off between middle and tail")) {
+      assertTrue(html.contains(h), h);
+    }
+    JsonObject ex = summary.getAsJsonObject("examples");
+    List<JsonObject> every = new ArrayList<>(examples(ex.getAsJsonArray("lowest")));
+    every.addAll(examples(ex.getAsJsonArray("highest")));
+    for (JsonObject e : every) {
+      String text = e.get("text").getAsString();
+      assertTrue(
+          html.contains(
+              ">" + Report.esc(text) + (e.get("truncated").getAsBoolean() ? "&hellip;" : "") + "<"),
+          text);
+    }
+    assertFalse(html.contains("<script"), "document text never becomes markup");
+    assertFalse(html.contains("<b>of</b>"));
+  }
+
+  @Test
+  void exampleTextIsEscapedInTheReport() {
+    ScoreSummary.Example e =
+        new ScoreSummary.Example(
+            "7", "web", 12.5, 4, "head", "<script>alert(1)</script> & \"q\"", true);
+    StringBuilder b = new StringBuilder();
+    ReportExamples.append(
+        b,
+        new ScoreSummary.Examples(
+            1,
+            300,
+            List.of(e),
+            List.of(e),
+            List.of(new ScoreSummary.Sample("<head>", List.of(e))),
+            List.of()));
+    String html = b.toString();
+    assertFalse(html.contains("<script") || html.contains("<head>"), html);
+    assertTrue(
+        html.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;q&quot;&hellip;"), html);
+    assertTrue(html.contains("Bucket &lt;head&gt;: a sample"), html);
+    assertTrue(html.contains("perplexity <b>12.5</b> &middot; 4 tokens"), html);
+  }
+
+  @Test
+  void numbersHaveOneFormatPerQuantity() {
+    assertEquals("163.24", Numbers.perplexity(163.2412));
+    assertEquals("1,253.4", Numbers.perplexity(1253.44));
+    assertEquals("567,300", Numbers.perplexity(567304.9));
+    assertEquals("8,350,600", Numbers.perplexity(8.35057e6));
+    assertEquals("1.0412", Numbers.perplexity(1.04123));
+    assertEquals("163.2", Numbers.perplexity(163.2));
+    assertEquals("n/a", Numbers.perplexity(null));
+    assertEquals("122,381", Numbers.count(122381L));
+    assertEquals("1.8720", Numbers.bitsPerByte(1.87201));
+    assertEquals("12.3", Numbers.seconds(12.34));
+    assertEquals("1,235", Numbers.rate(1234.6));
+    Map<String, Long> st = new java.util.LinkedHashMap<>();
+    st.put("ok", 1382L);
+    st.put("null_text", 1L);
+    assertEquals("ok 1,382, null_text 1", Numbers.statuses(st));
+    assertEquals(
+        "input_embedding + output_projection: wte.weight, ff_out.weight",
+        Numbers.tiedGroups(
+            List.of(
+                new ScoreSummary.TiedGroup(
+                    List.of("input_embedding", "output_projection"),
+                    List.of("wte.weight", "ff_out.weight")))));
+    assertEquals("none (untied)", Numbers.tiedGroups(List.of()));
+  }
+
+  @Test
+  void reportPrintsReadableListsAndATransposedPercentileTable() throws Exception {
+    String html = Files.readString(out.resolve(Report.HTML));
+    assertFalse(
+        html.contains("{ok=") || html.contains("[{roles") || html.contains("roles="),
+        "no toString");
+    JsonObject st = summary.getAsJsonObject("status");
+    assertTrue(
+        Pattern.compile(
+                "<th>status</th><td class=\"l\">[^<]*\\bok "
+                    + Pattern.quote(String.format("%,d", st.get("ok").getAsLong()))
+                    + "[,<]")
+            .matcher(html)
+            .find(),
+        "status list");
+    for (double p : Analysis.PERCENTILES) {
+      String k = "p" + (int) p;
+      double v = summary.getAsJsonObject("percentiles").get(k).getAsDouble();
+      assertTrue(
+          html.contains(
+              "<tr><td>" + k + "</td><td class=\"n\">" + Numbers.perplexity(v) + "</td></tr>"),
+          "one row per percentile: " + k);
+    }
+    assertTrue(
+        html.contains(
+            "<th>perplexity</th><td class=\"l\">"
+                + Numbers.perplexity(summary.get("perplexity").getAsDouble())
+                + "<"));
   }
 
   @Test
