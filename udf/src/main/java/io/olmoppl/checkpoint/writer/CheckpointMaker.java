@@ -16,6 +16,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
+import java.util.function.Consumer;
 
 /**
  * Writes a random-initialised OLMo checkpoint in a real Hugging Face layout (config.json,
@@ -115,109 +116,102 @@ public record CheckpointMaker(
   }
 
   public CheckpointMaker withTied(boolean t, OutputCopy copy) {
-    return new CheckpointMaker(
-        layout,
-        hidden,
-        layers,
-        heads,
-        kvHeads,
-        intermediate,
-        vocabRows,
-        maxPositions,
-        t,
-        dtype,
-        seed,
-        copy,
-        experts);
+    return with(
+        c -> {
+          c.tied = t;
+          c.outputCopy = copy;
+        });
   }
 
   public CheckpointMaker withDims(
       int hidden, int layers, int heads, int kvHeads, int intermediate, int maxPositions) {
-    return new CheckpointMaker(
-        layout,
-        hidden,
-        layers,
-        heads,
-        kvHeads,
-        intermediate,
-        vocabRows,
-        maxPositions,
-        tied,
-        dtype,
-        seed,
-        outputCopy,
-        experts);
+    return with(
+        c -> {
+          c.hidden = hidden;
+          c.layers = layers;
+          c.heads = heads;
+          c.kvHeads = kvHeads;
+          c.intermediate = intermediate;
+          c.maxPositions = maxPositions;
+        });
   }
 
   public CheckpointMaker withDtype(DType d) {
-    return new CheckpointMaker(
-        layout,
-        hidden,
-        layers,
-        heads,
-        kvHeads,
-        intermediate,
-        vocabRows,
-        maxPositions,
-        tied,
-        d,
-        seed,
-        outputCopy,
-        experts);
+    return with(c -> c.dtype = d);
   }
 
   public CheckpointMaker withVocabRows(int rows) {
-    return new CheckpointMaker(
-        layout,
-        hidden,
-        layers,
-        heads,
-        kvHeads,
-        intermediate,
-        rows,
-        maxPositions,
-        tied,
-        dtype,
-        seed,
-        outputCopy,
-        experts);
+    return with(c -> c.vocabRows = rows);
   }
 
   public CheckpointMaker withSeed(long s) {
-    return new CheckpointMaker(
-        layout,
-        hidden,
-        layers,
-        heads,
-        kvHeads,
-        intermediate,
-        vocabRows,
-        maxPositions,
-        tied,
-        dtype,
-        s,
-        outputCopy,
-        experts);
+    return with(c -> c.seed = s);
   }
 
   /**
    * @param e the experts of an olmoe or flex_olmo checkpoint
    */
   public CheckpointMaker withExperts(Experts e) {
-    return new CheckpointMaker(
-        layout,
-        hidden,
-        layers,
-        heads,
-        kvHeads,
-        intermediate,
-        vocabRows,
-        maxPositions,
-        tied,
-        dtype,
-        seed,
-        outputCopy,
-        e);
+    return with(c -> c.experts = e);
+  }
+
+  /**
+   * @return a copy of this maker with what {@code change} sets changed
+   */
+  private CheckpointMaker with(Consumer<Copy> change) {
+    Copy c = new Copy(this);
+    change.accept(c);
+    return c.make();
+  }
+
+  /** The one place the withers copy a maker: every component, some of them then changed. */
+  private static final class Copy {
+    final CheckpointLayout layout;
+    int hidden;
+    int layers;
+    int heads;
+    int kvHeads;
+    int intermediate;
+    int vocabRows;
+    int maxPositions;
+    boolean tied;
+    DType dtype;
+    long seed;
+    OutputCopy outputCopy;
+    Experts experts;
+
+    Copy(CheckpointMaker m) {
+      layout = m.layout;
+      hidden = m.hidden;
+      layers = m.layers;
+      heads = m.heads;
+      kvHeads = m.kvHeads;
+      intermediate = m.intermediate;
+      vocabRows = m.vocabRows;
+      maxPositions = m.maxPositions;
+      tied = m.tied;
+      dtype = m.dtype;
+      seed = m.seed;
+      outputCopy = m.outputCopy;
+      experts = m.experts;
+    }
+
+    CheckpointMaker make() {
+      return new CheckpointMaker(
+          layout,
+          hidden,
+          layers,
+          heads,
+          kvHeads,
+          intermediate,
+          vocabRows,
+          maxPositions,
+          tied,
+          dtype,
+          seed,
+          outputCopy,
+          experts);
+    }
   }
 
   /**
