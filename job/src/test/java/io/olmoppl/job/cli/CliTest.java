@@ -29,17 +29,7 @@ class CliTest extends SparkTestBase {
   @Test
   void missingTextColumnIsARunError() throws Exception {
     Path out = tmp.resolve("out");
-    Cli r =
-        cli(
-            "score",
-            "--model",
-            Refcases.dir("p01_olmo_tied_f32").toString(),
-            "--input",
-            input().toString(),
-            "--output",
-            out.toString(),
-            "--text-column",
-            "body");
+    Cli r = scoreCli(model(), input(), out, "--text-column", "body");
     assertEquals(1, r.code());
     assertTrue(r.err().contains("no column 'body'") && r.err().contains("--text-column"), r.err());
     assertFalse(Files.exists(out));
@@ -48,17 +38,7 @@ class CliTest extends SparkTestBase {
   @Test
   void nonStringTextColumnIsARunError() throws Exception {
     Path out = tmp.resolve("out");
-    Cli r =
-        cli(
-            "score",
-            "--model",
-            Refcases.dir("p01_olmo_tied_f32").toString(),
-            "--input",
-            input().toString(),
-            "--output",
-            out.toString(),
-            "--text-column",
-            "n");
+    Cli r = scoreCli(model(), input(), out, "--text-column", "n");
     assertEquals(1, r.code());
     assertTrue(r.err().contains("has type bigint, not string"), r.err());
     assertFalse(Files.exists(out));
@@ -67,15 +47,7 @@ class CliTest extends SparkTestBase {
   @Test
   void existingOutputIsRefused() throws Exception {
     Path out = Files.createDirectories(tmp.resolve("exists"));
-    Cli r =
-        cli(
-            "score",
-            "--model",
-            Refcases.dir("p01_olmo_tied_f32").toString(),
-            "--input",
-            input().toString(),
-            "--output",
-            out.toString());
+    Cli r = scoreCli(model(), input(), out);
     assertEquals(1, r.code());
     assertTrue(r.err().contains("already exists"), r.err());
   }
@@ -86,15 +58,7 @@ class CliTest extends SparkTestBase {
     Files.writeString(dir.resolve("config.json"), "{\"model_type\":\"olmo\",\"hidden_size\":32}");
     Files.write(dir.resolve("pytorch_model.bin"), new byte[] {(byte) 0x80, 2, 'c'});
     Path out = tmp.resolve("out");
-    Cli r =
-        cli(
-            "score",
-            "--model",
-            dir.toString(),
-            "--input",
-            input().toString(),
-            "--output",
-            out.toString());
+    Cli r = scoreCli(dir.toString(), input(), out);
     assertEquals(1, r.code());
     assertTrue(r.err().contains("pickle") && r.err().contains("safetensors"), r.err());
     assertFalse(Files.exists(out));
@@ -102,7 +66,7 @@ class CliTest extends SparkTestBase {
 
   @Test
   void badOptionsAreUsageErrors() throws Exception {
-    String model = Refcases.dir("p01_olmo_tied_f32").toString();
+    String model = model();
     String in = input().toString();
     String out = tmp.resolve("out").toString();
     Cli unknown = cli("score", "--model", model, "--input", in, "--output", out, "--windw", "3");
@@ -170,31 +134,10 @@ class CliTest extends SparkTestBase {
   @Test
   void tyingConflictRefusedUnderStrictAndScoredUnderConfig() throws Exception {
     Path ckpt = tmp.resolve("conflict");
-    Cli made =
-        cli(
-            "make-checkpoint",
-            "--layout",
-            "olmo",
-            "--out",
-            ckpt.toString(),
-            "--hidden",
-            "16",
-            "--heads",
-            "2",
-            "--tied",
-            "--output-copy",
-            "different");
+    Cli made = makeTinyCheckpoint("olmo", ckpt, "--tied", "--output-copy", "different");
     assertEquals(0, made.code(), made.err());
     Path out = tmp.resolve("out");
-    Cli strict =
-        cli(
-            "score",
-            "--model",
-            ckpt.toString(),
-            "--input",
-            input().toString(),
-            "--output",
-            out.toString());
+    Cli strict = scoreCli(ckpt.toString(), input(), out);
     assertEquals(1, strict.code());
     assertTrue(
         strict.err().contains("lm_head.weight")
@@ -205,23 +148,12 @@ class CliTest extends SparkTestBase {
         strict.err());
     assertFalse(Files.exists(out));
     Cli config =
-        cli(
-            "score",
-            "--model",
-            ckpt.toString(),
-            "--input",
-            input().toString(),
-            "--output",
-            out.toString(),
-            "--tying",
-            "config",
-            "--output-format",
-            "json");
+        scoreCli(ckpt.toString(), input(), out, "--tying", "config", "--output-format", "json");
     assertEquals(0, config.code(), config.err());
     assertTrue(
         config.err().contains("warning") && config.err().contains("is ignored"), config.err());
     assertFalse(config.out().contains("warning"), "warnings go to stderr: " + config.out());
-    assertEquals("ok", SparkTestBase.readJsonLines(out).get(0).get("ppl_status").getAsString());
+    assertEquals("ok", readJsonLines(out).get(0).get("ppl_status").getAsString());
   }
 
   @Test
@@ -230,7 +162,7 @@ class CliTest extends SparkTestBase {
         cli(
             "score",
             "--model",
-            Refcases.dir("p01_olmo_tied_f32").toString(),
+            model(),
             "--input",
             "x",
             "--output",

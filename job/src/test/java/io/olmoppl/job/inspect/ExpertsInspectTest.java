@@ -61,7 +61,7 @@ class ExpertsInspectTest extends SparkTestBase {
     assertTrue(table.out().contains("memory cpu fp32"), table.out());
     assertTrue(table.out().contains("memory gpu fp16"), table.out());
 
-    Cli dense = cli("inspect", "--model", Refcases.dir("p01_olmo_tied_f32").toString(), "--json");
+    Cli dense = cli("inspect", "--model", model(), "--json");
     JsonObject d = JsonParser.parseString(dense.out()).getAsJsonObject();
     assertNull(d.getAsJsonObject("model").get("experts"), "no experts for a dense model");
     assertTrue(d.getAsJsonObject("memory").has("cpu fp32"), "every model gets the memory");
@@ -71,21 +71,7 @@ class ExpertsInspectTest extends SparkTestBase {
   void aMadeFlexOlmoScoresAndItsSummaryCarriesTheExperts() throws Exception {
     Path ckpt = tmp.resolve("flex");
     Cli made =
-        cli(
-            "make-checkpoint",
-            "--layout",
-            "flex_olmo",
-            "--out",
-            ckpt.toString(),
-            "--hidden",
-            "16",
-            "--heads",
-            "2",
-            "--experts",
-            "4",
-            "--top-k",
-            "3",
-            "--norm-topk-prob");
+        makeTinyCheckpoint("flex_olmo", ckpt, "--experts", "4", "--top-k", "3", "--norm-topk-prob");
     assertEquals(0, made.code(), made.err());
     Path in = tmp.resolve("in.jsonl");
     Files.writeString(in, "{\"text\":\"Experts route each token on its own.\"}\n{\"text\":\"\"}\n");

@@ -77,14 +77,10 @@ class AnalysisTest extends SparkTestBase {
     out = tmp.resolve("out");
     rejected = tmp.resolve("rejected");
     first =
-        cli(
-            "score",
-            "--model",
+        scoreCli(
             MODEL,
-            "--input",
-            input.toString(),
-            "--output",
-            out.toString(),
+            input,
+            out,
             "--output-format",
             "json",
             "--buckets",
@@ -488,14 +484,10 @@ class AnalysisTest extends SparkTestBase {
     Path again = tmp.resolve("again");
     double max = okPerplexities().get(okPerplexities().size() / 2);
     Cli r =
-        cli(
-            "score",
-            "--model",
+        scoreCli(
             MODEL,
-            "--input",
-            input.toString(),
-            "--output",
-            again.toString(),
+            input,
+            again,
             "--output-format",
             "json",
             "--cutoffs",

@@ -29,20 +29,6 @@ import org.junit.jupiter.api.io.TempDir;
 class CheckpointRefusalTest extends SparkTestBase {
   @TempDir Path tmp;
 
-  static String model() {
-    return Refcases.dir("p01_olmo_tied_f32").toString();
-  }
-
-  Path jsonl(String name, String... lines) throws Exception {
-    Path p = tmp.resolve(name);
-    Files.writeString(p, String.join("\n", lines) + "\n");
-    return p;
-  }
-
-  static JsonObject summary(Path out) throws Exception {
-    return JsonParser.parseString(Files.readString(out.resolve("_summary.json"))).getAsJsonObject();
-  }
-
   /** A copy of a small olmo checkpoint with one weight set to NaN. */
   Path nanCheckpoint() throws Exception {
     CheckpointMaker maker =
@@ -67,17 +53,10 @@ class CheckpointRefusalTest extends SparkTestBase {
   @Test
   void nanWeightsAreRefusedOrGiveNonFiniteRowsNeverOk() throws Exception {
     Path ckpt = nanCheckpoint();
-    Path in = jsonl("in.jsonl", "{\"text\":\"a few words of text\"}", "{\"text\":\"\"}");
+    Path in =
+        jsonl(tmp.resolve("in.jsonl"), "{\"text\":\"a few words of text\"}", "{\"text\":\"\"}");
     Path out = tmp.resolve("out");
-    Cli refused =
-        cli(
-            "score",
-            "--model",
-            ckpt.toString(),
-            "--input",
-            in.toString(),
-            "--output",
-            out.toString());
+    Cli refused = scoreCli(ckpt.toString(), in, out);
     assertEquals(1, refused.code());
     assertTrue(
         refused.err().contains("model.layers.0.mlp.up_proj.weight")
@@ -89,18 +68,7 @@ class CheckpointRefusalTest extends SparkTestBase {
     assertTrue(inspect.err().contains("model.layers.0.mlp.up_proj.weight"), inspect.err());
 
     Cli scored =
-        cli(
-            "score",
-            "--model",
-            ckpt.toString(),
-            "--input",
-            in.toString(),
-            "--output",
-            out.toString(),
-            "--scan-weights",
-            "false",
-            "--output-format",
-            "json");
+        scoreCli(ckpt.toString(), in, out, "--scan-weights", "false", "--output-format", "json");
     assertEquals(0, scored.code(), scored.err());
     List<JsonObject> rows = readJsonLines(out);
     assertEquals("non_finite", rows.get(0).get("ppl_status").getAsString());
@@ -132,7 +100,7 @@ class CheckpointRefusalTest extends SparkTestBase {
             "--model",
             dir.toString(),
             "--input",
-            jsonl("in.jsonl", "{\"text\":\"x\"}").toString(),
+            jsonl(tmp.resolve("in.jsonl"), "{\"text\":\"x\"}").toString(),
             "--output",
             tmp.resolve("out").toString());
     assertEquals(1, score.code());
@@ -156,7 +124,7 @@ class CheckpointRefusalTest extends SparkTestBase {
             "--model",
             model(),
             "--input",
-            jsonl("in.jsonl", "{\"text\":\"x\"}").toString(),
+            jsonl(tmp.resolve("in.jsonl"), "{\"text\":\"x\"}").toString(),
             "--output",
             tmp.resolve("out").toString(),
             "--device",
@@ -171,7 +139,7 @@ class CheckpointRefusalTest extends SparkTestBase {
             "--model",
             model(),
             "--input",
-            jsonl("in2.jsonl", "{\"text\":\"x\"}").toString(),
+            jsonl(tmp.resolve("in2.jsonl"), "{\"text\":\"x\"}").toString(),
             "--output",
             tmp.resolve("out").toString(),
             "--device",

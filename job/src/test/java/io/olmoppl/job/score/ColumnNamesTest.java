@@ -5,9 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.gson.JsonObject;
-import com.google.gson.JsonParser;
 import io.olmoppl.job.testing.SparkTestBase;
-import io.olmoppl.testing.Refcases;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
@@ -22,14 +20,6 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class ColumnNamesTest extends SparkTestBase {
   @TempDir Path tmp;
-
-  static String model() {
-    return Refcases.dir("p01_olmo_tied_f32").toString();
-  }
-
-  static JsonObject summary(Path out) throws Exception {
-    return JsonParser.parseString(Files.readString(out.resolve("_summary.json"))).getAsJsonObject();
-  }
 
   Path input() throws Exception {
     return Files.writeString(
@@ -47,14 +37,10 @@ class ColumnNamesTest extends SparkTestBase {
     Path in = input();
     Path out = tmp.resolve("out");
     Cli r =
-        cli(
-            "score",
-            "--model",
+        scoreCli(
             model(),
-            "--input",
-            in.toString(),
-            "--output",
-            out.toString(),
+            in,
+            out,
             "--output-format",
             "json",
             "--text-column",
@@ -78,14 +64,10 @@ class ColumnNamesTest extends SparkTestBase {
     assertEquals(expected, groups);
     Path out2 = tmp.resolve("out2");
     Cli again =
-        cli(
-            "score",
-            "--model",
+        scoreCli(
             model(),
-            "--input",
-            in.toString(),
-            "--output",
-            out2.toString(),
+            in,
+            out2,
             "--text-column",
             "my.text",
             "--previous",
@@ -100,29 +82,15 @@ class ColumnNamesTest extends SparkTestBase {
   void aBadIdColumnIsRefusedBeforeScoring() throws Exception {
     Path in = input();
     Path out = tmp.resolve("out");
-    Cli first =
-        cli(
-            "score",
-            "--model",
-            model(),
-            "--input",
-            in.toString(),
-            "--output",
-            out.toString(),
-            "--text-column",
-            "my.text");
+    Cli first = scoreCli(model(), in, out, "--text-column", "my.text");
     assertEquals(0, first.code(), first.err());
     for (String[] c : new String[][] {{"meta", "scalar"}, {"doc", "not in the input"}}) {
       Path out2 = tmp.resolve("out-" + c[0]);
       Cli r =
-          cli(
-              "score",
-              "--model",
+          scoreCli(
               model(),
-              "--input",
-              in.toString(),
-              "--output",
-              out2.toString(),
+              in,
+              out2,
               "--text-column",
               "my.text",
               "--previous",

@@ -5,9 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.gson.JsonObject;
-import com.google.gson.JsonParser;
 import io.olmoppl.job.testing.SparkTestBase;
-import io.olmoppl.testing.Refcases;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -20,14 +18,6 @@ import org.junit.jupiter.api.io.TempDir;
 class InputColumnsTest extends SparkTestBase {
   @TempDir Path tmp;
 
-  static String model() {
-    return Refcases.dir("p01_olmo_tied_f32").toString();
-  }
-
-  static JsonObject summary(Path out) throws Exception {
-    return JsonParser.parseString(Files.readString(out.resolve("_summary.json"))).getAsJsonObject();
-  }
-
   @Test
   void anInputColumnNamedLikeAnOutputColumnIsRefused() throws Exception {
     Path in = tmp.resolve("in.jsonl");
@@ -35,32 +25,12 @@ class InputColumnsTest extends SparkTestBase {
         in,
         "{\"text\":\"one\",\"PPL_Bucket\":\"mine\"}\n{\"text\":\"two\",\"PPL_Bucket\":\"m\"}\n");
     Path out = tmp.resolve("out");
-    Cli r =
-        cli(
-            "score",
-            "--model",
-            model(),
-            "--input",
-            in.toString(),
-            "--output",
-            out.toString(),
-            "--buckets",
-            "low:50,high");
+    Cli r = scoreCli(model(), in, out, "--buckets", "low:50,high");
     assertEquals(1, r.code(), r.err());
     assertTrue(r.err().contains("'PPL_Bucket'") && r.err().contains("ppl_bucket"), r.err());
     assertFalse(Files.exists(out));
     // without --buckets nothing is written under that name: the column is kept
-    Cli kept =
-        cli(
-            "score",
-            "--model",
-            model(),
-            "--input",
-            in.toString(),
-            "--output",
-            out.toString(),
-            "--output-format",
-            "json");
+    Cli kept = scoreCli(model(), in, out, "--output-format", "json");
     assertEquals(0, kept.code(), kept.err());
     Map<String, String> b = new TreeMap<>();
     for (JsonObject row : readJsonLines(out)) {
@@ -77,17 +47,7 @@ class InputColumnsTest extends SparkTestBase {
         "{\"text\":\"a good line\",\"_corrupt_record\":\"my own field\"}\n"
             + "{\"text\": not json\n");
     Path out = tmp.resolve("out");
-    Cli r =
-        cli(
-            "score",
-            "--model",
-            model(),
-            "--input",
-            in.toString(),
-            "--output",
-            out.toString(),
-            "--output-format",
-            "json");
+    Cli r = scoreCli(model(), in, out, "--output-format", "json");
     assertEquals(0, r.code(), r.err());
     List<JsonObject> rows = readJsonLines(out);
     assertEquals(2, rows.size());
@@ -115,17 +75,7 @@ class InputColumnsTest extends SparkTestBase {
     }
     Path in = Files.writeString(tmp.resolve("in.jsonl"), b.toString());
     Path out = tmp.resolve("out");
-    Cli r =
-        cli(
-            "score",
-            "--model",
-            model(),
-            "--input",
-            in.toString(),
-            "--output",
-            out.toString(),
-            "--output-format",
-            "csv");
+    Cli r = scoreCli(model(), in, out, "--output-format", "csv");
     assertEquals(0, r.code(), r.err());
     // read back with Spark's CSV defaults for reading (no trimming)
     List<String> back =
@@ -144,17 +94,7 @@ class InputColumnsTest extends SparkTestBase {
     assertEquals(java.util.Arrays.stream(texts).sorted().toList(), back);
     // the scores were of the untrimmed text: a re-run from this output carries every row
     Path out2 = tmp.resolve("out2");
-    Cli again =
-        cli(
-            "score",
-            "--model",
-            model(),
-            "--input",
-            in.toString(),
-            "--output",
-            out2.toString(),
-            "--previous",
-            out.toString());
+    Cli again = scoreCli(model(), in, out2, "--previous", out.toString());
     assertEquals(0, again.code(), again.err());
     assertEquals(
         texts.length, summary(out2).getAsJsonObject("previous").get("carried").getAsLong());

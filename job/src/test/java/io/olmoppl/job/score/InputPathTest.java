@@ -6,7 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.gson.JsonObject;
 import io.olmoppl.job.testing.SparkTestBase;
-import io.olmoppl.testing.Refcases;
 import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -25,10 +24,6 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class InputPathTest extends SparkTestBase {
   @TempDir Path tmp;
-
-  static String model() {
-    return Refcases.dir("p01_olmo_tied_f32").toString();
-  }
 
   Cli run(String... extra) {
     String[] base = {"score", "--model", model(), "--output-format", "json"};

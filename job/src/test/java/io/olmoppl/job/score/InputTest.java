@@ -5,7 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.olmoppl.job.testing.SparkTestBase;
-import io.olmoppl.testing.Refcases;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
@@ -15,10 +14,6 @@ import org.junit.jupiter.api.io.TempDir;
 class InputTest extends SparkTestBase {
   @TempDir Path tmp;
 
-  static String model() {
-    return Refcases.dir("p01_olmo_tied_f32").toString();
-  }
-
   @Test
   void mixedDirectoryIsRefusedNamingTheFiles() throws Exception {
     Path dir = Files.createDirectories(tmp.resolve("mixed"));
@@ -26,7 +21,7 @@ class InputTest extends SparkTestBase {
     Files.writeString(dir.resolve("b.csv"), "text\ntwo\n");
     Files.writeString(dir.resolve("c.txt"), "three\n");
     Path out = tmp.resolve("out");
-    Cli r = cli("score", "--model", model(), "--input", dir.toString(), "--output", out.toString());
+    Cli r = scoreCli(model(), dir, out);
     assertEquals(1, r.code(), r.err());
     assertTrue(
         r.err().contains("mixes files")
@@ -40,15 +35,7 @@ class InputTest extends SparkTestBase {
   @Test
   void emptyInputSaysSo() throws Exception {
     Path in = Files.writeString(tmp.resolve("empty.jsonl"), "");
-    Cli r =
-        cli(
-            "score",
-            "--model",
-            model(),
-            "--input",
-            in.toString(),
-            "--output",
-            tmp.resolve("out").toString());
+    Cli r = scoreCli(model(), in, tmp.resolve("out"));
     assertEquals(1, r.code());
     assertTrue(r.err().contains("the input is empty"), r.err());
     assertFalse(r.err().contains("--text-column"), r.err());

@@ -6,7 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.gson.JsonObject;
-import com.google.gson.JsonParser;
 import io.olmoppl.checkpoint.CheckpointLayout;
 import io.olmoppl.checkpoint.writer.CheckpointMaker;
 import io.olmoppl.checkpoint.writer.SafetensorsWriter.Tensor;
@@ -95,10 +94,6 @@ class OtherWeightsTest extends SparkTestBase {
     Map<String, JsonObject> m = new HashMap<>();
     readJsonLines(out).forEach(r -> m.put(r.get("id").getAsString(), r));
     return m;
-  }
-
-  static JsonObject summary(Path out) throws Exception {
-    return JsonParser.parseString(Files.readString(out.resolve("_summary.json"))).getAsJsonObject();
   }
 
   @Test

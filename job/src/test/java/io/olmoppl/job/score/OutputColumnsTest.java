@@ -5,7 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.gson.JsonObject;
-import com.google.gson.JsonParser;
 import io.olmoppl.job.testing.SparkTestBase;
 import io.olmoppl.testing.Refcases;
 import java.nio.charset.StandardCharsets;
@@ -52,14 +51,10 @@ class OutputColumnsTest extends SparkTestBase {
     Files.write(input, lines);
     scores = tmp.resolve("scores");
     first =
-        cli(
-            "score",
-            "--model",
+        scoreCli(
             MODEL,
-            "--input",
-            input.toString(),
-            "--output",
-            scores.toString(),
+            input,
+            scores,
             "--output-format",
             "json",
             "--output-columns",
@@ -78,10 +73,6 @@ class OutputColumnsTest extends SparkTestBase {
   static String sha256(String s) throws Exception {
     return HexFormat.of()
         .formatHex(MessageDigest.getInstance("SHA-256").digest(s.getBytes(StandardCharsets.UTF_8)));
-  }
-
-  static JsonObject summary(Path out) throws Exception {
-    return JsonParser.parseString(Files.readString(out.resolve("_summary.json"))).getAsJsonObject();
   }
 
   @Test
@@ -146,14 +137,10 @@ class OutputColumnsTest extends SparkTestBase {
     Files.write(in2, lines);
     Path out2 = tmp.resolve("scores2");
     Cli r =
-        cli(
-            "score",
-            "--model",
+        scoreCli(
             MODEL,
-            "--input",
-            in2.toString(),
-            "--output",
-            out2.toString(),
+            in2,
+            out2,
             "--output-format",
             "json",
             "--output-columns",

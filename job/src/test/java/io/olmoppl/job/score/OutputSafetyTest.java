@@ -8,7 +8,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.gson.JsonObject;
 import io.olmoppl.job.testing.SparkTestBase;
-import io.olmoppl.testing.Refcases;
 import java.io.OutputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -40,10 +39,6 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class OutputSafetyTest extends SparkTestBase {
   @TempDir Path tmp;
-
-  static String model() {
-    return Refcases.dir("p01_olmo_tied_f32").toString();
-  }
 
   Path jsonl(String name, String prefix, int rows) throws Exception {
     Path p = tmp.resolve(name);

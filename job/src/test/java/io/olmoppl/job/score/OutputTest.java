@@ -6,7 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.olmoppl.job.cli.Args;
 import io.olmoppl.job.testing.SparkTestBase;
-import io.olmoppl.testing.Refcases;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
@@ -19,16 +18,6 @@ import org.junit.jupiter.api.io.TempDir;
 class OutputTest extends SparkTestBase {
   @TempDir Path tmp;
 
-  static String model() {
-    return Refcases.dir("p01_olmo_tied_f32").toString();
-  }
-
-  Path jsonl(String name, String... lines) throws Exception {
-    Path p = tmp.resolve(name);
-    Files.writeString(p, String.join("\n", lines) + "\n");
-    return p;
-  }
-
   @Test
   void unwritableOutputIsFoundBeforeScoring() throws Exception {
     Path file = Files.writeString(tmp.resolve("plain-file"), "x");
@@ -38,7 +27,7 @@ class OutputTest extends SparkTestBase {
             "--model",
             model(),
             "--input",
-            jsonl("in.jsonl", "{\"text\":\"a b c\"}").toString(),
+            jsonl(tmp.resolve("in.jsonl"), "{\"text\":\"a b c\"}").toString(),
             "--output",
             file.resolve("out").toString());
     assertEquals(1, r.code(), r.err());
@@ -49,7 +38,7 @@ class OutputTest extends SparkTestBase {
 
   @Test
   void outputIsMarkedCompleteLastAndModeDecidesAboutAnExistingOne() throws Exception {
-    Path in = jsonl("in.jsonl", "{\"text\":\"alpha beta\"}", "{\"text\":\"gamma\"}");
+    Path in = jsonl(tmp.resolve("in.jsonl"), "{\"text\":\"alpha beta\"}", "{\"text\":\"gamma\"}");
     // the rows alone, as a crash right after writing them would leave them: no success marker
     Path rowsOnly = tmp.resolve("rows-only");
     Request req =
@@ -75,8 +64,7 @@ class OutputTest extends SparkTestBase {
     assertFalse(
         Files.exists(rowsOnly.resolve(Output.MARKER)),
         "rows without the summary do not look complete");
-    Cli again =
-        cli("score", "--model", model(), "--input", in.toString(), "--output", rowsOnly.toString());
+    Cli again = scoreCli(model(), in, rowsOnly);
     assertEquals(1, again.code());
     assertTrue(
         again.err().contains("already exists")
@@ -85,18 +73,7 @@ class OutputTest extends SparkTestBase {
         again.err());
 
     Cli overwrite =
-        cli(
-            "score",
-            "--model",
-            model(),
-            "--input",
-            in.toString(),
-            "--output",
-            rowsOnly.toString(),
-            "--mode",
-            "overwrite",
-            "--output-format",
-            "json");
+        scoreCli(model(), in, rowsOnly, "--mode", "overwrite", "--output-format", "json");
     assertEquals(0, overwrite.code(), overwrite.err());
     assertTrue(
         Files.exists(rowsOnly.resolve("_summary.json"))
@@ -108,17 +85,7 @@ class OutputTest extends SparkTestBase {
         "the marker comes last");
     assertEquals(2, readJsonLines(rowsOnly).size());
 
-    Cli overInput =
-        cli(
-            "score",
-            "--model",
-            model(),
-            "--input",
-            in.toString(),
-            "--output",
-            in.toString(),
-            "--mode",
-            "overwrite");
+    Cli overInput = scoreCli(model(), in, in, "--mode", "overwrite");
     assertEquals(1, overInput.code());
     assertTrue(overInput.err().contains("overlaps"), overInput.err());
     assertTrue(Files.exists(in), "the input is never removed");

@@ -5,9 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.gson.JsonObject;
-import com.google.gson.JsonParser;
 import io.olmoppl.job.testing.SparkTestBase;
-import io.olmoppl.testing.Refcases;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -24,40 +22,12 @@ import org.junit.jupiter.api.io.TempDir;
 class RerunTest extends SparkTestBase {
   @TempDir Path tmp;
 
-  static String model() {
-    return Refcases.dir("p01_olmo_tied_f32").toString();
-  }
-
-  Path jsonl(String name, String... lines) throws Exception {
-    Path p = tmp.resolve(name);
-    Files.writeString(p, String.join("\n", lines) + "\n");
-    return p;
-  }
-
-  static JsonObject summary(Path out) throws Exception {
-    return JsonParser.parseString(Files.readString(out.resolve("_summary.json"))).getAsJsonObject();
-  }
-
   @Test
   void stampChangesWithEverythingThatChangesTheNumbers() throws Exception {
     Path ckpt = tmp.resolve("conflict");
     assertEquals(
-        0,
-        cli(
-                "make-checkpoint",
-                "--layout",
-                "olmo",
-                "--out",
-                ckpt.toString(),
-                "--hidden",
-                "16",
-                "--heads",
-                "2",
-                "--tied",
-                "--output-copy",
-                "different")
-            .code());
-    Path in = jsonl("in.jsonl", "{\"text\":\"the same words every time\"}");
+        0, makeTinyCheckpoint("olmo", ckpt, "--tied", "--output-copy", "different").code());
+    Path in = jsonl(tmp.resolve("in.jsonl"), "{\"text\":\"the same words every time\"}");
     Map<String, String> stamps = new HashMap<>();
     Map<String, Double> nll = new HashMap<>();
     String[][] variants = {
@@ -111,24 +81,12 @@ class RerunTest extends SparkTestBase {
   void rerunCarriesUnchangedRowsAndScoresNewAndEditedOnes() throws Exception {
     Path in1 =
         jsonl(
-            "in1.jsonl",
+            tmp.resolve("in1.jsonl"),
             "{\"id\":1,\"text\":\"kept the same\"}",
             "{\"id\":2,\"text\":\"will be edited\"}",
             "{\"id\":3,\"text\":\"will be removed\"}");
     Path out1 = tmp.resolve("out1");
-    assertEquals(
-        0,
-        cli(
-                "score",
-                "--model",
-                model(),
-                "--input",
-                in1.toString(),
-                "--output",
-                out1.toString(),
-                "--output-format",
-                "json")
-            .code());
+    assertEquals(0, scoreCli(model(), in1, out1, "--output-format", "json").code());
     // mark the carried row's earlier score: a carried row keeps it, a re-scored row would not
     Path part =
         Files.list(out1)
@@ -155,24 +113,12 @@ class RerunTest extends SparkTestBase {
 
     Path in2 =
         jsonl(
-            "in2.jsonl",
+            tmp.resolve("in2.jsonl"),
             "{\"id\":1,\"text\":\"kept the same\"}",
             "{\"id\":2,\"text\":\"was edited\"}",
             "{\"id\":4,\"text\":\"is new\"}");
     Path out2 = tmp.resolve("out2");
-    Cli r =
-        cli(
-            "score",
-            "--model",
-            model(),
-            "--input",
-            in2.toString(),
-            "--output",
-            out2.toString(),
-            "--output-format",
-            "json",
-            "--previous",
-            out1.toString());
+    Cli r = scoreCli(model(), in2, out2, "--output-format", "json", "--previous", out1.toString());
     assertEquals(0, r.code(), r.err());
     Map<String, JsonObject> rows = byText(out2);
     assertEquals(java.util.Set.of("kept the same", "was edited", "is new"), rows.keySet());
@@ -191,14 +137,10 @@ class RerunTest extends SparkTestBase {
     Path out3 = tmp.resolve("out3");
     assertEquals(
         0,
-        cli(
-                "score",
-                "--model",
+        scoreCli(
                 model(),
-                "--input",
-                in2.toString(),
-                "--output",
-                out3.toString(),
+                in2,
+                out3,
                 "--output-format",
                 "json",
                 "--previous",
@@ -211,14 +153,10 @@ class RerunTest extends SparkTestBase {
     Path out4 = tmp.resolve("out4");
     assertEquals(
         0,
-        cli(
-                "score",
-                "--model",
+        scoreCli(
                 model(),
-                "--input",
-                in2.toString(),
-                "--output",
-                out4.toString(),
+                in2,
+                out4,
                 "--output-format",
                 "json",
                 "--previous",

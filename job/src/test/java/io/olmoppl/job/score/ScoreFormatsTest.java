@@ -75,7 +75,7 @@ class ScoreFormatsTest extends SparkTestBase {
     // within one process
     assertEquals("files", summary.corpus().distribution());
     assertEquals(0L, summary.corpus().broadcastBytes());
-    baseline = byId(SparkTestBase.readJsonLines(out));
+    baseline = byId(readJsonLines(out));
     assertEquals(TEXTS.size() + 1, baseline.size());
   }
 
@@ -122,7 +122,7 @@ class ScoreFormatsTest extends SparkTestBase {
             out.toString(),
             "--output-format",
             "json");
-    Map<String, JsonObject> got = byId(SparkTestBase.readJsonLines(out));
+    Map<String, JsonObject> got = byId(readJsonLines(out));
     assertEquals(baseline.size(), got.size(), fmt + ": row count out = row count in");
     assertEquals((long) baseline.size(), summary.corpus().documents());
     for (var e : baseline.entrySet()) {
@@ -165,7 +165,7 @@ class ScoreFormatsTest extends SparkTestBase {
         "json",
         "--text-column",
         "body");
-    List<JsonObject> rows = SparkTestBase.readJsonLines(out);
+    List<JsonObject> rows = readJsonLines(out);
     assertEquals(4, rows.size());
     assertTrue(
         rows.stream().anyMatch(r -> r.get("body").getAsString().equals("second document here")));

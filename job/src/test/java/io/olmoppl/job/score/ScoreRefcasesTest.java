@@ -76,7 +76,7 @@ class ScoreRefcasesTest extends SparkTestBase {
               String.valueOf(g.window()),
               "--stride",
               String.valueOf(g.stride()));
-      List<JsonObject> rows = SparkTestBase.readJsonLines(out);
+      List<JsonObject> rows = readJsonLines(out);
       assertEquals(texts.size(), rows.size(), "one output row per input row");
       Map<String, JsonObject> byKey = new HashMap<>();
       rows.forEach(r -> byKey.put(r.get("key").getAsString(), r));

@@ -8,6 +8,7 @@ import io.olmoppl.job.report.ScoreSummary;
 import io.olmoppl.job.score.Request;
 import io.olmoppl.job.score.ScoreCommand;
 import io.olmoppl.runtime.DjlSettings;
+import io.olmoppl.testing.Refcases;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -15,6 +16,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.stream.Stream;
 import org.apache.spark.sql.SparkSession;
@@ -70,6 +72,62 @@ public abstract class SparkTestBase {
             new PrintStream(o, true, StandardCharsets.UTF_8),
             new PrintStream(e, true, StandardCharsets.UTF_8));
     return new Cli(code, o.toString(StandardCharsets.UTF_8), e.toString(StandardCharsets.UTF_8));
+  }
+
+  /**
+   * The smallest reference checkpoint (p01: olmo, tied, f32), the one most CLI tests score with.
+   */
+  public static String model() {
+    return Refcases.dir("p01_olmo_tied_f32").toString();
+  }
+
+  /** Runs {@code olmo-ppl score --model MODEL --input IN --output OUT EXTRA...} through the CLI. */
+  public static Cli scoreCli(String model, Path in, Path out, String... extra) {
+    return cli(
+        concat(
+            new String[] {
+              "score", "--model", model, "--input", in.toString(), "--output", out.toString()
+            },
+            extra));
+  }
+
+  /**
+   * Runs {@code olmo-ppl make-checkpoint --layout LAYOUT --out OUT --hidden 16 --heads 2 EXTRA...}
+   * through the CLI: a tiny random checkpoint of the layout.
+   */
+  public static Cli makeTinyCheckpoint(String layout, Path out, String... extra) {
+    return cli(
+        concat(
+            new String[] {
+              "make-checkpoint",
+              "--layout",
+              layout,
+              "--out",
+              out.toString(),
+              "--hidden",
+              "16",
+              "--heads",
+              "2"
+            },
+            extra));
+  }
+
+  private static String[] concat(String[] base, String[] extra) {
+    String[] all = Arrays.copyOf(base, base.length + extra.length);
+    System.arraycopy(extra, 0, all, base.length, extra.length);
+    return all;
+  }
+
+  /** Writes {@code lines} as a JSON-lines file (each line ended). @return {@code file} */
+  public static Path jsonl(Path file, String... lines) throws IOException {
+    return Files.writeString(file, String.join("\n", lines) + "\n");
+  }
+
+  /**
+   * @return the {@code _summary.json} of the output {@code out}
+   */
+  public static JsonObject summary(Path out) throws IOException {
+    return JsonParser.parseString(Files.readString(out.resolve("_summary.json"))).getAsJsonObject();
   }
 
   /**

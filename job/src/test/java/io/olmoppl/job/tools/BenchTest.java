@@ -6,7 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
 import io.olmoppl.job.testing.SparkTestBase;
-import io.olmoppl.testing.Refcases;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
@@ -34,7 +33,7 @@ class BenchTest extends SparkTestBase {
         new String[] {
           "bench",
           "--model",
-          Refcases.dir("p01_olmo_tied_f32").toString(),
+          model(),
           "--long-tokens",
           "700",
           "--short-docs",
