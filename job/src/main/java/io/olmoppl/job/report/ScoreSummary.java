@@ -95,13 +95,7 @@ public record ScoreSummary(
    * @param roles the roles the one matrix serves
    * @param tensors every name the file stores it under
    */
-  public record TiedGroup(List<String> roles, List<String> tensors) {
-    /** As the report has always shown a group: {@code {roles=[...], tensors=[...]}}. */
-    @Override
-    public String toString() {
-      return "{roles=" + roles + ", tensors=" + tensors + "}";
-    }
-  }
+  public record TiedGroup(List<String> roles, List<String> tensors) {}
 
   /** Model loads of one executor JVM ({@code executor_id/pid}). */
   public record ExecutorLoads(
