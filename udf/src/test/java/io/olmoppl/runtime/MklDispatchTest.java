@@ -80,6 +80,10 @@ class MklDispatchTest {
     assertEquals(
         "MKL's own choice (GenuineIntel CPU)",
         MklDispatch.decide(intel, null, true, true).description());
+    // the cap is named on every CPU, so a bench figure says which kernels it measured
+    assertEquals(
+        "MKL's own choice (GenuineIntel CPU, MKL_ENABLE_INSTRUCTIONS=AVX2)",
+        MklDispatch.decide(intel, "AVX2", true, true).description());
   }
 
   @Test
