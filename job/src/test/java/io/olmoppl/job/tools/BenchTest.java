@@ -1,6 +1,7 @@
 package io.olmoppl.job.tools;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.gson.JsonArray;
@@ -58,6 +59,7 @@ class BenchTest extends SparkTestBase {
     int modelHidden = Checkpoint.open(Path.of(model()), TyingRule.STRICT).config().hiddenSize();
     assertTrue(modelHidden != 128, "the reference model must differ from the tiny one");
     JsonArray models = r.getAsJsonArray("models");
+    assertNotNull(models, "the report lists the models with the workloads each ran");
     assertEquals(2, models.size(), models.toString());
     JsonObject benchModel = models.get(0).getAsJsonObject();
     assertEquals(
