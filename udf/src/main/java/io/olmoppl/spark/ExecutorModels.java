@@ -140,6 +140,15 @@ public final class ExecutorModels {
   }
 
   /**
+   * @return the forward-pass seconds of the engines of every model this JVM holds, summed: in
+   *     {@code local} mode, where the executor is the driver's JVM, its growth over a job is the
+   *     job's forward time
+   */
+  public static double forwardSeconds() {
+    return MODELS.values().stream().mapToDouble(m -> m.engine().stats().forwardSeconds()).sum();
+  }
+
+  /**
    * @return number of models this JVM holds
    */
   public static int size() {

@@ -31,29 +31,35 @@ import org.apache.commons.io.FileUtils;
 
 /**
  * {@code olmo-ppl bench}: how close scoring comes to what the machine can do, in one process. It
- * measures the fp32 matmul ceiling through the engine (2048^3 and the model's own shapes), then two
+ * measures the fp32 matmul ceiling through the engine (2048^3 and the model's own shapes), then the
  * workloads (one long document at window 512 / stride 256; many short documents of mixed lengths at
- * window 512), first through the scoring engine alone and then end to end through {@code olmo-ppl
- * score} on {@code local[*]}. FLOPs are counted exactly from the config: projections and the MLP at
- * every computed position, causal attention pairs, the output projection at scored positions only.
+ * window 512; thousands of short documents on a tiny model), first through the scoring engine alone
+ * and then end to end through {@code olmo-ppl score} on {@code local[*]}, one model at a time: the
+ * long and short workloads on the benchmark model, the overhead workload on the tiny one. FLOPs are
+ * counted exactly from the config: projections and the MLP at every computed position, causal
+ * attention pairs, the output projection at scored positions only.
  */
 public final class Bench implements Command {
   public static final String HELP =
       String.join(
           "\n",
           "usage: olmo-ppl bench [--model DIR] [--json] [--long-tokens N] [--short-docs N] [--no-spark]"
-              + " [--rounds N] [--workload LIST] [--peer transformers [--python PATH]]",
+              + " [--rounds N] [--workload LIST] [--overhead-docs N] [--overhead-model DIR]"
+              + " [--peer transformers [--python PATH]]",
           "",
           "Measures scoring throughput against the fp32 matmul ceiling of this machine, in process and end to end",
-          "through olmo-ppl score. Without --model it builds the benchmark checkpoint (olmo layout, hidden 1024, 8",
-          "layers, 16 heads, intermediate 4096, tied, F32). Windows are 512 tokens (the model's positions if fewer).",
+          "through olmo-ppl score. The long and short workloads run on --model; without it the bench builds the",
+          "benchmark checkpoint (olmo layout, hidden 1024, 8 layers, 16 heads, intermediate 4096, tied, F32). Windows",
+          "are 512 tokens (the model's positions if fewer).",
           "  --long-tokens N  tokens of the long document (default 26292)",
           "  --short-docs N   number of short documents (default 230, about 95 tokens each)",
           "  --no-spark       skip the end-to-end runs through olmo-ppl score",
           "  --workload LIST  comma-separated, of long (one long document at stride 256), short (the short mix)",
-          "                   and overhead (--overhead-docs short documents on a tiny model: hidden 128, 2 layers;",
-          "                   alone and without --model it runs on that model); default long,short",
+          "                   and overhead (--overhead-docs short documents on a tiny model, hidden 128, 2 layers,",
+          "                   where costs outside the forward pass show); default long,short. Each model is loaded",
+          "                   and measured in turn: long and short on the benchmark model, then overhead on its own",
           "  --overhead-docs N  number of documents of the overhead workload (default 3000)",
+          "  --overhead-model DIR  the overhead workload's model instead of the tiny one the bench builds",
           "  --peer transformers  also score every workload with Hugging Face transformers on PyTorch CPU (the",
           "                   same windows and threads, alternating with the engine) and compare speed and NLLs",
           "  --python PATH    the Python with torch and transformers for --peer (default python3)",
@@ -98,6 +104,7 @@ public final class Bench implements Command {
                 "rounds",
                 "workload",
                 "overhead-docs",
+                "overhead-model",
                 "peer",
                 "python"),
             Set.of("json", "no-spark"));
@@ -110,6 +117,12 @@ public final class Bench implements Command {
       FileUtils.deleteDirectory(work.toFile()); // the checkpoint it built and the runs' files
     }
   }
+
+  /**
+   * A checkpoint and the workloads that run on it: the benchmark model's (long, short) or the tiny
+   * model's (overhead).
+   */
+  record ModelGroup(Path model, List<String> workloads) {}
 
   static void run(Args a, Path work, boolean json, PrintStream log, PrintStream out)
       throws IOException {
@@ -124,147 +137,151 @@ public final class Bench implements Command {
     if (peer != null && !peer.equals("transformers")) {
       throw new IllegalArgumentException("--peer takes transformers, not " + peer);
     }
-    Path model =
-        a.get("model") != null
-            ? Path.of(a.get("model"))
-            : chosen.equals(List.of("overhead"))
-                ? overheadCheckpoint(work, log)
-                : benchmarkCheckpoint(work, log);
-    Checkpoint ckpt = Checkpoint.open(model, TyingRule.STRICT);
-    OlmoConfig c = ckpt.config();
-    Map<String, Object> r = new LinkedHashMap<>();
-    r.put("machine", BenchMachine.machine());
-    r.put(
-        "model",
-        Map.of(
-            "path",
-            model.toString(),
-            "layout",
-            c.layout().id(),
-            "hidden",
-            c.hiddenSize(),
-            "layers",
-            c.numHiddenLayers(),
-            "heads",
-            c.numAttentionHeads(),
-            "intermediate",
-            c.intermediateSize(),
-            "vocab_rows",
-            c.vocabRows(),
-            "parameters",
-            ckpt.parameterCount(),
-            "unique_weight_bytes",
-            ckpt.uniqueWeightBytes(),
-            "tied",
-            ckpt.tying().tied()));
-    if (c.experts() != null) {
-      r.put("experts", c.experts());
+    int rounds = a.integer("rounds", 1);
+    if (rounds < 1) {
+      throw new IllegalArgumentException("--rounds must be at least 1, not " + rounds);
     }
+    List<ModelGroup> groups = groups(a, chosen, work, log);
     int longTokens = a.integer("long-tokens", 26_292);
     int shortDocs = a.integer("short-docs", 230);
+    int overheadDocs = a.integer("overhead-docs", 3000);
+    Map<String, Object> r = new LinkedHashMap<>();
+    r.put("machine", BenchMachine.machine());
+    List<Map<String, Object>> models = new ArrayList<>();
     // every in-process run of each workload, and every 2048^3 rate: figures are best to best
     Map<String, List<Map<String, Object>>> inRuns = new LinkedHashMap<>();
     List<Double> ceilings = new ArrayList<>();
-    long rssBefore = BenchMachine.residentBytes("VmRSS:");
-    BenchMachine.resetPeakResident();
-    long mallocBefore = BenchMachine.MallocSampler.now();
-    Map<String, Object> mem = new LinkedHashMap<>();
-    Map<String, Object> ceiling;
-    try (BenchMachine.MallocSampler sampler = new BenchMachine.MallocSampler();
-        OlmoModel m = OlmoModel.load(ckpt, ckpt, Device.cpu(), Precision.FP32);
-        OlmoTokenizer tok = OlmoTokenizer.load(ckpt.tokenizerJson());
-        ScoringEngine engine =
-            new ScoringEngine(
-                m,
-                tok,
-                ScoringEngine.QUEUE_TOKENS_DEFAULT,
-                Runtime.getRuntime().availableProcessors())) {
-      mem.put("malloc_after_load_bytes", BenchMachine.MallocSampler.now() - mallocBefore);
-      mem.put("activation_bytes", m.cpuActivationBytes());
-      r.put("allocator", BenchMachine.allocator());
-      r.put("mkl_code_path", MklDispatch.select());
-      Map<String, Workload> workloads = new LinkedHashMap<>();
-      if (chosen.contains("long")) {
-        workloads.put(
-            "long_document",
-            Workload.longDocument(
-                c, List.of(Workload.text(tok, longTokens, new SplittableRandom(1)))));
+    Map<String, Object> ceiling = new LinkedHashMap<>();
+    Map<String, Object> spark = new LinkedHashMap<>();
+    Map<String, Object> peers = new LinkedHashMap<>();
+    try (EndToEndPhase.Spark session = new EndToEndPhase.Spark(a.get("master", "local[*]"))) {
+      for (int g = 0; g < groups.size(); g++) {
+        ModelGroup group = groups.get(g);
+        // the memory figures and the ceiling's shapes are the first model's: the benchmark model,
+        // unless the overhead workload runs alone
+        boolean first = g == 0;
+        Path model = group.model();
+        Path groupWork = Files.createDirectories(work.resolve("model-" + g)); // its runs' files
+        Checkpoint ckpt = Checkpoint.open(model, TyingRule.STRICT);
+        OlmoConfig c = ckpt.config();
+        Map<String, Object> info = modelInfo(model, ckpt);
+        if (first) {
+          r.put("model", new LinkedHashMap<>(info));
+          if (c.experts() != null) {
+            r.put("experts", c.experts());
+          }
+          r.put("models", models);
+        }
+        long rssBefore = 0;
+        long mallocBefore = 0;
+        if (first) {
+          rssBefore = BenchMachine.residentBytes("VmRSS:");
+          BenchMachine.resetPeakResident();
+          mallocBefore = BenchMachine.MallocSampler.now();
+        }
+        Map<String, Object> mem = new LinkedHashMap<>();
+        BenchMachine.MallocSampler sampler = first ? new BenchMachine.MallocSampler() : null;
+        try (sampler;
+            OlmoModel m = OlmoModel.load(ckpt, ckpt, Device.cpu(), Precision.FP32);
+            OlmoTokenizer tok = OlmoTokenizer.load(ckpt.tokenizerJson());
+            ScoringEngine engine =
+                new ScoringEngine(
+                    m,
+                    tok,
+                    ScoringEngine.QUEUE_TOKENS_DEFAULT,
+                    Runtime.getRuntime().availableProcessors())) {
+          if (first) {
+            mem.put("malloc_after_load_bytes", BenchMachine.MallocSampler.now() - mallocBefore);
+            mem.put("activation_bytes", m.cpuActivationBytes());
+            r.put("allocator", BenchMachine.allocator());
+            r.put("mkl_code_path", MklDispatch.select());
+          }
+          Map<String, Workload> workloads = new LinkedHashMap<>();
+          for (String w : group.workloads()) {
+            workloads.put(
+                w,
+                switch (w) {
+                  case "long_document" ->
+                      Workload.longDocument(
+                          c, List.of(Workload.text(tok, longTokens, new SplittableRandom(1))));
+                  case "short_documents" ->
+                      Workload.shortDocuments(
+                          c, Workload.shortTexts(tok, shortDocs, new SplittableRandom(2)));
+                  case "overhead" ->
+                      Workload.shortDocuments(
+                          c, Workload.shortTexts(tok, overheadDocs, new SplittableRandom(3)));
+                  default -> throw new IllegalStateException("no workload " + w);
+                });
+          }
+          info.put("workloads", List.copyOf(workloads.keySet()));
+          models.add(info);
+          // Spark's first job, the engine's first passes: not part of the steady state
+          Workload warmUp =
+              Workload.shortDocuments(c, Workload.shortTexts(tok, 8, new SplittableRandom(4)));
+          InProcessPhase.score(engine, warmUp);
+          long peakBeforeCeiling = 0;
+          if (first) {
+            peakBeforeCeiling = BenchMachine.residentBytes("VmHWM:");
+            ceiling.putAll(sampler.unsampled(() -> InProcessPhase.ceiling(m)));
+            // the ceiling's operands are the bench's, not the scorer's: their freed blocks go back
+            // to the system before the peak is reset
+            NativeAllocator.trim();
+            BenchMachine.resetPeakResident();
+            r.put("matmul_ceiling", ceiling);
+            ceilings.add((double) ceiling.get("gflops_2048"));
+          }
+          workloads.forEach(
+              (w, load) ->
+                  inRuns.put(
+                      w, new ArrayList<>(List.of(InProcessPhase.inProcess(engine, c, load)))));
+          if (first) {
+            mem.put("malloc_peak_bytes", sampler.max() - mallocBefore);
+            long peakResident = Math.max(peakBeforeCeiling, BenchMachine.residentBytes("VmHWM:"));
+            long weights = ckpt.uniqueWeightBytes();
+            MemoryUsage heap = ManagementFactory.getMemoryMXBean().getHeapMemoryUsage();
+            // the Java heap is outside the figure only when it was fixed and pre-touched (as the
+            // launcher runs bench): then its resident size cannot change
+            mem.put("java_heap_fixed", heap.getCommitted() == heap.getMax());
+            mem.put("resident_before_model_bytes", rssBefore);
+            mem.put("peak_resident_bytes", peakResident);
+            mem.put("scoring_bytes", peakResident - rssBefore);
+            mem.put("unique_weight_bytes", weights);
+            mem.put(
+                "scoring_over_target",
+                (peakResident - rssBefore) / (1.5 * weights + (long) mem.get("activation_bytes")));
+            mem.put("workloads", info.get("workloads"));
+            r.put("memory", mem);
+            sampler.close(); // its walks of malloc's lists take malloc's locks: not while timing
+          }
+          if (!a.flag("no-spark")) {
+            spark.putAll(
+                EndToEndPhase.endToEnd(
+                    engine, c, model, groupWork, session, warmUp, workloads, inRuns, ceilings,
+                    rounds));
+          }
+          if (peer != null && !peers.containsKey("skipped")) {
+            // the same Python for every model: one that cannot run the peer is asked only once
+            peers.putAll(
+                PeerPhase.peer(
+                    engine,
+                    c,
+                    model,
+                    groupWork,
+                    a.get("python", "python3"),
+                    (int) ceiling.get("threads"),
+                    workloads,
+                    inRuns,
+                    rounds,
+                    log));
+          }
+        }
       }
-      if (chosen.contains("short")) {
-        workloads.put(
-            "short_documents",
-            Workload.shortDocuments(
-                c, Workload.shortTexts(tok, shortDocs, new SplittableRandom(2))));
-      }
-      if (chosen.contains("overhead")) {
-        workloads.put(
-            "overhead",
-            Workload.shortDocuments(
-                c,
-                Workload.shortTexts(
-                    tok, a.integer("overhead-docs", 3000), new SplittableRandom(3))));
-      }
-      // Spark's first job, the engine's first passes: not part of the steady state
-      Workload warmUp =
-          Workload.shortDocuments(c, Workload.shortTexts(tok, 8, new SplittableRandom(4)));
-      InProcessPhase.score(engine, warmUp);
-      long peakBeforeCeiling = BenchMachine.residentBytes("VmHWM:");
-      ceiling = sampler.unsampled(() -> InProcessPhase.ceiling(m));
-      // the ceiling's operands are the bench's, not the scorer's: their freed blocks go back to the
-      // system before the peak is reset
-      NativeAllocator.trim();
-      BenchMachine.resetPeakResident();
-      r.put("matmul_ceiling", ceiling);
-      ceilings.add((double) ceiling.get("gflops_2048"));
-      workloads.forEach(
-          (w, load) ->
-              inRuns.put(w, new ArrayList<>(List.of(InProcessPhase.inProcess(engine, c, load)))));
-      mem.put("malloc_peak_bytes", sampler.max() - mallocBefore);
-      long peakResident = Math.max(peakBeforeCeiling, BenchMachine.residentBytes("VmHWM:"));
-      long weights = ckpt.uniqueWeightBytes();
-      MemoryUsage heap = ManagementFactory.getMemoryMXBean().getHeapMemoryUsage();
-      // the Java heap is outside the figure only when it was fixed and pre-touched (as the launcher
-      // runs bench): then its resident size cannot change
-      mem.put("java_heap_fixed", heap.getCommitted() == heap.getMax());
-      mem.put("resident_before_model_bytes", rssBefore);
-      mem.put("peak_resident_bytes", peakResident);
-      mem.put("scoring_bytes", peakResident - rssBefore);
-      mem.put("unique_weight_bytes", weights);
-      mem.put(
-          "scoring_over_target",
-          (peakResident - rssBefore) / (1.5 * weights + (long) mem.get("activation_bytes")));
-      r.put("memory", mem);
-      sampler.close(); // its walks of malloc's lists take malloc's locks: not while measuring speed
-      if (!a.flag("no-spark")) {
-        r.put(
-            "spark",
-            EndToEndPhase.endToEnd(
-                engine,
-                c,
-                model,
-                work,
-                a.get("master", "local[*]"),
-                warmUp,
-                workloads,
-                inRuns,
-                ceilings,
-                a.integer("rounds", 1)));
-      }
-      if (peer != null) {
-        r.put(
-            "peer",
-            PeerPhase.peer(
-                engine,
-                c,
-                model,
-                work,
-                a.get("python", "python3"),
-                (int) ceiling.get("threads"),
-                workloads,
-                inRuns,
-                a.integer("rounds", 1),
-                log));
-      }
+    }
+    if (!a.flag("no-spark")) {
+      r.put("spark", spark);
+    }
+    if (peer != null) {
+      r.put("peer", peers);
     }
     double bestCeiling = ceilings.stream().mapToDouble(Double::doubleValue).max().orElseThrow();
     ceiling.put("gflops_2048", bestCeiling);
@@ -287,6 +304,76 @@ public final class Bench implements Command {
     } else {
       BenchPrinter.print(r, out);
     }
+  }
+
+  /**
+   * The chosen workloads by model: long and short on {@code --model} or the benchmark checkpoint,
+   * overhead on {@code --overhead-model} or the tiny checkpoint (one group when both name the same
+   * folder). The checkpoints the bench builds are written to {@code work}.
+   */
+  static List<ModelGroup> groups(Args a, List<String> chosen, Path work, PrintStream log)
+      throws IOException {
+    List<String> bench = new ArrayList<>();
+    if (chosen.contains("long")) {
+      bench.add("long_document");
+    }
+    if (chosen.contains("short")) {
+      bench.add("short_documents");
+    }
+    if (bench.isEmpty() && a.get("model") != null) {
+      throw new IllegalArgumentException(
+          "--model is the model of the long and short workloads, and none was chosen; the overhead"
+              + " workload runs on --overhead-model DIR (default: a tiny model the bench builds)");
+    }
+    if (!chosen.contains("overhead") && a.get("overhead-model") != null) {
+      throw new IllegalArgumentException(
+          "--overhead-model is the model of the overhead workload: add overhead to --workload");
+    }
+    List<ModelGroup> groups = new ArrayList<>();
+    if (!bench.isEmpty()) {
+      groups.add(
+          new ModelGroup(
+              a.get("model") != null ? Path.of(a.get("model")) : benchmarkCheckpoint(work, log),
+              bench));
+    }
+    if (chosen.contains("overhead")) {
+      Path tiny =
+          a.get("overhead-model") != null
+              ? Path.of(a.get("overhead-model"))
+              : overheadCheckpoint(work, log);
+      if (!groups.isEmpty() && groups.get(0).model().equals(tiny)) {
+        groups.set(0, new ModelGroup(tiny, concat(bench, "overhead")));
+      } else {
+        groups.add(new ModelGroup(tiny, List.of("overhead")));
+      }
+    }
+    return groups;
+  }
+
+  private static List<String> concat(List<String> list, String last) {
+    List<String> all = new ArrayList<>(list);
+    all.add(last);
+    return all;
+  }
+
+  /** What the report says of a model: where it is, its shape and size. */
+  private static Map<String, Object> modelInfo(Path model, Checkpoint ckpt) {
+    OlmoConfig c = ckpt.config();
+    Map<String, Object> m = new LinkedHashMap<>();
+    m.put("path", model.toString());
+    m.put("layout", c.layout().id());
+    m.put("hidden", c.hiddenSize());
+    m.put("layers", c.numHiddenLayers());
+    m.put("heads", c.numAttentionHeads());
+    m.put("intermediate", c.intermediateSize());
+    m.put("vocab_rows", c.vocabRows());
+    m.put("parameters", ckpt.parameterCount());
+    m.put("unique_weight_bytes", ckpt.uniqueWeightBytes());
+    m.put("tied", ckpt.tying().tied());
+    if (c.experts() != null) {
+      m.put("experts", c.experts());
+    }
+    return m;
   }
 
   static Path benchmarkCheckpoint(Path work, PrintStream log) throws IOException {

@@ -1,10 +1,15 @@
 package io.olmoppl.job.tools;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import com.google.gson.JsonArray;
+import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
+import io.olmoppl.checkpoint.Checkpoint;
+import io.olmoppl.checkpoint.TyingRule;
 import io.olmoppl.job.testing.SparkTestBase;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
@@ -19,8 +24,10 @@ import org.junit.jupiter.api.Test;
 
 /**
  * {@code olmo-ppl bench --json} on a reference-case model with small workloads: every figure the
- * README's Performance section quotes is there and sane (no speed is asserted), the end-to-end runs
- * scored the same tokens as the engine in process, and the bench leaves no files behind.
+ * README's Performance section quotes is there and sane (no speed is asserted), each workload ran
+ * on its own model (the overhead workload on the tiny one the bench builds, the others on {@code
+ * --model}), the end-to-end runs scored the same tokens as the engine in process, and the bench
+ * leaves no files behind.
  */
 class BenchTest extends SparkTestBase {
 
@@ -38,17 +45,42 @@ class BenchTest extends SparkTestBase {
           "700",
           "--short-docs",
           "12",
+          "--workload",
+          "long,short,overhead",
+          "--overhead-docs",
+          "20",
           "--json",
           "--master",
           spark.sparkContext().master()
         },
         new PrintStream(o, true, StandardCharsets.UTF_8));
     JsonObject r = JsonParser.parseString(o.toString(StandardCharsets.UTF_8)).getAsJsonObject();
+    // the long and short workloads on --model, the overhead workload on the tiny model
+    int modelHidden = Checkpoint.open(Path.of(model()), TyingRule.STRICT).config().hiddenSize();
+    assertTrue(modelHidden != 128, "the reference model must differ from the tiny one");
+    JsonArray models = r.getAsJsonArray("models");
+    assertNotNull(models, "the report lists the models with the workloads each ran");
+    assertEquals(2, models.size(), models.toString());
+    JsonObject benchModel = models.get(0).getAsJsonObject();
+    assertEquals(
+        List.of("long_document", "short_documents"), names(benchModel.getAsJsonArray("workloads")));
+    assertEquals(model(), benchModel.get("path").getAsString());
+    assertEquals(modelHidden, benchModel.get("hidden").getAsInt());
+    assertEquals(modelHidden, r.getAsJsonObject("model").get("hidden").getAsInt());
+    JsonObject tiny = models.get(1).getAsJsonObject();
+    assertEquals(List.of("overhead"), names(tiny.getAsJsonArray("workloads")));
+    assertEquals(128, tiny.get("hidden").getAsInt());
+    assertEquals(2, tiny.get("layers").getAsInt());
+    assertPositive(tiny.get("parameters").getAsDouble(), "tiny parameters");
+    assertEquals(
+        List.of("long_document", "short_documents"),
+        names(r.getAsJsonObject("memory").getAsJsonArray("workloads")),
+        "the memory figures are the first model's");
     JsonObject ceiling = r.getAsJsonObject("matmul_ceiling");
     for (String k : List.of("gflops_2048", "gflops_qkv", "gflops_up_gate", "gflops_down")) {
       assertPositive(ceiling.get(k).getAsDouble(), k);
     }
-    for (String w : List.of("long_document", "short_documents")) {
+    for (String w : List.of("long_document", "short_documents", "overhead")) {
       JsonObject in = r.getAsJsonObject("in_process").getAsJsonObject(w);
       JsonObject e2e = r.getAsJsonObject("spark").getAsJsonObject(w);
       for (String k :
@@ -78,6 +110,10 @@ class BenchTest extends SparkTestBase {
           1e-12,
           w + ": best to best");
       assertTrue(e2e.getAsJsonObject("timings").has("summary_seconds"), w);
+      // the executor is this JVM on a local master: its engine's forward time is the job's
+      assertPositive(e2e.get("score_forward_seconds").getAsDouble(), w + " forward seconds");
+      double e2eOutside = e2e.get("score_share_outside_forward").getAsDouble();
+      assertTrue(e2eOutside >= 0 && e2eOutside < 1, w + " end to end outside " + e2eOutside);
     }
     // 700 tokens at window 512 / stride 256: every token scored once
     assertEquals(
@@ -86,14 +122,17 @@ class BenchTest extends SparkTestBase {
             .getAsJsonObject("long_document")
             .get("scored_tokens")
             .getAsLong());
+    assertEquals(
+        20,
+        r.getAsJsonObject("in_process").getAsJsonObject("overhead").get("documents").getAsInt());
     // the first 2048^3 rate and one before each in-process run after an end-to-end run; the best
-    assertEquals(3, ceiling.getAsJsonArray("gflops_2048_runs").size());
+    assertEquals(4, ceiling.getAsJsonArray("gflops_2048_runs").size());
     double bestCeiling = 0;
     for (var v : ceiling.getAsJsonArray("gflops_2048_runs")) {
       bestCeiling = Math.max(bestCeiling, v.getAsDouble());
     }
     assertEquals(bestCeiling, ceiling.get("gflops_2048").getAsDouble(), 0.0);
-    for (String w : List.of("long_document", "short_documents")) {
+    for (String w : List.of("long_document", "short_documents", "overhead")) {
       JsonObject in = r.getAsJsonObject("in_process").getAsJsonObject(w);
       assertEquals(2, in.getAsJsonArray("runs_tokens_per_second").size(), w);
       assertEquals(
@@ -108,6 +147,10 @@ class BenchTest extends SparkTestBase {
     assertEquals(before, benchDirs(tmpdir), "the bench's work directory is deleted");
     assertTrue(
         !spark.sparkContext().isStopped(), "a session the bench did not start is left running");
+  }
+
+  private static List<String> names(JsonArray a) {
+    return a.asList().stream().map(JsonElement::getAsString).toList();
   }
 
   private static void assertPositive(double v, String what) {

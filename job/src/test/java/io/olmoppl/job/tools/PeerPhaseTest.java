@@ -18,8 +18,9 @@ import org.junit.jupiter.api.Test;
 /**
  * {@code olmo-ppl bench --peer transformers}: with a Python that has torch and transformers
  * (OLMO_PPL_PEER_PYTHON, else python3; skipped without one), the peer scores the bench's own
- * windows, the same tokens, to the same NLLs (an independent implementation: transformers' OLMo);
- * without one the bench says so and still reports everything else.
+ * windows, the same tokens, to the same NLLs (an independent implementation: transformers' OLMo),
+ * on each workload's model (the reference model, the tiny one of the overhead workload); without
+ * one the bench says so and still reports everything else.
  */
 class PeerPhaseTest {
   private static final String PYTHON =
@@ -31,7 +32,7 @@ class PeerPhaseTest {
     JsonObject r = bench(PYTHON, "2");
     JsonObject peer = r.getAsJsonObject("peer");
     assertFalse(peer.has("skipped"), String.valueOf(peer.get("skipped")));
-    for (String w : List.of("long_document", "short_documents")) {
+    for (String w : List.of("long_document", "short_documents", "overhead")) {
       JsonObject in = r.getAsJsonObject("in_process").getAsJsonObject(w);
       JsonObject p = peer.getAsJsonObject(w);
       assertEquals(in.get("scored_tokens").getAsLong(), p.get("scored_tokens").getAsLong(), w);
@@ -58,6 +59,7 @@ class PeerPhaseTest {
     String why = r.getAsJsonObject("peer").get("skipped").getAsString();
     assertTrue(why.contains("/nonexistent/python3") && why.contains("--python"), why);
     assertTrue(r.getAsJsonObject("in_process").has("short_documents"));
+    assertTrue(r.getAsJsonObject("in_process").has("overhead"));
   }
 
   private static JsonObject bench(String python, String rounds) throws Exception {
@@ -70,6 +72,10 @@ class PeerPhaseTest {
           "--long-tokens",
           "600",
           "--short-docs",
+          "10",
+          "--workload",
+          "long,short,overhead",
+          "--overhead-docs",
           "10",
           "--no-spark",
           "--rounds",
