@@ -23,18 +23,19 @@ import org.slf4j.LoggerFactory;
  * <p>MKL runs a slower code path of its own on any CPU it does not identify as Intel's, whatever
  * that CPU supports; on an AMD Zen 5 with AVX-512 that halves the fp32 matmul rate (measured by
  * {@code olmo-ppl bench}: 122 against 197 GFLOP/s at 2048³ on 2 cores); on an AVX2-only AMD CPU its
- * Intel AVX2 path is faster too (see {@link #AVX2_DEFAULT}).
- * MKL asks one function, {@code mkl_serv_intel_cpu_true}, and libtorch exports it, so a library
- * that defines it and is loaded with {@code RTLD_GLOBAL} before libtorch is the definition libtorch
- * binds to. The jar carries that library (source: {@code udf/src/main/native/mkl_intel_cpu.c},
- * built by {@code scripts/build-native}); MKL then chooses kernels from the CPU's feature flags
- * alone (and {@code MKL_ENABLE_INSTRUCTIONS}, its own cap). No maintained library on Maven Central
- * provides this, hence the project's own 13 KB one.
+ * Intel AVX2 path is faster too (see {@link #AVX2_DEFAULT}). MKL asks one function, {@code
+ * mkl_serv_intel_cpu_true}, and libtorch exports it, so a library that defines it and is loaded
+ * with {@code RTLD_GLOBAL} before libtorch is the definition libtorch binds to. The jar carries
+ * that library (source: {@code udf/src/main/native/mkl_intel_cpu.c}, built by {@code
+ * scripts/build-native}); MKL then chooses kernels from the CPU's feature flags alone (and {@code
+ * MKL_ENABLE_INSTRUCTIONS}, its own cap). No maintained library on Maven Central provides this,
+ * hence the project's own 13 KB one.
  *
  * <p>Done only on Linux x86-64 AMD CPUs that report every AVX-512 subset MKL's AVX-512 kernels use,
- * or AVX2, FMA and the rest of MKL's AVX2 path ({@code -Dolmoppl.mkl.avx2=false} leaves those to MKL), and only
- * before libtorch is loaded ({@link DjlSettings#configure} calls it). Set the system property
- * {@code olmoppl.mkl.avx512} to {@code false} to leave MKL's own choice on CPUs with AVX-512.
+ * or AVX2, FMA and the rest of MKL's AVX2 path ({@code -Dolmoppl.mkl.avx2=false} leaves those to
+ * MKL), and only before libtorch is loaded ({@link DjlSettings#configure} calls it). Set the system
+ * property {@code olmoppl.mkl.avx512} to {@code false} to leave MKL's own choice on CPUs with
+ * AVX-512.
  */
 public final class MklDispatch {
   private static final Logger LOG = LoggerFactory.getLogger(MklDispatch.class);
@@ -159,12 +160,7 @@ public final class MklDispatch {
     String kernels =
         has512 && !capBelow512 ? "AVX-512" : capBelow512 && !cap.equals("AVX2") ? cap : "AVX2";
     return new Decision(
-        true,
-        kernels
-            + " ("
-            + cpuKind
-            + capped
-            + "; MKL told it runs on an Intel CPU)");
+        true, kernels + " (" + cpuKind + capped + "; MKL told it runs on an Intel CPU)");
   }
 
   /** What {@link #decide(Cpu, String, boolean, boolean)} chose. */
