@@ -10,6 +10,7 @@ import io.olmoppl.checkpoint.TyingRule;
 import io.olmoppl.checkpoint.writer.CheckpointMaker;
 import io.olmoppl.job.cli.Args;
 import io.olmoppl.job.cli.Command;
+import io.olmoppl.job.cli.UsageException;
 import io.olmoppl.model.OlmoModel;
 import io.olmoppl.model.Precision;
 import io.olmoppl.runtime.MklDispatch;
@@ -129,17 +130,17 @@ public final class Bench implements Command {
     List<String> chosen = List.of(a.get("workload", "long,short").split(","));
     for (String w : chosen) {
       if (!List.of("long", "short", "overhead").contains(w)) {
-        throw new IllegalArgumentException(
+        throw new UsageException(
             "--workload takes long, short and overhead (comma-separated), not " + w);
       }
     }
     String peer = a.get("peer");
     if (peer != null && !peer.equals("transformers")) {
-      throw new IllegalArgumentException("--peer takes transformers, not " + peer);
+      throw new UsageException("--peer takes transformers, not " + peer);
     }
     int rounds = a.integer("rounds", 1);
     if (rounds < 1) {
-      throw new IllegalArgumentException("--rounds must be at least 1, not " + rounds);
+      throw new UsageException("--rounds must be at least 1, not " + rounds);
     }
     List<ModelGroup> groups = groups(a, chosen, work, log);
     int longTokens = a.integer("long-tokens", 26_292);
@@ -321,12 +322,12 @@ public final class Bench implements Command {
       bench.add("short_documents");
     }
     if (bench.isEmpty() && a.get("model") != null) {
-      throw new IllegalArgumentException(
+      throw new UsageException(
           "--model is the model of the long and short workloads, and none was chosen; the overhead"
               + " workload runs on --overhead-model DIR (default: a tiny model the bench builds)");
     }
     if (!chosen.contains("overhead") && a.get("overhead-model") != null) {
-      throw new IllegalArgumentException(
+      throw new UsageException(
           "--overhead-model is the model of the overhead workload: add overhead to --workload");
     }
     List<ModelGroup> groups = new ArrayList<>();

@@ -2,6 +2,7 @@ package io.olmoppl.job.tools;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.gson.JsonArray;
@@ -10,6 +11,7 @@ import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
 import io.olmoppl.checkpoint.Checkpoint;
 import io.olmoppl.checkpoint.TyingRule;
+import io.olmoppl.job.cli.UsageException;
 import io.olmoppl.job.testing.SparkTestBase;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
@@ -30,6 +32,25 @@ import org.junit.jupiter.api.Test;
  * leaves no files behind.
  */
 class BenchTest extends SparkTestBase {
+
+  /**
+   * A bad bench command line is a usage error (one line, exit 2), refused before any model is
+   * built.
+   */
+  @Test
+  void badCommandLinesAreUsageErrors() {
+    PrintStream out = new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8);
+    for (String[] argv :
+        List.of(
+            new String[] {"bench", "--workload", "long,medium"},
+            new String[] {"bench", "--peer", "llama.cpp"},
+            new String[] {"bench", "--rounds", "0"},
+            new String[] {"bench", "--workload", "overhead", "--model", "/nowhere"},
+            new String[] {"bench", "--workload", "long", "--overhead-model", "/nowhere"})) {
+      UsageException e = assertThrows(UsageException.class, () -> Bench.run(argv, out));
+      assertTrue(e.getMessage().startsWith("--"), e.getMessage());
+    }
+  }
 
   @Test
   void benchReportsEveryFigureAndCleansUp() throws Exception {
