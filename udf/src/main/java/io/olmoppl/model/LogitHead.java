@@ -12,6 +12,12 @@ import ai.djl.ndarray.NDManager;
  * followed by transformers' cross-entropy, per position.
  */
 final class LogitHead {
+  /**
+   * The least exponent a slice's log-sum-exp takes exp of: exp(-87) is float32's smallest normal
+   * magnitude or just above it (exp(-87.34) is FLT_MIN).
+   */
+  static final float MIN_EXPONENT = -87f;
+
   private final NDArray[] slices; // views of the output matrix, a slice of its rows each
   private final NDArray[] biasSlices; // the output bias likewise, or null
   private final double scale; // 1, or OLMo's 1/sqrt(C) where the config scales logits
@@ -106,13 +112,20 @@ final class LogitHead {
                 targetLogit[i] = picked[i];
               }
             }
-            // log-sum-exp of the slice: its max minus the max of its log-softmax (= -log sum exp(
-            // logits - max), exact at the arg max)
-            float[] max = logits.max(new int[] {-1}).toFloatArray();
-            float[] lsMax = logits.logSoftmax(-1).max(new int[] {-1}).toFloatArray();
+            // log-sum-exp of the slice: max + log sum exp(logit - max), the exps as log-softmax
+            // takes them. Each exponent is held at or above MIN_EXPONENT: a term that small cannot
+            // move a sum that is at least 1 (the max's own term) in float32, and libtorch's exp
+            // runs about ten times slower where its result is subnormal.
+            NDArray max = logits.max(new int[] {-1}, true); // (n, 1)
+            NDArray shifted = logits.subi(max).maximum(MIN_EXPONENT);
+            logits.close();
+            NDArray terms = shifted.exp();
+            shifted.close();
+            float[] sum = terms.sum(new int[] {-1}).toFloatArray();
+            float[] top = max.toFloatArray();
             lse[j] = new double[r1 - r0];
             for (int i = 0; i < lse[j].length; i++) {
-              lse[j][i] = (double) max[i] - lsMax[i];
+              lse[j][i] = top[i] + Math.log(sum[i]);
               maxes[i] = j == 0 ? lse[j][i] : Math.max(maxes[i], lse[j][i]);
             }
           }

@@ -97,6 +97,60 @@ class LogitHeadTest {
     }
   }
 
+  /**
+   * Slices as wide as the model's on CPU (1536, the last one 1464), logits spread over more than 87
+   * (so that some exps would be subnormal and are held at {@link LogitHead#MIN_EXPONENT}) and far
+   * below 0 (so that a log-sum-exp without its shift would underflow). Float32 logits near 150
+   * carry about 1e-5 of rounding each, hence the wider tolerance.
+   */
+  @ParameterizedTest(name = "offset={0}")
+  @CsvSource({"0", "-150"})
+  void wideSlicesWideSpreadsAndLargeOffsets(double offset) {
+    int vocab = 3000;
+    int width = 4;
+    int n = 6;
+    SplittableRandom r = new SplittableRandom(vocab + (long) offset);
+    float[] w = random(r, vocab * width, 1.0);
+    float[] bias = random(r, vocab, 1.0);
+    for (int j = 0; j < vocab; j++) {
+      bias[j] += (float) offset;
+    }
+    float[] x = random(r, n * width, 40.0);
+    long[] targets = new long[n];
+    for (int i = 0; i < n; i++) {
+      targets[i] = i == 0 ? vocab - 1 : r.nextInt(vocab);
+    }
+    double[] want = reference(x, w, bias, 1.0, targets, width);
+    try (NDManager weights = TorchEngine.get().newBaseManager();
+        NDManager m = TorchEngine.get().newBaseManager()) {
+      LogitHead head =
+          new LogitHead(
+              weights.create(w, new Shape(vocab, width)),
+              weights.create(bias),
+              1.0,
+              Precision.FP32,
+              1536,
+              4);
+      float[] got = head.logProbs(m, m.create(x, new Shape(n, width)), targets);
+      double spread = 0; // the widest row's largest logit minus its smallest
+      for (int i = 0; i < n; i++) {
+        assertEquals(want[i], got[i], 1e-4, "row " + i + " target " + targets[i]);
+        double lo = Double.POSITIVE_INFINITY;
+        double hi = Double.NEGATIVE_INFINITY;
+        for (int j = 0; j < vocab; j++) {
+          double logit = bias[j];
+          for (int k = 0; k < width; k++) {
+            logit += (double) x[i * width + k] * w[j * width + k];
+          }
+          lo = Math.min(lo, logit);
+          hi = Math.max(hi, logit);
+        }
+        spread = Math.max(spread, hi - lo);
+      }
+      assertTrue(spread > 87, "some exps must be subnormal, widest spread " + spread);
+    }
+  }
+
   @ParameterizedTest(name = "sliceRows={0}")
   @CsvSource({"23", "6", "1"})
   void probabilitiesOfEveryTargetSumToOne(long sliceRows) {

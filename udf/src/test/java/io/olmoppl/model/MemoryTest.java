@@ -121,9 +121,9 @@ class MemoryTest {
     // gate], down_proj,
     // + the unit scale and zero shift that torch's fused layer norm takes for OLMo-1's
     // parameter-free norms; plus views, which share the tensors' storage: per block the MLP's one
-    // intermediate slice (up, gate, down) and the output matrix's 50,304 rows in slices of 6,144
-    // (24 MiB of fp32 logits over a 1,024-token pass)
-    int expected = 1 + 2 * 4 + 2 + 2 * 3 + (50304 + 6143) / 6144;
+    // intermediate slice (up, gate, down) and the output matrix's 50,304 rows in slices of 1,536
+    // (6 MiB of fp32 logits over a 1,024-token pass)
+    int expected = 1 + 2 * 4 + 2 + 2 * 3 + (50304 + 1535) / 1536;
     assertEquals(expected, arrayCount(model.weightsManager()));
     assertEquals(expected, resourceCount(model.weightsManager()));
     assertSame(model.embedding(), model.output());
