@@ -338,8 +338,14 @@ public record Analysis(
         lo -= 0.5; // one value: centre it
       }
       Column bin = least(floor(lg.minus(lit(lo)).divide(lit(width))).cast("int"), lit(BINS - 1));
-      for (Row r : ok.groupBy(bin.as("bin")).count().collectAsList()) {
-        counts[Math.max(0, r.getInt(0))] += r.getLong(1);
+      // one aggregation with a count per bin: a job, where a group-by would add a shuffle's
+      Column[] perBin = new Column[BINS];
+      for (int i = 0; i < BINS; i++) {
+        perBin[i] = sum(when(i == 0 ? bin.leq(lit(0)) : bin.equalTo(lit(i)), 1L).otherwise(0L));
+      }
+      Row binned = ok.agg(perBin[0], Arrays.copyOfRange(perBin, 1, BINS)).first();
+      for (int i = 0; i < BINS; i++) {
+        counts[i] = binned.isNullAt(i) ? 0 : binned.getLong(i);
       }
       return new Distribution(
           pct, new ScoreSummary.Histogram("log10(perplexity)", lo, width, counts));

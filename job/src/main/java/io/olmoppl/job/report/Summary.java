@@ -22,6 +22,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import org.apache.spark.sql.Column;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
 
@@ -59,7 +60,7 @@ public final class Summary {
     long bytes = t.isNullAt(3) ? 0 : t.getLong(3);
     long words = t.isNullAt(4) ? 0 : t.getLong(4);
     long windows = t.isNullAt(5) ? 0 : t.getLong(5);
-    Map<String, Long> status = statusCounts(scored);
+    Map<String, Long> status = statusCounts(scored, t, 6, docs);
     double seconds =
         secondsSoFar + (System.nanoTime() - t0) / 1e9; // reading, scoring, writing + totals
     Map<String, Object> opts = run.options().describe(plan.window(), plan.stride(), plan.prefix());
@@ -171,20 +172,46 @@ public final class Summary {
     out.printf("  output          %s (summary in _summary.json)%n", s.output());
   }
 
-  /** Counts for the summary, from the scored rows. */
+  /**
+   * Counts for the summary, from the scored rows, in one Spark job (each job of a local run costs
+   * its scheduling, about 0.1-0.3 s): documents; the ok documents' tokens, NLL, bytes, words and
+   * windows; then the documents of each {@link Status}, in declaration order.
+   */
   public static Row totals(Dataset<Row> scored, String textColumn) {
     var ok = col(ScoreColumns.STATUS).equalTo(lit(Status.OK.id()));
-    return scored
-        .agg(
-            count(lit(1)),
-            sum(when(ok, col(ScoreColumns.TOKENS)).otherwise(0)),
-            sum(when(ok, col(ScoreColumns.NLL)).otherwise(0.0)),
-            sum(when(ok, octet_length(Columns.named(textColumn))).otherwise(0)),
-            // words as lm-eval counts them: len(re.split(r"\s+", doc)), Unicode whitespace, empty
-            // edge fields kept
-            sum(when(ok, size(split(Columns.named(textColumn), "(?U)\\s+", -1))).otherwise(0)),
-            sum(when(ok, col(ScoreColumns.WINDOWS)).otherwise(0)))
-        .first();
+    List<Column> rest =
+        new ArrayList<>(
+            List.of(
+                sum(when(ok, col(ScoreColumns.TOKENS)).otherwise(0)),
+                sum(when(ok, col(ScoreColumns.NLL)).otherwise(0.0)),
+                sum(when(ok, octet_length(Columns.named(textColumn))).otherwise(0)),
+                // words as lm-eval counts them: len(re.split(r"\s+", doc)), Unicode whitespace,
+                // empty edge fields kept
+                sum(when(ok, size(split(Columns.named(textColumn), "(?U)\\s+", -1))).otherwise(0)),
+                sum(when(ok, col(ScoreColumns.WINDOWS)).otherwise(0))));
+    for (Status st : Status.values()) {
+      rest.add(sum(when(col(ScoreColumns.STATUS).equalTo(lit(st.id())), 1L).otherwise(0L)));
+    }
+    return scored.agg(count(lit(1)), rest.toArray(Column[]::new)).first();
+  }
+
+  /**
+   * @param totals the row of {@link #totals}, whose columns from {@code first} on count the
+   *     documents of each {@link Status}
+   * @return documents per status present, by status: from {@code totals}, or counted again where
+   *     rows carry a status outside {@link Status} (rows carried from another version's output)
+   */
+  static Map<String, Long> statusCounts(Dataset<Row> scored, Row totals, int first, long docs) {
+    Map<String, Long> m = new java.util.TreeMap<>();
+    long counted = 0;
+    for (Status st : Status.values()) {
+      long n = totals.getLong(first + st.ordinal());
+      counted += n;
+      if (n > 0) {
+        m.put(st.id(), n);
+      }
+    }
+    return counted == docs ? new LinkedHashMap<>(m) : statusCounts(scored);
   }
 
   /**
