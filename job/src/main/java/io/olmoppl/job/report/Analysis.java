@@ -297,42 +297,56 @@ public record Analysis(
     return out;
   }
 
+  /** The percentiles and the histogram of document perplexity. */
+  record Distribution(Map<String, Double> percentiles, ScoreSummary.Histogram histogram) {}
+
+  /** An ok document with a perplexity: the documents of the distribution. */
+  private static Column okWithPerplexity() {
+    return col(ScoreColumns.STATUS)
+        .equalTo(lit(Status.OK.id()))
+        .and(col(ScoreColumns.PERPLEXITY).isNotNull());
+  }
+
+  /**
+   * The distribution's first pass, as aggregations over all scored rows that count the ok
+   * documents' perplexity only: the minimum and maximum of log10(perplexity) and the approximate
+   * percentiles (approxQuantile's algorithm at accuracy 1 / {@link Buckets#RELATIVE_ERROR}). The
+   * caller computes them with its own aggregations in one Spark job ({@link Summary#totals}) and
+   * passes the row to {@link #summarize}.
+   */
+  public static Column[] distributionAggregates() {
+    Column ok = okWithPerplexity();
+    Column lg = when(ok, log10(col(ScoreColumns.PERPLEXITY))); // null elsewhere: not aggregated
+    Column[] probs = Arrays.stream(PERCENTILES).mapToObj(p -> lit(p / 100)).toArray(Column[]::new);
+    return new Column[] {
+      min(lg),
+      max(lg),
+      percentile_approx(
+          when(ok, col(ScoreColumns.PERPLEXITY)),
+          array(probs),
+          lit((int) Math.round(1 / Buckets.RELATIVE_ERROR)))
+    };
+  }
+
   /**
    * Distribution of the document perplexity of ok documents: approximate percentiles (relative
    * error {@link Buckets#RELATIVE_ERROR}) and a histogram of log10(perplexity) in {@link #BINS}
    * equal bins.
+   *
+   * @param stats a row with the values of {@link #distributionAggregates} from column {@code from}
    */
-  /** The percentiles and the histogram of document perplexity. */
-  record Distribution(Map<String, Double> percentiles, ScoreSummary.Histogram histogram) {}
-
-  static Distribution distribution(Dataset<Row> scored) {
-    Dataset<Row> ok =
-        scored.filter(
-            col(ScoreColumns.STATUS)
-                .equalTo(lit(Status.OK.id()))
-                .and(col(ScoreColumns.PERPLEXITY).isNotNull()));
+  static Distribution distribution(Dataset<Row> scored, Row stats, int from) {
+    Dataset<Row> ok = scored.filter(okWithPerplexity());
     Column lg = log10(col(ScoreColumns.PERPLEXITY));
-    // one pass for the percentiles (approxQuantile's algorithm at accuracy 1 / relative error) and
-    // the range
-    Column[] probs = Arrays.stream(PERCENTILES).mapToObj(p -> lit(p / 100)).toArray(Column[]::new);
-    Row mm =
-        ok.agg(
-                min(lg),
-                max(lg),
-                percentile_approx(
-                    col(ScoreColumns.PERPLEXITY),
-                    array(probs),
-                    lit((int) Math.round(1 / Buckets.RELATIVE_ERROR))))
-            .first();
-    List<Double> q = mm.isNullAt(2) ? null : mm.getList(2);
+    List<Double> q = stats.isNullAt(from + 2) ? null : stats.getList(from + 2);
     Map<String, Double> pct = new LinkedHashMap<>();
     for (int i = 0; i < PERCENTILES.length; i++) {
       pct.put(String.format(Locale.ROOT, "p%d", (int) PERCENTILES[i]), q == null ? null : q.get(i));
     }
     long[] counts = new long[BINS];
-    if (!mm.isNullAt(0)) {
-      double lo = mm.getDouble(0);
-      double hi = mm.getDouble(1);
+    if (!stats.isNullAt(from)) {
+      double lo = stats.getDouble(from);
+      double hi = stats.getDouble(from + 1);
       double width = hi > lo ? (hi - lo) / BINS : 1.0 / BINS;
       if (hi <= lo) {
         lo -= 0.5; // one value: centre it
@@ -355,6 +369,7 @@ public record Analysis(
   }
 
   /**
+   * @param stats a row with the values of {@link #distributionAggregates} from column {@code from}
    * @param idColumn the row key shown with example documents (null: none)
    * @param corpus the corpus part of the summary (its counts and micro-averages)
    * @return the summary entries of the analysis: ok documents, byte perplexity, percentiles and
@@ -362,11 +377,13 @@ public record Analysis(
    */
   public ScoreSummary.Findings summarize(
       Dataset<Row> labelled,
+      Row stats,
+      int from,
       String textColumn,
       String idColumn,
       Buckets.Cutoffs cutoffs,
       ScoreSummary.Corpus corpus) {
-    Distribution d = distribution(labelled);
+    Distribution d = distribution(labelled, stats, from);
     ScoreSummary.BucketSummary buckets =
         cutoffs == null ? null : cutoffs.describe(bucketCounts(labelled, cutoffs));
     ScoreSummary.Groups groups =

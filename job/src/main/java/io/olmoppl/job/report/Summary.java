@@ -46,21 +46,25 @@ public final class Summary {
       String textColumn,
       ScoringOptions options) {}
 
+  /**
+   * @param scored the scored rows (counted again only for statuses outside {@link Status})
+   * @param t the row of {@link #totals} over {@code scored}
+   */
   public static ScoreSummary.Corpus build(
       Dataset<Row> scored,
+      Row t,
       OlmoPerplexity.Plan plan,
       Run run,
       ScoreMetrics metrics,
       double secondsSoFar) {
     long t0 = System.nanoTime();
-    Row t = totals(scored, run.textColumn());
     long docs = t.getLong(0);
     long tokens = t.isNullAt(1) ? 0 : t.getLong(1);
     double nll = t.isNullAt(2) ? 0 : t.getDouble(2);
     long bytes = t.isNullAt(3) ? 0 : t.getLong(3);
     long words = t.isNullAt(4) ? 0 : t.getLong(4);
     long windows = t.isNullAt(5) ? 0 : t.getLong(5);
-    Map<String, Long> status = statusCounts(scored, t, 6, docs);
+    Map<String, Long> status = statusCounts(scored, t, STATUS_FROM, docs);
     double seconds =
         secondsSoFar + (System.nanoTime() - t0) / 1e9; // reading, scoring, writing + totals
     Map<String, Object> opts = run.options().describe(plan.window(), plan.stride(), plan.prefix());
@@ -172,12 +176,21 @@ public final class Summary {
     out.printf("  output          %s (summary in _summary.json)%n", s.output());
   }
 
+  /** The column of {@link #totals} where the documents per {@link Status} start. */
+  static final int STATUS_FROM = 6;
+
+  /** The column of {@link #totals} where the caller's further aggregations start. */
+  public static final int MORE_FROM = STATUS_FROM + Status.values().length;
+
   /**
    * Counts for the summary, from the scored rows, in one Spark job (each job of a local run costs
-   * its scheduling, about 0.1-0.3 s): documents; the ok documents' tokens, NLL, bytes, words and
-   * windows; then the documents of each {@link Status}, in declaration order.
+   * its planning and scheduling, 0.1 to 0.5 s): documents; the ok documents' tokens, NLL, bytes,
+   * words and windows; then the documents of each {@link Status}, in declaration order (from {@link
+   * #STATUS_FROM}); then {@code more} (from {@link #MORE_FROM}).
+   *
+   * @param more further aggregations over the same rows, computed in the same job
    */
-  public static Row totals(Dataset<Row> scored, String textColumn) {
+  public static Row totals(Dataset<Row> scored, String textColumn, Column... more) {
     var ok = col(ScoreColumns.STATUS).equalTo(lit(Status.OK.id()));
     List<Column> rest =
         new ArrayList<>(
@@ -192,6 +205,7 @@ public final class Summary {
     for (Status st : Status.values()) {
       rest.add(sum(when(col(ScoreColumns.STATUS).equalTo(lit(st.id())), 1L).otherwise(0L)));
     }
+    rest.addAll(List.of(more));
     return scored.agg(count(lit(1)), rest.toArray(Column[]::new)).first();
   }
 

@@ -294,11 +294,21 @@ public final class ScoreCommand implements Command {
         progress.close();
       }
       long tSummary = System.nanoTime();
+      // the counts and the distribution's range and percentiles in one Spark job
+      Row totals = Summary.totals(scored, req.textColumn(), Analysis.distributionAggregates());
       ScoreSummary.Corpus corpus =
-          Summary.build(scored, plan, req.describe(), metrics, (System.nanoTime() - t0) / 1e9);
+          Summary.build(
+              scored, totals, plan, req.describe(), metrics, (System.nanoTime() - t0) / 1e9);
       ScoreSummary.Previous previous = rerun.describe(corpus.documents());
       ScoreSummary.Findings findings =
-          an.summarize(labelled, req.textColumn(), req.run().idColumn(), cutoffs, corpus);
+          an.summarize(
+              labelled,
+              totals,
+              Summary.MORE_FROM,
+              req.textColumn(),
+              req.run().idColumn(),
+              cutoffs,
+              corpus);
       Summary.Timings timings = Summary.timings(corpus, t0, tCount, tScore, tSummary);
       ScoreSummary summary =
           new ScoreSummary(corpus, previous, findings, timings.timings(), timings.throughput());

@@ -33,7 +33,7 @@ class StatusCountsTest extends SparkTestBase {
 
   private static Map<String, Long> counts(Dataset<Row> d) {
     Row totals = Summary.totals(d, "text");
-    return Summary.statusCounts(d, totals, 6, totals.getLong(0));
+    return Summary.statusCounts(d, totals, Summary.STATUS_FROM, totals.getLong(0));
   }
 
   @Test
