@@ -4,8 +4,6 @@ import static org.apache.spark.sql.functions.array;
 import static org.apache.spark.sql.functions.coalesce;
 import static org.apache.spark.sql.functions.col;
 import static org.apache.spark.sql.functions.count;
-import static org.apache.spark.sql.functions.floor;
-import static org.apache.spark.sql.functions.least;
 import static org.apache.spark.sql.functions.lit;
 import static org.apache.spark.sql.functions.log10;
 import static org.apache.spark.sql.functions.max;
@@ -351,21 +349,36 @@ public record Analysis(
       if (hi <= lo) {
         lo -= 0.5; // one value: centre it
       }
-      Column bin = least(floor(lg.minus(lit(lo)).divide(lit(width))).cast("int"), lit(BINS - 1));
-      // one aggregation with a count per bin: a job, where a group-by would add a shuffle's
-      Column[] perBin = new Column[BINS];
-      for (int i = 0; i < BINS; i++) {
-        perBin[i] = sum(when(i == 0 ? bin.leq(lit(0)) : bin.equalTo(lit(i)), 1L).otherwise(0L));
-      }
-      Row binned = ok.agg(perBin[0], Arrays.copyOfRange(perBin, 1, BINS)).first();
-      for (int i = 0; i < BINS; i++) {
-        counts[i] = binned.isNullAt(i) ? 0 : binned.getLong(i);
-      }
+      // counted per partition and merged on the driver (RDD.aggregate): one job, no shuffle, and
+      // no planning of an aggregation with a column per bin
+      double start = lo;
+      double w = width;
+      counts =
+          ok.select(lg)
+              .javaRDD()
+              .aggregate(
+                  new long[BINS],
+                  (c, r) -> {
+                    c[bin(r.getDouble(0), start, w)]++;
+                    return c;
+                  },
+                  (a, b) -> {
+                    Arrays.setAll(a, i -> a[i] + b[i]);
+                    return a;
+                  });
       return new Distribution(
           pct, new ScoreSummary.Histogram("log10(perplexity)", lo, width, counts));
     }
     return new Distribution(
         pct, new ScoreSummary.Histogram("log10(perplexity)", null, null, counts));
+  }
+
+  /**
+   * @return the histogram bin of {@code log10p}: equal bins of {@code width} from {@code lo}, the
+   *     maximum in the last
+   */
+  static int bin(double log10p, double lo, double width) {
+    return (int) Math.max(0, Math.min(BINS - 1, Math.floor((log10p - lo) / width)));
   }
 
   /**
