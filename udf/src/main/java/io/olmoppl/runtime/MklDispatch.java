@@ -50,10 +50,11 @@ public final class MklDispatch {
       List.of("avx", "avx2", "fma", "f16c", "bmi1", "bmi2", "abm", "movbe");
 
   /**
-   * The default of olmoppl.mkl.avx2 (AMD CPUs with AVX2 but not AVX-512): on. Measured (README "MKL
-   * on AMD CPUs"): on an AVX2-only EPYC the Intel path raised the 2048³ rate from 111.5 to 133.5
-   * GFLOP/s; at the AVX2 cap, interleaved on one quiet 2-vCPU Xeon, MKL's non-Intel path ran at
-   * 24.8-25.5 GFLOP/s against 72.0-73.3 for its Intel AVX2 path.
+   * The default of olmoppl.mkl.avx2 (AMD CPUs with AVX2 but not AVX-512): on. Measured (README "On
+   * a real AVX2-only AMD CPU"): on a 2-vCPU Zen 3 EPYC, MKL's own path and this one alternating,
+   * three pairs, best to best 1.29x at 2048³, 1.14x on the long document, 1.34x on the short mix;
+   * at the AVX2 cap on a 2-vCPU Xeon, MKL's non-Intel path ran at 24.8-25.5 GFLOP/s against
+   * 72.0-73.3 for its Intel AVX2 path.
    */
   static final String AVX2_DEFAULT = "true";
 
