@@ -44,7 +44,8 @@ public final class Bench implements Command {
   public static final String HELP =
       String.join(
           "\n",
-          "usage: olmo-ppl bench [--model DIR] [--json] [--long-tokens N] [--short-docs N] [--no-spark]"
+          "usage: olmo-ppl bench [--model DIR] [--json] [--long-tokens N] [--short-docs N | --short-texts"
+              + " FILE] [--no-spark]"
               + " [--rounds N] [--workload LIST] [--overhead-docs N] [--overhead-model DIR]"
               + " [--peer transformers [--python PATH]]",
           "",
@@ -54,6 +55,8 @@ public final class Bench implements Command {
           "are 512 tokens (the model's positions if fewer).",
           "  --long-tokens N  tokens of the long document (default 26292)",
           "  --short-docs N   number of short documents (default 230, about 95 tokens each)",
+          "  --short-texts FILE  the short workload's documents from FILE instead: JSON Lines, the field text of",
+          "                   every line (your own corpus's mix of lengths)",
           "  --no-spark       skip the end-to-end runs through olmo-ppl score",
           "  --workload LIST  comma-separated, of long (one long document at stride 256), short (the short mix)",
           "                   and overhead (--overhead-docs short documents on a tiny model, hidden 128, 2 layers,",
@@ -101,6 +104,7 @@ public final class Bench implements Command {
                 "model",
                 "long-tokens",
                 "short-docs",
+                "short-texts",
                 "master",
                 "rounds",
                 "workload",
@@ -142,6 +146,14 @@ public final class Bench implements Command {
     if (rounds < 1) {
       throw new UsageException("--rounds must be at least 1, not " + rounds);
     }
+    if (a.get("short-texts") != null && a.get("short-docs") != null) {
+      throw new UsageException(
+          "--short-texts gives the short documents, --short-docs their number in the generated mix:"
+              + " pass one of them.");
+    }
+    // read before any model is built: a bad file is refused first
+    List<String> shortTextsGiven =
+        a.get("short-texts") == null ? null : Workload.readTexts(Path.of(a.get("short-texts")));
     List<ModelGroup> groups = groups(a, chosen, work, log);
     int longTokens = a.integer("long-tokens", 26_292);
     int shortDocs = a.integer("short-docs", 230);
@@ -207,7 +219,10 @@ public final class Bench implements Command {
                           c, List.of(Workload.text(tok, longTokens, new SplittableRandom(1))));
                   case "short_documents" ->
                       Workload.shortDocuments(
-                          c, Workload.shortTexts(tok, shortDocs, new SplittableRandom(2)));
+                          c,
+                          shortTextsGiven != null
+                              ? shortTextsGiven
+                              : Workload.shortTexts(tok, shortDocs, new SplittableRandom(2)));
                   case "overhead" ->
                       Workload.shortDocuments(
                           c, Workload.shortTexts(tok, overheadDocs, new SplittableRandom(3)));

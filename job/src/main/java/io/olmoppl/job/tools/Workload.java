@@ -1,8 +1,17 @@
 package io.olmoppl.job.tools;
 
+import com.google.gson.JsonElement;
+import com.google.gson.JsonParseException;
+import com.google.gson.JsonParser;
 import io.olmoppl.checkpoint.OlmoConfig;
+import io.olmoppl.job.cli.UsageException;
 import io.olmoppl.scoring.ScoringOptions;
 import io.olmoppl.tokenizer.OlmoTokenizer;
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
@@ -62,6 +71,60 @@ record Workload(List<String> texts, int window, int stride) {
       ids = tok.encode(s);
     }
     return s;
+  }
+
+  /**
+   * The short workload's documents from a file of the user's ({@code --short-texts}): JSON Lines,
+   * the string field {@code text} of every line (blank lines skipped), as {@code olmo-ppl score}
+   * reads them by default.
+   *
+   * @throws UsageException when the file cannot be read, a line is not a JSON object with a
+   *     non-empty string {@code text}, or it holds no document
+   */
+  static List<String> readTexts(Path file) {
+    List<String> out = new ArrayList<>();
+    try (BufferedReader in = Files.newBufferedReader(file, StandardCharsets.UTF_8)) {
+      String line;
+      int n = 0;
+      while ((line = in.readLine()) != null) {
+        n++;
+        if (line.isBlank()) {
+          continue;
+        }
+        JsonElement text;
+        try {
+          JsonElement e = JsonParser.parseString(line);
+          text = e.isJsonObject() ? e.getAsJsonObject().get("text") : null;
+        } catch (JsonParseException ex) {
+          text = null;
+        }
+        if (text == null || !text.isJsonPrimitive() || !text.getAsJsonPrimitive().isString()) {
+          throw new UsageException(
+              "--short-texts "
+                  + file
+                  + ": line "
+                  + n
+                  + " is not a JSON object with a string field text. Give JSON Lines, one"
+                  + " {\"text\": ...} per document.");
+        }
+        if (text.getAsString().isEmpty()) {
+          throw new UsageException(
+              "--short-texts "
+                  + file
+                  + ": line "
+                  + n
+                  + " has an empty text, which has nothing to score. Leave it out.");
+        }
+        out.add(text.getAsString());
+      }
+    } catch (IOException e) {
+      throw new UsageException(
+          "--short-texts " + file + " cannot be read (" + e.getMessage() + "). Name a file.");
+    }
+    if (out.isEmpty()) {
+      throw new UsageException("--short-texts " + file + " holds no document.");
+    }
+    return out;
   }
 
   /**

@@ -46,7 +46,9 @@ class BenchTest extends SparkTestBase {
             new String[] {"bench", "--peer", "llama.cpp"},
             new String[] {"bench", "--rounds", "0"},
             new String[] {"bench", "--workload", "overhead", "--model", "/nowhere"},
-            new String[] {"bench", "--workload", "long", "--overhead-model", "/nowhere"})) {
+            new String[] {"bench", "--workload", "long", "--overhead-model", "/nowhere"},
+            new String[] {"bench", "--short-texts", "/nowhere.jsonl"},
+            new String[] {"bench", "--short-texts", "/nowhere.jsonl", "--short-docs", "5"})) {
       UsageException e = assertThrows(UsageException.class, () -> Bench.run(argv, out));
       assertTrue(e.getMessage().startsWith("--"), e.getMessage());
     }
