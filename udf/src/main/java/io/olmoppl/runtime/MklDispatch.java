@@ -41,6 +41,9 @@ public final class MklDispatch {
   private static final Logger LOG = LoggerFactory.getLogger(MklDispatch.class);
   static final String RESOURCE = "linux-x86-64/libolmoppl_mkl_intel_cpu.so";
 
+  /** How {@link #select()}'s words begin where MKL was left to its own choice. */
+  public static final String OWN_CHOICE = "MKL's own choice";
+
   /** The AVX-512 subsets of MKL's AVX-512 ("Skylake server") code path. */
   static final List<String> AVX512_FLAGS =
       List.of("avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl");
@@ -64,9 +67,19 @@ public final class MklDispatch {
   private static final int RTLD_NODELETE = 0x1000;
 
   private static String choice;
+  private static boolean intelPath; // whether MKL was told it runs on an Intel CPU
   private static NativeLibrary loaded; // held: the definition must outlive every MKL call
 
   private MklDispatch() {}
+
+  /**
+   * @return whether this process's MKL runs its Intel code path because olmo-ppl told it it runs on
+   *     an Intel CPU (so MKL's own choice differs); selects first if not done yet
+   */
+  public static synchronized boolean intelPath() {
+    select();
+    return intelPath;
+  }
 
   /**
    * Idempotent.
@@ -85,13 +98,13 @@ public final class MklDispatch {
     String os = System.getProperty("os.name", "").toLowerCase(Locale.ROOT);
     String arch = System.getProperty("os.arch", "");
     if (!os.contains("linux") || !(arch.equals("amd64") || arch.equals("x86_64"))) {
-      return "MKL's own choice (not Linux x86-64)";
+      return OWN_CHOICE + " (not Linux x86-64)";
     }
     Cpu cpu;
     try {
       cpu = Cpu.read(Path.of("/proc/cpuinfo"));
     } catch (IOException e) {
-      return "MKL's own choice (/proc/cpuinfo unreadable: " + e.getMessage() + ")";
+      return OWN_CHOICE + " (/proc/cpuinfo unreadable: " + e.getMessage() + ")";
     }
     Decision d =
         decide(
@@ -103,14 +116,14 @@ public final class MklDispatch {
       return d.description();
     }
     if (libtorchLoaded()) {
-      return "MKL's own choice (libtorch was loaded before olmo-ppl could select MKL's Intel path)";
+      return OWN_CHOICE + " (libtorch was loaded before olmo-ppl could select MKL's Intel path)";
     }
     Path lib = null;
     try {
       lib = Files.createTempFile("olmoppl-mkl-intel-cpu", ".so");
       try (InputStream in = MklDispatch.class.getResourceAsStream(RESOURCE)) {
         if (in == null) {
-          return "MKL's own choice (" + RESOURCE + " missing from the jar)";
+          return OWN_CHOICE + " (" + RESOURCE + " missing from the jar)";
         }
         Files.copy(in, lib, StandardCopyOption.REPLACE_EXISTING);
       }
@@ -118,9 +131,10 @@ public final class MklDispatch {
           NativeLibrary.getInstance(
               lib.toString(),
               Map.of(Library.OPTION_OPEN_FLAGS, RTLD_NOW | RTLD_GLOBAL | RTLD_NODELETE));
+      intelPath = true;
       return d.description();
     } catch (IOException | UnsatisfiedLinkError | RuntimeException e) {
-      return "MKL's own choice (loading " + RESOURCE + " failed: " + e.getMessage() + ")";
+      return OWN_CHOICE + " (loading " + RESOURCE + " failed: " + e.getMessage() + ")";
     } finally {
       // a loaded library stays mapped after its file is gone; deleting it now rather than at exit
       // leaves nothing behind in the temp folder when a JVM is killed (as Spark kills executors)
@@ -146,16 +160,16 @@ public final class MklDispatch {
     String cap = mklEnable == null ? "" : mklEnable.trim().toUpperCase(Locale.ROOT);
     String capped = cap.isEmpty() ? "" : ", MKL_ENABLE_INSTRUCTIONS=" + mklEnable.trim();
     if (!"AuthenticAMD".equals(cpu.vendor())) {
-      return new Decision(false, "MKL's own choice (" + cpu.vendor() + " CPU" + capped + ")");
+      return new Decision(false, OWN_CHOICE + " (" + cpu.vendor() + " CPU" + capped + ")");
     }
     boolean has512 = cpu.flags().containsAll(AVX512_FLAGS);
     if (!has512 && !cpu.flags().containsAll(AVX2_FLAGS)) {
-      return new Decision(false, "MKL's own choice (AMD CPU without AVX2 and FMA)");
+      return new Decision(false, OWN_CHOICE + " (AMD CPU without AVX2 and FMA)");
     }
     String cpuKind = has512 ? "AMD CPU with AVX-512" : "AMD CPU with AVX2 and FMA, no AVX-512";
     String property = has512 ? "olmoppl.mkl.avx512" : "olmoppl.mkl.avx2";
     if (!(has512 ? avx512 : avx2)) {
-      return new Decision(false, "MKL's own choice (" + cpuKind + "; " + property + "=false)");
+      return new Decision(false, OWN_CHOICE + " (" + cpuKind + "; " + property + "=false)");
     }
     boolean capBelow512 = !cap.isEmpty() && !cap.startsWith("AVX512") && !cap.startsWith("AVX10");
     String kernels =

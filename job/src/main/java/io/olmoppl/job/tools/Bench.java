@@ -71,6 +71,15 @@ public final class Bench implements Command {
           "                   the ratio is best to best, so more rounds ride out a noisy machine",
           "  --json           print every figure as JSON instead of the table");
 
+  /** The options that belong to one workload, and its name in {@code --workload}. */
+  static final Map<String, String> WORKLOAD_OPTIONS =
+      Map.of(
+          "long-tokens", "long",
+          "short-docs", "short",
+          "short-texts", "short",
+          "overhead-docs", "overhead",
+          "overhead-model", "overhead");
+
   public Bench() {}
 
   @Override
@@ -138,6 +147,21 @@ public final class Bench implements Command {
             "--workload takes long, short and overhead (comma-separated), not " + w);
       }
     }
+    // an option of a workload that does not run would be ignored: refused instead
+    for (Map.Entry<String, String> e : WORKLOAD_OPTIONS.entrySet()) {
+      if (a.get(e.getKey()) != null && !chosen.contains(e.getValue())) {
+        throw new UsageException(
+            "--"
+                + e.getKey()
+                + " is an option of the "
+                + e.getValue()
+                + " workload, which does not run: add "
+                + e.getValue()
+                + " to --workload (now "
+                + String.join(",", chosen)
+                + ")");
+      }
+    }
     String peer = a.get("peer");
     if (peer != null && !peer.equals("transformers")) {
       throw new UsageException("--peer takes transformers, not " + peer);
@@ -163,7 +187,7 @@ public final class Bench implements Command {
     List<Map<String, Object>> models = new ArrayList<>();
     // every in-process run of each workload, and every 2048^3 rate: figures are best to best
     Map<String, List<Map<String, Object>>> inRuns = new LinkedHashMap<>();
-    List<Double> ceilings = new ArrayList<>();
+    Ceilings ceilings = null; // with the engine's threads, once the first engine exists
     Map<String, Object> ceiling = new LinkedHashMap<>();
     Map<String, Object> spark = new LinkedHashMap<>();
     Map<String, Object> peers = new LinkedHashMap<>();
@@ -244,6 +268,7 @@ public final class Bench implements Command {
             NativeAllocator.trim();
             BenchMachine.resetPeakResident();
             r.put("matmul_ceiling", ceiling);
+            ceilings = new Ceilings((int) ceiling.get("threads"));
             ceilings.add((double) ceiling.get("gflops_2048"));
           }
           workloads.forEach(
@@ -299,13 +324,11 @@ public final class Bench implements Command {
     if (peer != null) {
       r.put("peer", peers);
     }
-    double bestCeiling = ceilings.stream().mapToDouble(Double::doubleValue).max().orElseThrow();
-    ceiling.put("gflops_2048", bestCeiling);
-    ceiling.put("gflops_2048_runs", ceilings);
+    ceilings.report(ceiling);
     Map<String, Object> loads = new LinkedHashMap<>();
     for (Map.Entry<String, List<Map<String, Object>>> e : inRuns.entrySet()) {
       Map<String, Object> best = new LinkedHashMap<>(InProcessPhase.best(e.getValue()));
-      best.put("ratio_to_ceiling", (double) best.get("effective_gflops") / bestCeiling);
+      ceilings.ratios(best);
       best.put("runs_tokens_per_second", e.getValue().stream().map(InProcessPhase::rate).toList());
       loads.put(e.getKey(), best);
     }
@@ -340,10 +363,6 @@ public final class Bench implements Command {
       throw new UsageException(
           "--model is the model of the long and short workloads, and none was chosen; the overhead"
               + " workload runs on --overhead-model DIR (default: a tiny model the bench builds)");
-    }
-    if (!chosen.contains("overhead") && a.get("overhead-model") != null) {
-      throw new UsageException(
-          "--overhead-model is the model of the overhead workload: add overhead to --workload");
     }
     List<ModelGroup> groups = new ArrayList<>();
     if (!bench.isEmpty()) {

@@ -39,6 +39,19 @@ final class BenchPrinter {
         ceil.get("gflops_up_gate"),
         ceil.get("gflops_down"),
         ceil.get("gflops_logits"));
+    Map<String, Object> d = (Map<String, Object>) ceil.get("default_path");
+    if ((boolean) d.get("separate_process")) {
+      out.printf(
+          "MKL's default path (its own choice, what plain libtorch gets here; 2048^3 in a separate"
+              + " JVM right after each of the above): %s%n",
+          d.containsKey("error")
+              ? "not measured: " + d.get("error")
+              : String.format(
+                  Locale.ROOT,
+                  "%.1f GFLOP/s (best of %s)",
+                  d.get("gflops_2048"),
+                  rates(d.get("gflops_2048_runs"))));
+    }
     Map<String, Object> in = (Map<String, Object>) r.get("in_process");
     Map<String, Object> spark = (Map<String, Object>) r.get("spark");
     Map<String, Object> peer = (Map<String, Object>) r.get("peer");
@@ -94,8 +107,8 @@ final class BenchPrinter {
       PrintStream out) {
     out.printf(
         "%s (%s docs, %,d scored tokens, window %s, stride %s), in process (best of %s): %.1f scored tokens/s, %.1f positions/s,"
-            + " %.1f GFLOP/s = %.2f x ceiling, padding efficiency %.3f, %.1f%% of wall time outside the forward"
-            + " pass%n",
+            + " %.1f GFLOP/s = %.2f x ceiling%s, padding efficiency %.3f, %.1f%% of wall time outside the"
+            + " forward pass%n",
         w.replace('_', ' '),
         m.get("documents"),
         (long) m.get("scored_tokens"),
@@ -106,6 +119,13 @@ final class BenchPrinter {
         m.get("computed_positions_per_second"),
         m.get("effective_gflops"),
         m.get("ratio_to_ceiling"),
+        Double.isNaN((double) m.get("ratio_to_default_path_ceiling"))
+            ? ""
+            : String.format(
+                Locale.ROOT,
+                " (%.2f x MKL's default-path 2048^3, %.2f scored tokens/s per its GFLOP/s)",
+                m.get("ratio_to_default_path_ceiling"),
+                m.get("tokens_per_second_per_default_path_gflops")),
         m.get("padding_efficiency"),
         100 * (double) m.get("share_outside_forward"));
     if (spark != null) {

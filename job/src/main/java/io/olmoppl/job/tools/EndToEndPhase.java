@@ -76,7 +76,7 @@ final class EndToEndPhase {
       Workload warmUp,
       Map<String, Workload> workloads,
       Map<String, List<Map<String, Object>>> inRuns,
-      List<Double> ceilings,
+      Ceilings ceilings,
       int rounds)
       throws IOException {
     spark.start();
@@ -92,7 +92,7 @@ final class EndToEndPhase {
         e2eRuns
             .get(w)
             .add(scoreCommand(model, work.resolve(w + "-" + round), workloads.get(w), master));
-        ceilings.add(InProcessPhase.matmulGflops(2048, 2048, 2048));
+        ceilings.measure();
         inRuns.get(w).add(InProcessPhase.inProcess(engine, c, workloads.get(w)));
       }
     }

@@ -13,6 +13,7 @@ import io.olmoppl.checkpoint.Checkpoint;
 import io.olmoppl.checkpoint.TyingRule;
 import io.olmoppl.job.cli.UsageException;
 import io.olmoppl.job.testing.SparkTestBase;
+import io.olmoppl.runtime.MklDispatch;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
@@ -48,7 +49,12 @@ class BenchTest extends SparkTestBase {
             new String[] {"bench", "--workload", "overhead", "--model", "/nowhere"},
             new String[] {"bench", "--workload", "long", "--overhead-model", "/nowhere"},
             new String[] {"bench", "--short-texts", "/nowhere.jsonl"},
-            new String[] {"bench", "--short-texts", "/nowhere.jsonl", "--short-docs", "5"})) {
+            new String[] {"bench", "--short-texts", "/nowhere.jsonl", "--short-docs", "5"},
+            // an option of a workload that does not run
+            new String[] {"bench", "--workload", "long", "--short-texts", "/nowhere.jsonl"},
+            new String[] {"bench", "--workload", "long,overhead", "--short-docs", "5"},
+            new String[] {"bench", "--workload", "short", "--long-tokens", "500"},
+            new String[] {"bench", "--overhead-docs", "50"})) {
       UsageException e = assertThrows(UsageException.class, () -> Bench.run(argv, out));
       assertTrue(e.getMessage().startsWith("--"), e.getMessage());
     }
@@ -161,6 +167,36 @@ class BenchTest extends SparkTestBase {
       assertEquals(
           in.get("effective_gflops").getAsDouble() / bestCeiling,
           in.get("ratio_to_ceiling").getAsDouble(),
+          1e-12,
+          w);
+    }
+    // MKL's default path: measured in a child JVM after each 2048^3 run where this process runs
+    // MKL's Intel path, else the same figure
+    JsonObject defaultPath = ceiling.getAsJsonObject("default_path");
+    boolean separate = MklDispatch.intelPath();
+    assertEquals(separate, defaultPath.get("separate_process").getAsBoolean());
+    double bestDefault = bestCeiling;
+    if (separate) {
+      assertTrue(!defaultPath.has("error"), defaultPath.toString());
+      JsonArray runs = defaultPath.getAsJsonArray("gflops_2048_runs");
+      assertEquals(4, runs.size(), "one after each of this process's 2048^3 runs");
+      bestDefault = 0;
+      for (var v : runs) {
+        assertPositive(v.getAsDouble(), "default-path run");
+        bestDefault = Math.max(bestDefault, v.getAsDouble());
+      }
+      assertEquals(bestDefault, defaultPath.get("gflops_2048").getAsDouble(), 0.0);
+    }
+    for (String w : List.of("long_document", "short_documents", "overhead")) {
+      JsonObject in = r.getAsJsonObject("in_process").getAsJsonObject(w);
+      assertEquals(
+          in.get("effective_gflops").getAsDouble() / bestDefault,
+          in.get("ratio_to_default_path_ceiling").getAsDouble(),
+          1e-12,
+          w);
+      assertEquals(
+          in.get("scored_tokens_per_second").getAsDouble() / bestDefault,
+          in.get("tokens_per_second_per_default_path_gflops").getAsDouble(),
           1e-12,
           w);
     }
