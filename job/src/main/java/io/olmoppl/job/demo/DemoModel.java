@@ -2,7 +2,7 @@ package io.olmoppl.job.demo;
 
 import com.google.gson.GsonBuilder;
 import com.google.gson.JsonObject;
-import io.olmoppl.job.tools.MakeCheckpointCommand;
+import io.olmoppl.job.cli.BundledTokenizers;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.PrintStream;
@@ -55,7 +55,7 @@ public final class DemoModel {
    */
   static Trained ensure(Path cache, DemoTrainer.Spec spec, PrintStream out) throws IOException {
     byte[] tokenizer;
-    try (InputStream in = MakeCheckpointCommand.tokenizer("neox")) {
+    try (InputStream in = BundledTokenizers.open("neox")) {
       tokenizer = in.readAllBytes();
     }
     Path dir = cache.resolve("demo-model-" + key(spec, tokenizer));

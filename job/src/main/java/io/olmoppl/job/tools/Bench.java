@@ -9,6 +9,7 @@ import io.olmoppl.checkpoint.OlmoConfig;
 import io.olmoppl.checkpoint.TyingRule;
 import io.olmoppl.checkpoint.writer.CheckpointMaker;
 import io.olmoppl.job.cli.Args;
+import io.olmoppl.job.cli.BundledTokenizers;
 import io.olmoppl.job.cli.Command;
 import io.olmoppl.job.cli.UsageException;
 import io.olmoppl.model.OlmoModel;
@@ -432,7 +433,7 @@ public final class Bench implements Command {
       throws IOException {
     Path tok = work.resolve("tokenizer.json");
     if (!Files.exists(tok)) {
-      try (var in = MakeCheckpointCommand.tokenizer("neox")) {
+      try (var in = BundledTokenizers.open("neox")) {
         Files.copy(in, tok);
       }
     }

@@ -7,6 +7,7 @@ import io.olmoppl.checkpoint.Experts;
 import io.olmoppl.checkpoint.writer.CheckpointMaker;
 import io.olmoppl.checkpoint.writer.CheckpointMaker.OutputCopy;
 import io.olmoppl.job.cli.Args;
+import io.olmoppl.job.cli.BundledTokenizers;
 import io.olmoppl.job.cli.Command;
 import io.olmoppl.job.cli.UsageException;
 import java.io.IOException;
@@ -156,7 +157,9 @@ public final class MakeCheckpointCommand implements Command {
                 tok.equals("dolma2") ? CheckpointMaker.DOLMA2_ROWS : CheckpointMaker.NEOX_ROWS);
     Path tmp = Files.createTempFile("olmo-ppl-tokenizer", ".json");
     try {
-      Files.copy(tokenizer(tok), tmp, StandardCopyOption.REPLACE_EXISTING);
+      try (InputStream in = BundledTokenizers.open(tok)) {
+        Files.copy(in, tmp, StandardCopyOption.REPLACE_EXISTING);
+      }
       try {
         maker.write(dir, tmp);
       } catch (CheckpointException | IllegalArgumentException e) {
@@ -183,32 +186,5 @@ public final class MakeCheckpointCommand implements Command {
     try (var s = Files.list(dir)) {
       return s.findAny().isEmpty();
     }
-  }
-
-  /**
-   * @return the bundled tokenizer {@code neox} or {@code dolma2}, or a tokenizer.json path
-   */
-  public static InputStream tokenizer(String name) throws IOException {
-    String res =
-        switch (name) {
-          case "neox" -> "/io/olmoppl/tokenizers/allenai_gpt-neox-olmo-dolma-v1_5.json";
-          case "dolma2" -> "/io/olmoppl/tokenizers/allenai_dolma2.json";
-          default -> null;
-        };
-    if (res == null) {
-      Path p = Path.of(name);
-      if (!Files.isRegularFile(p)) {
-        throw new UsageException(
-            "--tokenizer must be neox, dolma2 or a tokenizer.json file; "
-                + name
-                + " is none of these");
-      }
-      return Files.newInputStream(p);
-    }
-    InputStream in = MakeCheckpointCommand.class.getResourceAsStream(res);
-    if (in == null) {
-      throw new IllegalStateException("bundled tokenizer " + res + " missing from the jar");
-    }
-    return in;
   }
 }

@@ -10,7 +10,7 @@ import ai.djl.Device;
 import io.olmoppl.batching.ScoringEngine;
 import io.olmoppl.checkpoint.Checkpoint;
 import io.olmoppl.checkpoint.TyingRule;
-import io.olmoppl.job.tools.MakeCheckpointCommand;
+import io.olmoppl.job.cli.BundledTokenizers;
 import io.olmoppl.model.OlmoModel;
 import io.olmoppl.model.Precision;
 import io.olmoppl.scoring.DocumentScore;
@@ -143,7 +143,7 @@ class DemoTest {
         "the second call reuses the cache");
     DemoTrainer.Spec otherSeed = new DemoTrainer.Spec(32, 1, 2, 32, 32, 2, 3, 1e-2f, 1, 6, 1, 2);
     byte[] tok;
-    try (var in = MakeCheckpointCommand.tokenizer("neox")) {
+    try (var in = BundledTokenizers.open("neox")) {
       tok = in.readAllBytes();
     }
     assertTrue(
