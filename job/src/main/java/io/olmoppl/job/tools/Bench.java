@@ -313,6 +313,7 @@ public final class Bench implements Command {
                     (int) ceiling.get("threads"),
                     workloads,
                     inRuns,
+                    ceilings,
                     rounds,
                     log));
           }

@@ -37,9 +37,10 @@ final class PeerPhase {
   private PeerPhase() {}
 
   /**
-   * Each workload, {@code rounds} times: the peer, then the engine in process (added to {@code
-   * inRuns}). @return the peer's figures per workload, or a map with only {@code "skipped"} (why)
-   * when {@code python} has no usable torch and transformers
+   * Each workload, {@code rounds} times: the peer, then a 2048^3 matmul (added to {@code ceilings})
+   * and the engine in process (added to {@code inRuns}). @return the peer's figures per workload,
+   * or a map with only {@code "skipped"} (why) when {@code python} has no usable torch and
+   * transformers
    */
   static Map<String, Object> peer(
       ScoringEngine engine,
@@ -50,6 +51,7 @@ final class PeerPhase {
       int threads,
       Map<String, Workload> workloads,
       Map<String, List<Map<String, Object>>> inRuns,
+      Ceilings ceilings,
       int rounds,
       PrintStream log)
       throws IOException {
@@ -111,6 +113,7 @@ final class PeerPhase {
               run.get("scored_tokens").getAsLong() / run.get("seconds").getAsDouble());
           peerRuns.computeIfAbsent(w.getKey(), k -> new ArrayList<>()).add(run);
           List<DocumentScore> ours = new ArrayList<>();
+          ceilings.measure();
           inRuns.get(w.getKey()).add(InProcessPhase.inProcess(engine, c, w.getValue(), ours));
           nllDiff.merge(
               w.getKey(), maxRelativeDifference(ours, run.getAsJsonArray("nll")), Math::max);

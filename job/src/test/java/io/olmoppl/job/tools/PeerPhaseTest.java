@@ -51,6 +51,14 @@ class PeerPhaseTest {
           1e-12,
           w + ": best to best");
     }
+    // the first 2048^3 rate, and one before each in-process run after a peer run (2 rounds of 3)
+    JsonObject ceiling = r.getAsJsonObject("matmul_ceiling");
+    assertEquals(7, ceiling.getAsJsonArray("gflops_2048_runs").size());
+    JsonObject defaultPath = ceiling.getAsJsonObject("default_path");
+    if (defaultPath.get("separate_process").getAsBoolean()) {
+      assertEquals(
+          7, defaultPath.getAsJsonArray("gflops_2048_runs").size(), defaultPath.toString());
+    }
   }
 
   @Test
