@@ -98,21 +98,27 @@ class MklDispatchTest {
   }
 
   /**
-   * On an AMD CPU with AVX-512 the process-wide definition MKL's call binds to is the project's.
+   * On an AMD CPU with AVX-512, or with AVX2 and FMA, the process-wide definition MKL's call binds
+   * to is the project's.
    */
   @Test
-  void onAnAmdCpuWithAvx512TheDefinitionIsGlobalBeforeLibtorchLoads() throws Exception {
+  void onAnAmdCpuWithAvx512OrAvx2TheDefinitionIsGlobalBeforeLibtorchLoads() throws Exception {
     assumeTrue(linuxX86());
     MklDispatch.Cpu cpu = MklDispatch.Cpu.read(Path.of("/proc/cpuinfo"));
+    boolean has512 = cpu.flags().containsAll(MklDispatch.AVX512_FLAGS);
     assumeTrue(
-        cpu.vendor().equals("AuthenticAMD") && cpu.flags().containsAll(MklDispatch.AVX512_FLAGS),
-        "not an AMD CPU with AVX-512");
+        cpu.vendor().equals("AuthenticAMD")
+            && (has512 || cpu.flags().containsAll(MklDispatch.AVX2_FLAGS)),
+        "not an AMD CPU with AVX-512 or AVX2");
+    String property = has512 ? "olmoppl.mkl.avx512" : "olmoppl.mkl.avx2";
     assumeTrue(
-        Boolean.parseBoolean(System.getProperty("olmoppl.mkl.avx512", "true")),
-        "olmoppl.mkl.avx512=false");
+        Boolean.parseBoolean(
+            System.getProperty(property, has512 ? "true" : MklDispatch.AVX2_DEFAULT)),
+        property + "=false");
     DjlSettings.configure();
     String choice = MklDispatch.select();
     assertTrue(choice.endsWith("MKL told it runs on an Intel CPU)"), choice);
+    assertTrue(MklDispatch.intelPath(), choice);
     // dlsym(RTLD_DEFAULT): the global scope, searched before libtorch's own definition
     assertEquals(
         1,
