@@ -1,5 +1,6 @@
 package io.olmoppl.job.tools;
 
+import io.olmoppl.runtime.MklDispatch;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -13,7 +14,8 @@ import java.util.Map;
  */
 final class Ceilings {
   private final int threads;
-  private final boolean separateDefault = DefaultPathCeiling.differs();
+  // MKL's own choice differs from this process's path only where olmo-ppl chose MKL's Intel path
+  private final boolean separateDefault = MklDispatch.intelPath();
   private final List<Double> own = new ArrayList<>();
   private final List<Double> defaultPath = new ArrayList<>();
   private String defaultPathError;

@@ -31,14 +31,6 @@ final class DefaultPathCeiling {
   private DefaultPathCeiling() {}
 
   /**
-   * @return whether this process's MKL path is not MKL's own choice, so that the default path must
-   *     be measured elsewhere
-   */
-  static boolean differs() {
-    return MklDispatch.intelPath();
-  }
-
-  /**
    * Runs {@link #main} in a new JVM with MKL left to its own choice.
    *
    * @param threads the engine's thread count (the child's matmul uses as many)
