@@ -210,22 +210,29 @@ public final class OlmoModel implements AutoCloseable {
     // Rotary tables and causal masks, shared by every layer
     Mixer.Context ctx = Mixer.Context.of(m, in, b, t, config, budget);
     long mlpRows = budget.mlpRows(mlpSliceWidth);
-    for (Layer layer : layers) {
+    NDArray scoredIds = m.create(in.scoredRows()); // (N) flat (B*T) index of each scored position
+    // (N, C) the residual stream at the scored positions, set in the last layer
+    NDArray scored = null;
+    for (int l = 0; l < layers.length; l++) {
+      Layer layer = layers[l];
       try (NDManager lm = m.newSubManager()) { // the layer's activations are freed with it
         NDArray h = x.reshape(x.getShape()); // x as this layer sees it: a view, updated in place
         lm.tempAttachAll(h);
         // Self attention: h = h + attention(norm(h)); OLMo-2: h = h + norm(attention(h))
         h.addi(sublayer(layer.attnNorm(), xs -> layer.attention().forward(xs, ctx), h));
-        // Feed-forward, position by position: h = h + mlp(norm(h)); OLMo-2: h + norm(mlp(h))
-        Ops.addByRows(
-            h.reshape(b * (long) t, config.hiddenSize()), // (B*T, C), in row chunks
-            mlpRows,
-            rows -> sublayer(layer.ffNorm(), layer.mlp()::forward, rows));
+        // Feed-forward, position by position: h = h + mlp(norm(h)); OLMo-2: h + norm(mlp(h)).
+        // Nothing after the last layer mixes positions, so its feed-forward runs only at the
+        // scored positions (half a window's rows at stride W/2; padding never)
+        NDArray rows = h.reshape(b * (long) t, config.hiddenSize()); // (B*T, C)
+        if (l == layers.length - 1) {
+          scored = Ops.gatherRows(scoredIds, rows); // (N, C), in m: it outlives the layer
+          rows = scored;
+        }
+        Ops.addByRows(rows, mlpRows, r -> sublayer(layer.ffNorm(), layer.mlp()::forward, r));
       }
     }
     // Final norm, only at the scored positions (a norm is per position)
-    NDArray flat = x.reshape(b * (long) t, config.hiddenSize()); // (B*T, C)
-    NDArray scored = finalNorm.apply(Ops.gatherRows(m.create(in.scoredRows()), flat)); // (N, C)
+    scored = finalNorm.apply(scored); // (N, C)
     // log p(target) = logit(target) - logsumexp(logits), never the full (N, V) logits
     return pass.perWindow(head.logProbs(m, scored, in.targets()));
   }

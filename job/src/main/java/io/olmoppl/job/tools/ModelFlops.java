@@ -5,11 +5,11 @@ import io.olmoppl.checkpoint.OlmoConfig;
 
 /**
  * Exact forward FLOPs (2 per multiply-add) of the model, free of Spark classes so that the GPU
- * check can use it: the projections and the MLP at every computed position, q.k and p.v over the
- * query-key pairs each layer's mask keeps (all earlier keys on full layers, the last W on sliding
- * layers: about T W pairs instead of T^2 / 2), the output projection at scored positions only. A
- * mixture of experts counts its router and the experts a token is routed to (top k), not the
- * others.
+ * check can use it: the projections and the MLP at every computed position (the last layer's MLP at
+ * scored positions only: nothing after it mixes positions), q.k and p.v over the query-key pairs
+ * each layer's mask keeps (all earlier keys on full layers, the last W on sliding layers: about T W
+ * pairs instead of T^2 / 2), the output projection at scored positions only. A mixture of experts
+ * counts its router and the experts a token is routed to (top k), not the others.
  */
 public final class ModelFlops {
   private ModelFlops() {}
@@ -30,6 +30,7 @@ public final class ModelFlops {
       attention += 2.0 * pairs(t, c.attention().reach(k)) * c.headDim() * c.numAttentionHeads();
     }
     return c.numHiddenLayers() * 2.0 * perPosition * t
+        - 2.0 * mlp * (t - scored) // the last layer's MLP runs at the scored positions only
         + 2.0 * attention
         + 2.0 * scored * h * c.vocabRows();
   }

@@ -110,11 +110,14 @@ class ExpertsInspectTest extends SparkTestBase {
     Checkpoint c = Checkpoint.open(Refcases.dir("p06_olmoe_f16"), TyingRule.STRICT);
     long t = 100;
     long scored = 60;
-    // per position: q, k, v, o and the router over 6 experts, then 2 of the 6 experts
-    double perPosition = 20 * 20 + 2 * 10 * 20 + 20 * 20 + 6 * 20 + 2 * P06_EXPERT;
+    // per position: q, k, v, o; then the router over 6 experts and 2 of the 6 experts
+    double attentionPart = 20 * 20 + 2 * 10 * 20 + 20 * 20;
+    double expertsPart = 6 * 20 + 2 * P06_EXPERT;
     // multiply-adds of q.k and of p.v over the causal pairs, 2 heads of 10
     double attention = 2 * (t * (t + 1) / 2.0) * 10 * 2;
-    double want = 2 * (2 * perPosition * t + 2 * attention) + 2.0 * scored * 20 * 50304;
+    // two layers: the first's experts at all 100 positions, the last's at the 60 scored ones
+    double layers = 2 * attentionPart * t + expertsPart * (t + scored);
+    double want = 2 * (layers + 2 * attention) + 2.0 * scored * 20 * 50304;
     assertEquals(want, ModelFlops.window(c.config(), t, scored), 1e-6 * want);
   }
 }
