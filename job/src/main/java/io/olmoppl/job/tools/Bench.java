@@ -35,34 +35,34 @@ import org.apache.commons.io.FileUtils;
  * {@code olmo-ppl bench}: how close scoring comes to what the machine can do, in one process. It
  * measures the fp32 matmul ceiling through the engine (2048^3 and the model's own shapes), then the
  * workloads (one long document at window 512 / stride 256; many short documents of mixed lengths at
- * window 512; thousands of short documents on a tiny model), first through the scoring engine alone
- * and then end to end through {@code olmo-ppl score} on {@code local[*]}, one model at a time: the
- * long and short workloads on the benchmark model, the overhead workload on the tiny one. FLOPs are
- * counted exactly from the config: projections and the MLP at every computed position, causal
- * attention pairs, the output projection at scored positions only.
+ * window 512; a user's documents at window 512; thousands of short documents on a tiny model),
+ * first through the scoring engine alone and then end to end through {@code olmo-ppl score} on
+ * {@code local[*]}, one model at a time: the long, short and texts workloads on the benchmark
+ * model, the overhead workload on the tiny one. FLOPs are counted by {@link ModelFlops}.
  */
 public final class Bench implements Command {
   public static final String HELP =
       String.join(
           "\n",
-          "usage: olmo-ppl bench [--model DIR] [--json] [--long-tokens N] [--short-docs N | --short-texts"
-              + " FILE] [--no-spark]"
+          "usage: olmo-ppl bench [--model DIR] [--json] [--long-tokens N] [--short-docs N] [--texts FILE]"
+              + " [--no-spark]"
               + " [--rounds N] [--workload LIST] [--overhead-docs N] [--overhead-model DIR]"
               + " [--peer transformers [--python PATH]]",
           "",
           "Measures scoring throughput against the fp32 matmul ceiling of this machine, in process and end to end",
-          "through olmo-ppl score. The long and short workloads run on --model; without it the bench builds the",
-          "benchmark checkpoint (olmo layout, hidden 1024, 8 layers, 16 heads, intermediate 4096, tied, F32). Windows",
-          "are 512 tokens (the model's positions if fewer).",
+          "through olmo-ppl score. The long, short and texts workloads run on --model; without it the bench builds",
+          "the benchmark checkpoint (olmo layout, hidden 1024, 8 layers, 16 heads, intermediate 4096, tied, F32).",
+          "Windows are 512 tokens (the model's positions if fewer).",
           "  --long-tokens N  tokens of the long document (default 26292)",
           "  --short-docs N   number of short documents (default 230, about 95 tokens each)",
-          "  --short-texts FILE  the short workload's documents from FILE instead: JSON Lines, the field text of",
-          "                   every line (your own corpus's mix of lengths)",
+          "  --texts FILE     the texts workload's documents: JSON Lines, the field text of every line (your",
+          "                   own corpus's mix of lengths, scored like the short mix, beside it)",
           "  --no-spark       skip the end-to-end runs through olmo-ppl score",
-          "  --workload LIST  comma-separated, of long (one long document at stride 256), short (the short mix)",
-          "                   and overhead (--overhead-docs short documents on a tiny model, hidden 128, 2 layers,",
-          "                   where costs outside the forward pass show); default long,short. Each model is loaded",
-          "                   and measured in turn: long and short on the benchmark model, then overhead on its own",
+          "  --workload LIST  comma-separated, of long (one long document at stride 256), short (the short mix),",
+          "                   texts (the documents of --texts at window 512) and overhead (--overhead-docs short",
+          "                   documents on a tiny model, hidden 128, 2 layers, where costs outside the forward pass",
+          "                   show); default long,short. Each model is loaded and measured in turn: long, short and",
+          "                   texts on the benchmark model, then overhead on its own",
           "  --overhead-docs N  number of documents of the overhead workload (default 3000)",
           "  --overhead-model DIR  the overhead workload's model instead of the tiny one the bench builds",
           "  --peer transformers  also score every workload with Hugging Face transformers on PyTorch CPU (the",
@@ -77,7 +77,7 @@ public final class Bench implements Command {
       Map.of(
           "long-tokens", "long",
           "short-docs", "short",
-          "short-texts", "short",
+          "texts", "texts",
           "overhead-docs", "overhead",
           "overhead-model", "overhead");
 
@@ -114,6 +114,7 @@ public final class Bench implements Command {
                 "model",
                 "long-tokens",
                 "short-docs",
+                "texts",
                 "short-texts",
                 "master",
                 "rounds",
@@ -134,19 +135,30 @@ public final class Bench implements Command {
   }
 
   /**
-   * A checkpoint and the workloads that run on it: the benchmark model's (long, short) or the tiny
-   * model's (overhead).
+   * A checkpoint and the workloads that run on it: the benchmark model's (long, short, texts) or
+   * the tiny model's (overhead).
    */
   record ModelGroup(Path model, List<String> workloads) {}
 
   static void run(Args a, Path work, boolean json, PrintStream log, PrintStream out)
       throws IOException {
+    if (a.get("short-texts") != null) {
+      throw new UsageException(
+          "--short-texts is now a workload of its own, beside the generated short mix: pass --texts "
+              + a.get("short-texts")
+              + " and add texts to --workload (e.g. --workload long,short,texts)");
+    }
     List<String> chosen = List.of(a.get("workload", "long,short").split(","));
     for (String w : chosen) {
-      if (!List.of("long", "short", "overhead").contains(w)) {
+      if (!List.of("long", "short", "texts", "overhead").contains(w)) {
         throw new UsageException(
-            "--workload takes long, short and overhead (comma-separated), not " + w);
+            "--workload takes long, short, texts and overhead (comma-separated), not " + w);
       }
+    }
+    if (chosen.contains("texts") && a.get("texts") == null) {
+      throw new UsageException(
+          "--workload texts scores the documents of --texts FILE (JSON Lines, the field text):"
+              + " name the file");
     }
     // an option of a workload that does not run would be ignored: refused instead
     for (Map.Entry<String, String> e : WORKLOAD_OPTIONS.entrySet()) {
@@ -171,14 +183,9 @@ public final class Bench implements Command {
     if (rounds < 1) {
       throw new UsageException("--rounds must be at least 1, not " + rounds);
     }
-    if (a.get("short-texts") != null && a.get("short-docs") != null) {
-      throw new UsageException(
-          "--short-texts gives the short documents, --short-docs their number in the generated mix:"
-              + " pass one of them.");
-    }
     // read before any model is built: a bad file is refused first
-    List<String> shortTextsGiven =
-        a.get("short-texts") == null ? null : Workload.readTexts(Path.of(a.get("short-texts")));
+    List<String> texts =
+        a.get("texts") == null ? null : Workload.readTexts(Path.of(a.get("texts")));
     List<ModelGroup> groups = groups(a, chosen, work, log);
     int longTokens = a.integer("long-tokens", 26_292);
     int shortDocs = a.integer("short-docs", 230);
@@ -244,10 +251,8 @@ public final class Bench implements Command {
                           c, List.of(Workload.text(tok, longTokens, new SplittableRandom(1))));
                   case "short_documents" ->
                       Workload.shortDocuments(
-                          c,
-                          shortTextsGiven != null
-                              ? shortTextsGiven
-                              : Workload.shortTexts(tok, shortDocs, new SplittableRandom(2)));
+                          c, Workload.shortTexts(tok, shortDocs, new SplittableRandom(2)));
+                  case "texts" -> Workload.shortDocuments(c, texts);
                   case "overhead" ->
                       Workload.shortDocuments(
                           c, Workload.shortTexts(tok, overheadDocs, new SplittableRandom(3)));
@@ -348,9 +353,9 @@ public final class Bench implements Command {
   }
 
   /**
-   * The chosen workloads by model: long and short on {@code --model} or the benchmark checkpoint,
-   * overhead on {@code --overhead-model} or the tiny checkpoint (one group when both name the same
-   * folder). The checkpoints the bench builds are written to {@code work}.
+   * The chosen workloads by model: long, short and texts on {@code --model} or the benchmark
+   * checkpoint, overhead on {@code --overhead-model} or the tiny checkpoint (one group when both
+   * name the same folder). The checkpoints the bench builds are written to {@code work}.
    */
   static List<ModelGroup> groups(Args a, List<String> chosen, Path work, PrintStream log)
       throws IOException {
@@ -361,9 +366,12 @@ public final class Bench implements Command {
     if (chosen.contains("short")) {
       bench.add("short_documents");
     }
+    if (chosen.contains("texts")) {
+      bench.add("texts");
+    }
     if (bench.isEmpty() && a.get("model") != null) {
       throw new UsageException(
-          "--model is the model of the long and short workloads, and none was chosen; the overhead"
+          "--model is the model of the long, short and texts workloads, and none was chosen; the overhead"
               + " workload runs on --overhead-model DIR (default: a tiny model the bench builds)");
     }
     List<ModelGroup> groups = new ArrayList<>();

@@ -74,9 +74,9 @@ record Workload(List<String> texts, int window, int stride) {
   }
 
   /**
-   * The short workload's documents from a file of the user's ({@code --short-texts}): JSON Lines,
-   * the string field {@code text} of every line (blank lines skipped), as {@code olmo-ppl score}
-   * reads them by default.
+   * The texts workload's documents, a file of the user's ({@code --texts}): JSON Lines, the string
+   * field {@code text} of every line (blank lines skipped), as {@code olmo-ppl score} reads them by
+   * default.
    *
    * @throws UsageException when the file cannot be read, a line is not a JSON object with a
    *     non-empty string {@code text}, or it holds no document
@@ -100,7 +100,7 @@ record Workload(List<String> texts, int window, int stride) {
         }
         if (text == null || !text.isJsonPrimitive() || !text.getAsJsonPrimitive().isString()) {
           throw new UsageException(
-              "--short-texts "
+              "--texts "
                   + file
                   + ": line "
                   + n
@@ -109,7 +109,7 @@ record Workload(List<String> texts, int window, int stride) {
         }
         if (text.getAsString().isEmpty()) {
           throw new UsageException(
-              "--short-texts "
+              "--texts "
                   + file
                   + ": line "
                   + n
@@ -119,10 +119,10 @@ record Workload(List<String> texts, int window, int stride) {
       }
     } catch (IOException e) {
       throw new UsageException(
-          "--short-texts " + file + " cannot be read (" + e.getMessage() + "). Name a file.");
+          "--texts " + file + " cannot be read (" + e.getMessage() + "). Name a file.");
     }
     if (out.isEmpty()) {
-      throw new UsageException("--short-texts " + file + " holds no document.");
+      throw new UsageException("--texts " + file + " holds no document.");
     }
     return out;
   }

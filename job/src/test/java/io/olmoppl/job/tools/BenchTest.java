@@ -48,10 +48,12 @@ class BenchTest extends SparkTestBase {
             new String[] {"bench", "--rounds", "0"},
             new String[] {"bench", "--workload", "overhead", "--model", "/nowhere"},
             new String[] {"bench", "--workload", "long", "--overhead-model", "/nowhere"},
-            new String[] {"bench", "--short-texts", "/nowhere.jsonl"},
-            new String[] {"bench", "--short-texts", "/nowhere.jsonl", "--short-docs", "5"},
+            new String[] {"bench", "--workload", "texts", "--texts", "/nowhere.jsonl"},
+            // the texts workload without its file; the option of earlier versions
+            new String[] {"bench", "--workload", "long,texts"},
+            new String[] {"bench", "--workload", "short", "--short-texts", "/nowhere.jsonl"},
             // an option of a workload that does not run
-            new String[] {"bench", "--workload", "long", "--short-texts", "/nowhere.jsonl"},
+            new String[] {"bench", "--workload", "long", "--texts", "/nowhere.jsonl"},
             new String[] {"bench", "--workload", "long,overhead", "--short-docs", "5"},
             new String[] {"bench", "--workload", "short", "--long-tokens", "500"},
             new String[] {"bench", "--overhead-docs", "50"})) {
@@ -64,6 +66,13 @@ class BenchTest extends SparkTestBase {
   void benchReportsEveryFigureAndCleansUp() throws Exception {
     Path tmpdir = Path.of(System.getProperty("java.io.tmpdir"));
     Set<Path> before = benchDirs(tmpdir);
+    Path texts = Files.createTempFile("bench-texts", ".jsonl");
+    Files.writeString(
+        texts,
+        "{\"text\": \"A first paragraph of the user's own.\"}\n"
+            + "{\"text\": \"A second one, a little longer than the first.\"}\n"
+            + "{\"text\": \"Third.\"}\n",
+        StandardCharsets.UTF_8);
     ByteArrayOutputStream o = new ByteArrayOutputStream();
     Bench.run(
         new String[] {
@@ -75,7 +84,9 @@ class BenchTest extends SparkTestBase {
           "--short-docs",
           "12",
           "--workload",
-          "long,short,overhead",
+          "long,short,texts,overhead",
+          "--texts",
+          texts.toString(),
           "--overhead-docs",
           "20",
           "--json",
@@ -84,7 +95,8 @@ class BenchTest extends SparkTestBase {
         },
         new PrintStream(o, true, StandardCharsets.UTF_8));
     JsonObject r = JsonParser.parseString(o.toString(StandardCharsets.UTF_8)).getAsJsonObject();
-    // the long and short workloads on --model, the overhead workload on the tiny model
+    Files.delete(texts);
+    // the long, short and texts workloads on --model, the overhead workload on the tiny model
     int modelHidden = Checkpoint.open(Path.of(model()), TyingRule.STRICT).config().hiddenSize();
     assertTrue(modelHidden != 128, "the reference model must differ from the tiny one");
     JsonArray models = r.getAsJsonArray("models");
@@ -92,7 +104,8 @@ class BenchTest extends SparkTestBase {
     assertEquals(2, models.size(), models.toString());
     JsonObject benchModel = models.get(0).getAsJsonObject();
     assertEquals(
-        List.of("long_document", "short_documents"), names(benchModel.getAsJsonArray("workloads")));
+        List.of("long_document", "short_documents", "texts"),
+        names(benchModel.getAsJsonArray("workloads")));
     assertEquals(model(), benchModel.get("path").getAsString());
     assertEquals(modelHidden, benchModel.get("hidden").getAsInt());
     assertEquals(modelHidden, r.getAsJsonObject("model").get("hidden").getAsInt());
@@ -102,14 +115,14 @@ class BenchTest extends SparkTestBase {
     assertEquals(2, tiny.get("layers").getAsInt());
     assertPositive(tiny.get("parameters").getAsDouble(), "tiny parameters");
     assertEquals(
-        List.of("long_document", "short_documents"),
+        List.of("long_document", "short_documents", "texts"),
         names(r.getAsJsonObject("memory").getAsJsonArray("workloads")),
         "the memory figures are the first model's");
     JsonObject ceiling = r.getAsJsonObject("matmul_ceiling");
     for (String k : List.of("gflops_2048", "gflops_qkv", "gflops_up_gate", "gflops_down")) {
       assertPositive(ceiling.get(k).getAsDouble(), k);
     }
-    for (String w : List.of("long_document", "short_documents", "overhead")) {
+    for (String w : List.of("long_document", "short_documents", "texts", "overhead")) {
       JsonObject in = r.getAsJsonObject("in_process").getAsJsonObject(w);
       JsonObject e2e = r.getAsJsonObject("spark").getAsJsonObject(w);
       for (String k :
@@ -154,14 +167,18 @@ class BenchTest extends SparkTestBase {
     assertEquals(
         20,
         r.getAsJsonObject("in_process").getAsJsonObject("overhead").get("documents").getAsInt());
-    // the first 2048^3 rate and one before each in-process run after an end-to-end run; the best
-    assertEquals(4, ceiling.getAsJsonArray("gflops_2048_runs").size());
+    assertEquals(
+        3, r.getAsJsonObject("in_process").getAsJsonObject("texts").get("documents").getAsInt());
+    // the first 2048^3 rate and one before the in-process run after each of the 4 workloads'
+    // end-to-end
+    // runs; the best
+    assertEquals(5, ceiling.getAsJsonArray("gflops_2048_runs").size());
     double bestCeiling = 0;
     for (var v : ceiling.getAsJsonArray("gflops_2048_runs")) {
       bestCeiling = Math.max(bestCeiling, v.getAsDouble());
     }
     assertEquals(bestCeiling, ceiling.get("gflops_2048").getAsDouble(), 0.0);
-    for (String w : List.of("long_document", "short_documents", "overhead")) {
+    for (String w : List.of("long_document", "short_documents", "texts", "overhead")) {
       JsonObject in = r.getAsJsonObject("in_process").getAsJsonObject(w);
       assertEquals(2, in.getAsJsonArray("runs_tokens_per_second").size(), w);
       assertEquals(
@@ -179,7 +196,7 @@ class BenchTest extends SparkTestBase {
     if (separate) {
       assertTrue(!defaultPath.has("error"), defaultPath.toString());
       JsonArray runs = defaultPath.getAsJsonArray("gflops_2048_runs");
-      assertEquals(4, runs.size(), "one after each of this process's 2048^3 runs");
+      assertEquals(5, runs.size(), "one after each of this process's 2048^3 runs");
       bestDefault = 0;
       for (var v : runs) {
         assertPositive(v.getAsDouble(), "default-path run");
@@ -187,7 +204,7 @@ class BenchTest extends SparkTestBase {
       }
       assertEquals(bestDefault, defaultPath.get("gflops_2048").getAsDouble(), 0.0);
     }
-    for (String w : List.of("long_document", "short_documents", "overhead")) {
+    for (String w : List.of("long_document", "short_documents", "texts", "overhead")) {
       JsonObject in = r.getAsJsonObject("in_process").getAsJsonObject(w);
       assertEquals(
           in.get("effective_gflops").getAsDouble() / bestDefault,

@@ -12,7 +12,7 @@ import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** The bench's {@code --short-texts}: a user's documents as JSON Lines, refused when unusable. */
+/** The bench's {@code --texts}: a user's documents as JSON Lines, refused when unusable. */
 class WorkloadTest {
   @TempDir Path tmp;
 
@@ -46,7 +46,7 @@ class WorkloadTest {
             "\n\n")) {
       Path p = file(bad);
       UsageException e = assertThrows(UsageException.class, () -> Workload.readTexts(p), bad);
-      assertTrue(e.getMessage().startsWith("--short-texts " + p), e.getMessage());
+      assertTrue(e.getMessage().startsWith("--texts " + p), e.getMessage());
     }
     UsageException e =
         assertThrows(UsageException.class, () -> Workload.readTexts(tmp.resolve("missing.jsonl")));
