@@ -22,7 +22,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
 import transformers  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
-from transformers import Olmo2ForCausalLM, OlmoConfig, OlmoForCausalLM
+from transformers import AutoModelForCausalLM, OlmoConfig, OlmoForCausalLM
+
+# the layouts transformers loads as they are stored (its own model types); hf_olmo is converted below
+NATIVE_LAYOUTS = ("olmo", "olmo2", "olmo3", "olmoe", "flex_olmo")
 
 TOKEN_TOL = 1e-4
 MEAN_NLL_TOL = 1e-5
@@ -31,9 +34,8 @@ MEAN_NLL_TOL = 1e-5
 def load(d, dtype, device, attn):
     with open(os.path.join(d, "config.json")) as f:
         c = json.load(f)
-    if c["model_type"] in ("olmo", "olmo2"):
-        cls = OlmoForCausalLM if c["model_type"] == "olmo" else Olmo2ForCausalLM
-        m = cls.from_pretrained(d, dtype=dtype, attn_implementation=attn)
+    if c["model_type"] in NATIVE_LAYOUTS:
+        m = AutoModelForCausalLM.from_pretrained(d, dtype=dtype, attn_implementation=attn, local_files_only=True)
     elif c["model_type"] == "hf_olmo":
         m = hf_olmo(d, c, dtype, attn)
     else:
@@ -125,7 +127,7 @@ def refcases(a):
                     worst[k][0] = max([worst[k][0]] + [abs(p - q) if math.isfinite(p - q) else math.inf
                                                        for p, q in zip(lps, tl)])
                 worst[k][1] = max(worst[k][1], abs(mean - mn) if math.isfinite(mean - mn) else math.inf)
-        line = f"  {name:34s} {type(model).__name__:17s} window {window}:"
+        line = f"  {name:34s} {type(model).__name__:19s} window {window}:"
         for k in ("ours", "ref") if ours is not None else ("ref",):
             good = worst[k][0] <= TOKEN_TOL and worst[k][1] <= MEAN_NLL_TOL
             ok &= good
