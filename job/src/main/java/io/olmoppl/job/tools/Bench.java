@@ -72,6 +72,9 @@ public final class Bench implements Command {
           "                   the ratio is best to best, so more rounds ride out a noisy machine",
           "  --json           print every figure as JSON instead of the table");
 
+  /** The names {@code --workload} takes, in the order the bench runs them. */
+  static final List<String> WORKLOADS = List.of("long", "short", "texts", "overhead");
+
   /** The options that belong to one workload, and its name in {@code --workload}. */
   static final Map<String, String> WORKLOAD_OPTIONS =
       Map.of(
@@ -150,9 +153,9 @@ public final class Bench implements Command {
     }
     List<String> chosen = List.of(a.get("workload", "long,short").split(","));
     for (String w : chosen) {
-      if (!List.of("long", "short", "texts", "overhead").contains(w)) {
+      if (!WORKLOADS.contains(w)) {
         throw new UsageException(
-            "--workload takes long, short, texts and overhead (comma-separated), not " + w);
+            "--workload takes " + String.join(", ", WORKLOADS) + " (comma-separated), not " + w);
       }
     }
     if (chosen.contains("texts") && a.get("texts") == null) {

@@ -169,9 +169,8 @@ class BenchTest extends SparkTestBase {
         r.getAsJsonObject("in_process").getAsJsonObject("overhead").get("documents").getAsInt());
     assertEquals(
         3, r.getAsJsonObject("in_process").getAsJsonObject("texts").get("documents").getAsInt());
-    // the first 2048^3 rate and one before the in-process run after each of the 4 workloads'
-    // end-to-end
-    // runs; the best
+    // the first 2048^3 rate, and one before the in-process run that follows each of the 4
+    // workloads' end-to-end runs; the best
     assertEquals(5, ceiling.getAsJsonArray("gflops_2048_runs").size());
     double bestCeiling = 0;
     for (var v : ceiling.getAsJsonArray("gflops_2048_runs")) {
