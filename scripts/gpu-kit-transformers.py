@@ -6,9 +6,11 @@
               olmo-ppl's log-probs (--ours, written by GpuCheck) and against the case's expected values.
   throughput: checks 5-6. The checkpoint, precision and batch shapes of GpuCheck's throughput run (--bench):
               scored tokens/s, MFU with the same model FLOPs per token, peak device memory against weight bytes.
-The allenai hf_olmo layout is converted with the rule of transformers' convert_olmo_weights_to_hf.py.
+Models load as the bench's transformers peer loads them (its load_model: transformers' own classes, the allenai hf_olmo
+layout converted with the rule of transformers' convert_olmo_weights_to_hf.py).
 """
 import argparse
+import importlib.util
 import json
 import math
 import os
@@ -21,53 +23,30 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 import transformers  # noqa: E402
-from safetensors.torch import load_file  # noqa: E402
-from transformers import AutoModelForCausalLM, OlmoConfig, OlmoForCausalLM
 
-# the layouts transformers loads as they are stored (its own model types); hf_olmo is converted below
-NATIVE_LAYOUTS = ("olmo", "olmo2", "olmo3", "olmoe", "flex_olmo")
+
+def _peer_script():
+    """The bench peer's script: in the kit beside this one (olmo_peer.py), in the repository a job resource."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    for f in (os.path.join(here, "olmo_peer.py"),
+              os.path.join(here, "..", "job", "src", "main", "resources", "io", "olmoppl", "job", "tools",
+                           "peer-transformers.py")):
+        if os.path.isfile(f):
+            spec = importlib.util.spec_from_file_location("olmo_peer", f)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            return module
+    raise SystemExit(f"{here}: neither olmo_peer.py (the kit) nor the job's peer-transformers.py (the repository)")
+
+
+load_model = _peer_script().load_model
 
 TOKEN_TOL = 1e-4
 MEAN_NLL_TOL = 1e-5
 
 
 def load(d, dtype, device, attn):
-    with open(os.path.join(d, "config.json")) as f:
-        c = json.load(f)
-    if c["model_type"] in NATIVE_LAYOUTS:
-        m = AutoModelForCausalLM.from_pretrained(d, dtype=dtype, attn_implementation=attn, local_files_only=True)
-    elif c["model_type"] == "hf_olmo":
-        m = hf_olmo(d, c, dtype, attn)
-    else:
-        raise SystemExit(f"{d}: model_type {c['model_type']} is not an OLMo layout")
-    return m.to(device).eval()
-
-
-def hf_olmo(d, c, dtype, attn):
-    h, heads, layers = c["d_model"], c["n_heads"], c["n_layers"]
-    kv = c.get("n_kv_heads") or heads
-    hd = h // heads
-    conf = OlmoConfig(hidden_size=h, intermediate_size=c["mlp_hidden_size"] // 2, num_attention_heads=heads,
-                      num_key_value_heads=kv, num_hidden_layers=layers, vocab_size=c["embedding_size"],
-                      max_position_embeddings=c["max_sequence_length"], rope_theta=c.get("rope_theta", 10000.0),
-                      clip_qkv=c.get("clip_qkv"), tie_word_embeddings=c["weight_tying"],
-                      attention_bias=c.get("include_bias", False), pad_token_id=c.get("pad_token_id"),
-                      eos_token_id=c.get("eos_token_id"), bos_token_id=None, attn_implementation=attn)
-    sd = load_file(os.path.join(d, "model.safetensors"))
-    p = "model.transformer."
-    out = {"model.embed_tokens.weight": sd[p + "wte.weight"]}
-    for i in range(layers):
-        b, o = f"{p}blocks.{i}.", f"model.layers.{i}."
-        q, k, v = torch.split(sd[b + "att_proj.weight"], [h, hd * kv, hd * kv], dim=0)
-        up, gate = torch.chunk(sd[b + "ff_proj.weight"], 2, dim=0)  # first half up, second half gate
-        out.update({o + "self_attn.q_proj.weight": q, o + "self_attn.k_proj.weight": k,
-                    o + "self_attn.v_proj.weight": v, o + "self_attn.o_proj.weight": sd[b + "attn_out.weight"],
-                    o + "mlp.gate_proj.weight": gate, o + "mlp.up_proj.weight": up,
-                    o + "mlp.down_proj.weight": sd[b + "ff_out.weight"]})
-    out["lm_head.weight"] = sd.get(p + "ff_out.weight", sd[p + "wte.weight"])
-    m = OlmoForCausalLM(conf)
-    m.load_state_dict({k: v.to(torch.float32) for k, v in out.items()}, strict=True)
-    return m.to(dtype)
+    return load_model(d, dtype, attn).to(device).eval()
 
 
 def score(model, x, window, device):

@@ -1,6 +1,7 @@
 package io.olmoppl.job.tools;
 
 import ai.djl.Device;
+import ai.djl.pytorch.jni.JniUtils;
 import com.google.gson.GsonBuilder;
 import io.olmoppl.batching.ScoringEngine;
 import io.olmoppl.checkpoint.Checkpoint;
@@ -182,6 +183,10 @@ public final class Bench implements Command {
     if (peer != null && !peer.equals("transformers")) {
       throw new UsageException("--peer takes transformers, not " + peer);
     }
+    if (peer == null && a.get("python") != null) {
+      throw new UsageException("--python names the Python of --peer transformers: add --peer");
+    }
+    String python = a.get("python", "python3");
     int rounds = a.integer("rounds", 1);
     if (rounds < 1) {
       throw new UsageException("--rounds must be at least 1, not " + rounds);
@@ -189,6 +194,9 @@ public final class Bench implements Command {
     // read before any model is built: a bad file is refused first
     List<String> texts =
         a.get("texts") == null ? null : Workload.readTexts(Path.of(a.get("texts")));
+    if (peer != null) {
+      PeerPhase.check(python, work);
+    }
     List<ModelGroup> groups = groups(a, chosen, work, log);
     int longTokens = a.integer("long-tokens", 26_292);
     int shortDocs = a.integer("short-docs", 230);
@@ -229,6 +237,7 @@ public final class Bench implements Command {
         }
         Map<String, Object> mem = new LinkedHashMap<>();
         BenchMachine.MallocSampler sampler = first ? new BenchMachine.MallocSampler() : null;
+        PeerPhase.Peer peerRun = null;
         try (sampler;
             OlmoModel m = OlmoModel.load(ckpt, ckpt, Device.cpu(), Precision.FP32);
             OlmoTokenizer tok = OlmoTokenizer.load(ckpt.tokenizerJson());
@@ -264,6 +273,12 @@ public final class Bench implements Command {
           }
           info.put("workloads", List.copyOf(workloads.keySet()));
           models.add(info);
+          // loaded before any timed run: a model the peer cannot load stops the bench here
+          peerRun =
+              peer == null
+                  ? null
+                  : PeerPhase.Peer.start(
+                      engine, model, groupWork, python, JniUtils.getNumThreads(), workloads);
           // Spark's first job, the engine's first passes: not part of the steady state
           Workload warmUp =
               Workload.shortDocuments(c, Workload.shortTexts(tok, 8, new SplittableRandom(4)));
@@ -309,21 +324,12 @@ public final class Bench implements Command {
                     engine, c, model, groupWork, session, warmUp, workloads, inRuns, ceilings,
                     rounds));
           }
-          if (peer != null && !peers.containsKey("skipped")) {
-            // the same Python for every model: one that cannot run the peer is asked only once
-            peers.putAll(
-                PeerPhase.peer(
-                    engine,
-                    c,
-                    model,
-                    groupWork,
-                    a.get("python", "python3"),
-                    (int) ceiling.get("threads"),
-                    workloads,
-                    inRuns,
-                    ceilings,
-                    rounds,
-                    log));
+          if (peerRun != null) {
+            peers.putAll(peerRun.run(engine, c, workloads, inRuns, ceilings, rounds));
+          }
+        } finally {
+          if (peerRun != null) {
+            peerRun.close();
           }
         }
       }

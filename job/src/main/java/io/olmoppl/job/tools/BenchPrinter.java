@@ -71,12 +71,6 @@ final class BenchPrinter {
         workload(w, (Map<String, Object>) in.get(w), spark, peer, out);
       }
     }
-    if (peer != null && peer.containsKey("skipped")) {
-      List<String> without = in.keySet().stream().filter(w -> !peer.containsKey(w)).toList();
-      out.printf(
-          "peer: none%s (%s)%n",
-          without.size() == in.size() ? "" : " for " + workloads(without), peer.get("skipped"));
-    }
     Map<String, Object> mem = (Map<String, Object>) r.get("memory");
     out.printf(
         "memory, the model of %s: resident %,d bytes before the model, peak %,d while loading and"

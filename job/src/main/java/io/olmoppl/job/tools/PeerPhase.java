@@ -7,6 +7,7 @@ import com.google.gson.JsonParser;
 import com.google.gson.stream.JsonWriter;
 import io.olmoppl.batching.ScoringEngine;
 import io.olmoppl.checkpoint.OlmoConfig;
+import io.olmoppl.job.cli.JobException;
 import io.olmoppl.model.Window;
 import io.olmoppl.scoring.DocumentScore;
 import io.olmoppl.scoring.PerplexityScorer;
@@ -14,7 +15,7 @@ import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.InputStreamReader;
-import java.io.PrintStream;
+import java.io.OutputStreamWriter;
 import java.io.Writer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -37,34 +38,83 @@ final class PeerPhase {
   private PeerPhase() {}
 
   /**
-   * Each workload, {@code rounds} times: the peer, then a 2048^3 matmul (added to {@code ceilings})
-   * and the engine in process (added to {@code inRuns}). @return the peer's figures per workload,
-   * or a map with only {@code "skipped"} (why) when {@code python} has no usable torch and
-   * transformers
+   * Refuses {@code --peer transformers} before any work when {@code python} cannot import torch and
+   * transformers: a run that only finds out after its other phases would have measured in vain.
    */
-  static Map<String, Object> peer(
-      ScoringEngine engine,
-      OlmoConfig c,
-      Path model,
-      Path work,
-      String python,
-      int threads,
-      Map<String, Workload> workloads,
-      Map<String, List<Map<String, Object>>> inRuns,
-      Ceilings ceilings,
-      int rounds,
-      PrintStream log)
-      throws IOException {
-    Path windows = work.resolve("peer-windows.json");
-    writeWindows(engine, workloads, windows);
-    Path script = work.resolve(SCRIPT);
-    try (InputStream in = PeerPhase.class.getResourceAsStream(SCRIPT)) {
-      Files.copy(in, script);
-    }
-    Path stderr = work.resolve("peer-stderr.txt");
-    Process p;
+  static void check(String python, Path work) throws IOException {
+    Path said = work.resolve("peer-check.txt");
+    String why;
     try {
-      p =
+      Process p =
+          new ProcessBuilder(python, "-c", "import torch, transformers")
+              .redirectErrorStream(true)
+              .redirectOutput(said.toFile())
+              .start();
+      if (!p.waitFor(300, TimeUnit.SECONDS)) {
+        p.destroyForcibly();
+        why = "importing torch and transformers took over 300 s";
+      } else if (p.exitValue() == 0) {
+        return;
+      } else {
+        why = lastLine(said);
+      }
+    } catch (IOException e) {
+      why = "cannot run it: " + e.getMessage();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      why = "interrupted";
+    }
+    throw new JobException(
+        "--peer transformers needs a Python with torch and transformers; "
+            + python
+            + " has not ("
+            + why
+            + "). Give --python PATH of one (e.g. a venv: python3 -m venv V && V/bin/pip install"
+            + " torch transformers)");
+  }
+
+  /**
+   * The peer script started on {@code model}, its model loaded: it scores the workloads it is asked
+   * for. Started before any of the model's timed runs, so a model transformers cannot load stops
+   * the bench before it measures.
+   */
+  static final class Peer implements AutoCloseable {
+    private final Process p;
+    private final BufferedReader answers;
+    private final Writer asks;
+    private final Path stderr;
+    private final JsonObject ready;
+
+    private Peer(Process p, Path stderr) throws IOException {
+      this.p = p;
+      this.stderr = stderr;
+      this.answers =
+          new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
+      this.asks = new OutputStreamWriter(p.getOutputStream(), StandardCharsets.UTF_8);
+      String first = answers.readLine();
+      JsonObject r = first == null || !first.startsWith("{\"ready\"") ? null : parse(first);
+      this.ready = r;
+    }
+
+    /**
+     * @throws JobException when the script cannot load {@code model} (what it said)
+     */
+    static Peer start(
+        ScoringEngine engine,
+        Path model,
+        Path work,
+        String python,
+        int threads,
+        Map<String, Workload> workloads)
+        throws IOException {
+      Path windows = work.resolve("peer-windows.json");
+      writeWindows(engine, workloads, windows);
+      Path script = work.resolve(SCRIPT);
+      try (InputStream in = PeerPhase.class.getResourceAsStream(SCRIPT)) {
+        Files.copy(in, script);
+      }
+      Path stderr = work.resolve("peer-stderr.txt");
+      Process p =
           new ProcessBuilder(
                   python,
                   script.toString(),
@@ -76,23 +126,38 @@ final class PeerPhase {
                   String.valueOf(threads))
               .redirectError(stderr.toFile())
               .start();
-    } catch (IOException e) {
-      return skipped(log, "cannot run " + python + " (" + e.getMessage() + "); give --python PATH");
-    }
-    try (BufferedReader answers =
-            new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
-        Writer asks = new java.io.OutputStreamWriter(p.getOutputStream(), StandardCharsets.UTF_8)) {
-      String first = answers.readLine();
-      JsonObject ready = first == null || !first.startsWith("{\"ready\"") ? null : parse(first);
-      if (ready == null || !ready.get("ready").getAsBoolean()) {
+      Peer peer = new Peer(p, stderr);
+      if (peer.ready == null || !peer.ready.get("ready").getAsBoolean()) {
         String why =
-            ready != null
-                ? ready.get("error").getAsString()
-                : first == null
-                    ? "it exited without answering: " + lastLine(stderr)
-                    : "it answered " + first;
-        return skipped(log, python + " cannot run the peer (" + why + ")");
+            peer.ready != null
+                ? peer.ready.get("error").getAsString()
+                : "it exited without answering: " + lastLine(stderr);
+        peer.close();
+        throw new JobException(
+            "--peer transformers: "
+                + python
+                + " cannot load "
+                + model
+                + " with transformers ("
+                + why
+                + "); run the bench without --peer for this model");
       }
+      return peer;
+    }
+
+    /**
+     * Each workload, {@code rounds} times: the peer, then a 2048^3 matmul (added to {@code
+     * ceilings}) and the engine in process (added to {@code inRuns}). @return the peer's figures
+     * per workload
+     */
+    Map<String, Object> run(
+        ScoringEngine engine,
+        OlmoConfig c,
+        Map<String, Workload> workloads,
+        Map<String, List<Map<String, Object>>> inRuns,
+        Ceilings ceilings,
+        int rounds)
+        throws IOException {
       Map<String, List<JsonObject>> peerRuns = new LinkedHashMap<>();
       Map<String, Double> nllDiff = new LinkedHashMap<>();
       for (int round = 0; round < rounds; round++) {
@@ -141,8 +206,17 @@ final class PeerPhase {
         out.put(w, m);
       }
       return out;
-    } finally {
-      p.destroy(); // its stdin closed: it has exited or is exiting
+    }
+
+    @Override
+    public void close() throws IOException {
+      try {
+        asks.close(); // its stdin closed: it exits
+      } catch (IOException e) {
+        // it has exited already
+      }
+      answers.close();
+      p.destroy();
       try {
         if (!p.waitFor(30, TimeUnit.SECONDS)) {
           p.destroyForcibly();
@@ -151,11 +225,6 @@ final class PeerPhase {
         Thread.currentThread().interrupt();
       }
     }
-  }
-
-  private static Map<String, Object> skipped(PrintStream log, String why) {
-    log.println("olmo-ppl bench: no transformers peer: " + why);
-    return Map.of("skipped", why);
   }
 
   /** Every workload's windows, as the engine plans them: {name: [[{ids, first}, ...], ...]}. */

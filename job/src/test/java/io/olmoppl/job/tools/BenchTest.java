@@ -45,6 +45,7 @@ class BenchTest extends SparkTestBase {
         List.of(
             new String[] {"bench", "--workload", "long,medium"},
             new String[] {"bench", "--peer", "llama.cpp"},
+            new String[] {"bench", "--python", "/usr/bin/python3"},
             new String[] {"bench", "--rounds", "0"},
             new String[] {"bench", "--workload", "overhead", "--model", "/nowhere"},
             new String[] {"bench", "--workload", "long", "--overhead-model", "/nowhere"},

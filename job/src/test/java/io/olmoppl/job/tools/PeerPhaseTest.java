@@ -1,26 +1,33 @@
 package io.olmoppl.job.tools;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
+import io.olmoppl.job.cli.JobException;
 import io.olmoppl.testing.Refcases;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
+import org.apache.commons.io.FileUtils;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * {@code olmo-ppl bench --peer transformers}: with a Python that has torch and transformers
  * (OLMO_PPL_PEER_PYTHON, else python3; skipped without one), the peer scores the bench's own
  * windows, the same tokens, to the same NLLs (an independent implementation: transformers' OLMo),
- * on each workload's model (the reference model, the tiny one of the overhead workload); without
- * one the bench says so and still reports everything else.
+ * on each workload's model (the reference model, the tiny one of the overhead workload), in every
+ * layout (hf_olmo converted); without one, or with a model transformers cannot compute, the bench
+ * refuses before it measures.
  */
 class PeerPhaseTest {
   private static final String PYTHON =
@@ -31,7 +38,6 @@ class PeerPhaseTest {
     assumeTrue(hasTorchAndTransformers(PYTHON), PYTHON + " has no torch and transformers");
     JsonObject r = bench(PYTHON, "2");
     JsonObject peer = r.getAsJsonObject("peer");
-    assertFalse(peer.has("skipped"), String.valueOf(peer.get("skipped")));
     for (String w : List.of("long_document", "short_documents", "overhead")) {
       JsonObject in = r.getAsJsonObject("in_process").getAsJsonObject(w);
       JsonObject p = peer.getAsJsonObject(w);
@@ -62,39 +68,104 @@ class PeerPhaseTest {
   }
 
   @Test
-  void withoutAUsablePythonTheBenchSaysSoAndReportsTheRest() throws Exception {
-    JsonObject r = bench("/nonexistent/python3", "1");
-    String why = r.getAsJsonObject("peer").get("skipped").getAsString();
-    assertTrue(why.contains("/nonexistent/python3") && why.contains("--python"), why);
-    assertTrue(r.getAsJsonObject("in_process").has("short_documents"));
-    assertTrue(r.getAsJsonObject("in_process").has("overhead"));
+  void withoutAUsablePythonTheBenchRefusesBeforeAnyWork() throws Exception {
+    ByteArrayOutputStream o = new ByteArrayOutputStream();
+    JobException e =
+        assertThrows(
+            JobException.class,
+            () ->
+                Bench.run(
+                    new String[] {
+                      "bench",
+                      "--model",
+                      Refcases.dir("p01_olmo_tied_f32").toString(),
+                      "--no-spark",
+                      "--peer",
+                      "transformers",
+                      "--python",
+                      "/nonexistent/python3"
+                    },
+                    new PrintStream(o, true, StandardCharsets.UTF_8)));
+    assertTrue(
+        e.getMessage().contains("/nonexistent/python3") && e.getMessage().contains("--python"),
+        e.getMessage());
+    assertEquals("", o.toString(StandardCharsets.UTF_8), "nothing ran before the refusal");
+  }
+
+  /**
+   * transformers has no hf_olmo class: the peer converts the layout (as transformers'
+   * convert_olmo_weights_to_hf.py does) and scores p02 (hf_olmo, bf16, a stored ff_out that aliases
+   * the embedding) to the engine's NLLs.
+   */
+  @Test
+  void thePeerScoresTheHfOlmoLayout() throws Exception {
+    assumeTrue(hasTorchAndTransformers(PYTHON), PYTHON + " has no torch and transformers");
+    JsonObject r = bench(PYTHON, "1", Refcases.dir("p02_hfolmo_tied_ffout_alias_bf16"), "short");
+    JsonObject p = r.getAsJsonObject("peer").getAsJsonObject("short_documents");
+    assertEquals(
+        r.getAsJsonObject("in_process")
+            .getAsJsonObject("short_documents")
+            .get("scored_tokens")
+            .getAsLong(),
+        p.get("scored_tokens").getAsLong());
+    double diff = p.get("max_relative_nll_difference").getAsDouble();
+    assertTrue(diff >= 0 && diff <= 1e-6, "NLLs differ by " + diff + " relative");
+  }
+
+  /**
+   * An hf_olmo model that transformers' OlmoForCausalLM cannot compute (here norm_after) stops the
+   * bench when the peer loads it, with the switch named, instead of a comparison of two models.
+   */
+  @Test
+  void anHfOlmoModelThePeerCannotComputeIsRefused(@TempDir Path tmp) throws Exception {
+    assumeTrue(hasTorchAndTransformers(PYTHON), PYTHON + " has no torch and transformers");
+    Path model = tmp.resolve("norm-after");
+    FileUtils.copyDirectory(
+        Refcases.dir("p02_hfolmo_tied_ffout_alias_bf16").toFile(), model.toFile());
+    Path config = model.resolve("config.json");
+    JsonObject c = JsonParser.parseString(Files.readString(config)).getAsJsonObject();
+    c.addProperty("norm_after", true);
+    Files.writeString(config, c.toString());
+    JobException e = assertThrows(JobException.class, () -> bench(PYTHON, "1", model, "short"));
+    assertTrue(
+        e.getMessage().contains("norm_after true") && e.getMessage().contains("without --peer"),
+        e.getMessage());
   }
 
   private static JsonObject bench(String python, String rounds) throws Exception {
+    return bench(python, rounds, Refcases.dir("p01_olmo_tied_f32"), "long,short,overhead");
+  }
+
+  private static JsonObject bench(String python, String rounds, Path model, String workloads)
+      throws Exception {
+    List<String> argv =
+        new ArrayList<>(
+            List.of(
+                "bench",
+                "--model",
+                model.toString(),
+                "--workload",
+                workloads,
+                "--short-docs",
+                "10"));
+    if (workloads.contains("long")) {
+      argv.addAll(List.of("--long-tokens", "600"));
+    }
+    if (workloads.contains("overhead")) {
+      argv.addAll(List.of("--overhead-docs", "10"));
+    }
+    argv.addAll(
+        List.of(
+            "--no-spark",
+            "--rounds",
+            rounds,
+            "--peer",
+            "transformers",
+            "--python",
+            python,
+            "--json"));
     ByteArrayOutputStream o = new ByteArrayOutputStream();
-    Bench.run(
-        new String[] {
-          "bench",
-          "--model",
-          Refcases.dir("p01_olmo_tied_f32").toString(),
-          "--long-tokens",
-          "600",
-          "--short-docs",
-          "10",
-          "--workload",
-          "long,short,overhead",
-          "--overhead-docs",
-          "10",
-          "--no-spark",
-          "--rounds",
-          rounds,
-          "--peer",
-          "transformers",
-          "--python",
-          python,
-          "--json"
-        },
-        new PrintStream(o, true, StandardCharsets.UTF_8));
+    Bench.run(argv.toArray(String[]::new), new PrintStream(o, true, StandardCharsets.UTF_8));
     return JsonParser.parseString(o.toString(StandardCharsets.UTF_8)).getAsJsonObject();
   }
 
