@@ -1,6 +1,7 @@
 package io.olmoppl.job.tools;
 
 import io.olmoppl.runtime.MklDispatch;
+import io.olmoppl.runtime.NativeAllocator;
 import io.olmoppl.runtime.TorchEngine;
 import java.io.IOException;
 import java.io.InputStream;
@@ -54,7 +55,9 @@ final class DefaultPathCeiling {
     cmd.add(System.getProperty("java.class.path"));
     cmd.add(DefaultPathCeiling.class.getName());
     cmd.add(Integer.toString(threads));
-    Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+    ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
+    NativeAllocator.clearForChild(pb.environment()); // a plain libtorch program's rate
+    Process p = pb.start();
     p.getOutputStream().close();
     String out;
     try (InputStream o = p.getInputStream()) {

@@ -9,6 +9,7 @@ import io.olmoppl.batching.ScoringEngine;
 import io.olmoppl.checkpoint.OlmoConfig;
 import io.olmoppl.job.cli.JobException;
 import io.olmoppl.model.Window;
+import io.olmoppl.runtime.NativeAllocator;
 import io.olmoppl.scoring.DocumentScore;
 import io.olmoppl.scoring.PerplexityScorer;
 import java.io.BufferedReader;
@@ -45,11 +46,12 @@ final class PeerPhase {
     Path said = work.resolve("peer-check.txt");
     String why;
     try {
-      Process p =
+      ProcessBuilder pb =
           new ProcessBuilder(python, "-c", "import torch, transformers")
               .redirectErrorStream(true)
-              .redirectOutput(said.toFile())
-              .start();
+              .redirectOutput(said.toFile());
+      NativeAllocator.clearForChild(pb.environment());
+      Process p = pb.start();
       if (!p.waitFor(300, TimeUnit.SECONDS)) {
         p.destroyForcibly();
         why = "importing torch and transformers took over 300 s";
@@ -114,7 +116,7 @@ final class PeerPhase {
         Files.copy(in, script);
       }
       Path stderr = work.resolve("peer-stderr.txt");
-      Process p =
+      ProcessBuilder pb =
           new ProcessBuilder(
                   python,
                   script.toString(),
@@ -124,8 +126,10 @@ final class PeerPhase {
                   windows.toString(),
                   "--threads",
                   String.valueOf(threads))
-              .redirectError(stderr.toFile())
-              .start();
+              .redirectError(stderr.toFile());
+      // the peer's PyTorch runs as the user's script would, not with the job's MKL settings
+      NativeAllocator.clearForChild(pb.environment());
+      Process p = pb.start();
       Peer peer = new Peer(p, stderr);
       if (peer.ready == null || !peer.ready.get("ready").getAsBoolean()) {
         String why =
