@@ -130,7 +130,13 @@ final class PeerPhase {
       // the peer's PyTorch runs as the user's script would, not with the job's MKL settings
       NativeAllocator.clearForChild(pb.environment());
       Process p = pb.start();
-      Peer peer = new Peer(p, stderr);
+      Peer peer;
+      try {
+        peer = new Peer(p, stderr);
+      } catch (IOException | RuntimeException e) { // its first line unreadable, or not JSON
+        p.destroyForcibly();
+        throw e;
+      }
       if (peer.ready == null || !peer.ready.get("ready").getAsBoolean()) {
         String why =
             peer.ready != null

@@ -93,6 +93,41 @@ class PeerPhaseTest {
   }
 
   /**
+   * A peer whose first line looks like its ready line but is not JSON is refused, and its process
+   * does not outlive the refusal. The "Python" is a shell script that passes the import check.
+   */
+  @Test
+  void aPeerThatAnswersGarbageIsStopped(@TempDir Path tmp) throws Exception {
+    Path pidFile = tmp.resolve("pid");
+    Path python = tmp.resolve("python3");
+    Files.writeString(
+        python,
+        "#!/bin/sh\n"
+            + "[ \"$1\" = -c ] && exit 0\n" // the import check
+            + "echo $$ > '"
+            + pidFile
+            + "'\n"
+            + "echo '{\"ready\" not json'\n"
+            + "exec sleep 600\n");
+    assertTrue(python.toFile().setExecutable(true));
+    java.io.IOException e =
+        assertThrows(
+            java.io.IOException.class,
+            () -> bench(python.toString(), "1", Refcases.dir("p01_olmo_tied_f32"), "short"));
+    assertTrue(e.getMessage().contains("not json"), e.getMessage());
+    long pid = Long.parseLong(Files.readString(pidFile).trim());
+    ProcessHandle peer = ProcessHandle.of(pid).orElse(null);
+    if (peer != null
+        && !peer.onExit().completeOnTimeout(peer, 30, TimeUnit.SECONDS).join().isAlive()) {
+      peer = null;
+    }
+    if (peer != null) {
+      peer.destroyForcibly();
+    }
+    assertTrue(peer == null, "the peer was left running");
+  }
+
+  /**
    * transformers has no hf_olmo class: the peer converts the layout (as transformers'
    * convert_olmo_weights_to_hf.py does) and scores p02 (hf_olmo, bf16, a stored ff_out that aliases
    * the embedding) to the engine's NLLs.
