@@ -94,8 +94,7 @@ final class PeerPhase {
           new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
       this.asks = new OutputStreamWriter(p.getOutputStream(), StandardCharsets.UTF_8);
       String first = answers.readLine();
-      JsonObject r = first == null || !first.startsWith("{\"ready\"") ? null : parse(first);
-      this.ready = r;
+      this.ready = first == null || !first.startsWith("{\"ready\"") ? null : parse(first);
     }
 
     /**

@@ -155,7 +155,7 @@ def main():
         model = load_model(a.model, torch.float32).eval()
         with open(a.windows) as f:
             workloads = json.load(f)
-    except Exception as e:  # noqa: BLE001 - reported to the bench, which skips the peer
+    except Exception as e:  # noqa: BLE001 - reported to the bench, which stops before it measures
         say({"ready": False, "error": f"{type(e).__name__}: {e}"})
         return 3
     say({"ready": True, "torch": torch.__version__, "transformers": transformers.__version__,
